@@ -1,0 +1,232 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Settings returns userID's settings with the current period, creating them
+// from the defaults if the user has none. It checks no permission: call
+// CanView first when acting for someone.
+func (m *Manager) Settings(ctx context.Context, userID string) (Settings, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Settings{}, err
+	}
+	now := m.now()
+	s, err := m.loadSettings(ctx, userID, now)
+	if err != nil {
+		return Settings{}, err
+	}
+	p, err := m.policy(s, now)
+	if err != nil {
+		return Settings{}, err
+	}
+	m.remember(s, p)
+	return withPeriod(s, p), nil
+}
+
+// withPeriod fills in the derived period bounds of s.
+func withPeriod(s Settings, p Policy) Settings {
+	s.PeriodStart, s.PeriodEnd = p.Window.Start, p.Window.End
+	return s
+}
+
+// UpdateSettings applies a partial update to userID's settings on behalf of
+// actor, creating the settings from the defaults first if the user has none
+// (so an admin can configure a user before their first call). The change is
+// permission-checked with CanUpdate, validated, and audited with the
+// settings before and after; a refused or invalid update changes nothing.
+//
+// A change of period or timezone takes effect at once: the current period
+// becomes the new period that holds now, and the usage already inside it
+// counts. With u.IfVersion set, a concurrent change makes the update fail
+// with ErrConflict instead of overwriting it.
+func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID string, u SettingsUpdate) (Settings, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Settings{}, err
+	}
+	if u.AdminNotes != nil && (len(*u.AdminNotes) > MaxNotesLen || !utf8.ValidString(*u.AdminNotes)) {
+		return Settings{}, &ValidationError{Field: "admin_notes", Reason: "must be at most 4096 bytes of UTF-8"}
+	}
+	for attempt := 0; ; attempt++ {
+		now := m.now()
+		s, err := m.loadSettings(ctx, userID, now)
+		if err != nil {
+			return Settings{}, err
+		}
+		if err := CanUpdate(actor, s, u); err != nil {
+			return Settings{}, err
+		}
+		if u.IfVersion != 0 && u.IfVersion != s.Version {
+			return Settings{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", ErrConflict, userID, s.Version, u.IfVersion)
+		}
+		next := s
+		loc, err := m.zones.load(derefOr(u.Timezone, s.Timezone))
+		if err != nil {
+			return Settings{}, err
+		}
+		next.Plan = anchorCustom(u.apply(s.Plan), loc, now)
+		if u.AdminNotes != nil {
+			next.AdminNotes = *u.AdminNotes
+		}
+		if err := next.Plan.validate(&m.zones); err != nil {
+			return Settings{}, err
+		}
+		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes {
+			p, err := m.policy(s, now)
+			return withPeriod(s, p), err
+		}
+		next.Version, next.UpdatedAt = s.Version+1, now
+		cur, err := m.policy(s, now)
+		if err != nil {
+			return Settings{}, err
+		}
+		nxt, err := m.policy(next, now)
+		if err != nil {
+			return Settings{}, err
+		}
+		before, after := s, next
+		t, err := m.store.UpdateSettings(ctx, UpdateRequest{
+			Settings: next, Current: cur, Next: nxt, Now: now,
+			Audit: AuditEntry{
+				UserID: userID, Type: AuditSettings, Actor: actor.UserID, ActorAdmin: actor.Admin,
+				PreviousLimit: s.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,
+			},
+		})
+		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return Settings{}, fmt.Errorf("budget: update settings of %q: %w", userID, err)
+		}
+		m.remember(next, nxt)
+		m.fire(newStatus(next, nxt, t), t.Alerts, now)
+		return withPeriod(next, nxt), nil
+	}
+}
+
+func derefOr[T any](p *T, v T) T {
+	if p != nil {
+		return *p
+	}
+	return v
+}
+
+// equal reports whether two plans are the same budget.
+func (p Plan) equal(q Plan) bool {
+	return p.Limit.Equal(q.Limit) && p.Period == q.Period && p.CustomDays == q.CustomDays &&
+		p.CustomAnchor.Equal(q.CustomAnchor) && p.Timezone == q.Timezone && p.Enforce == q.Enforce &&
+		p.Thresholds.Yellow.Equal(q.Thresholds.Yellow) && p.Thresholds.Orange.Equal(q.Thresholds.Orange) &&
+		p.Thresholds.Red.Equal(q.Thresholds.Red) && p.Permissions == q.Permissions
+}
+
+// MaxReasonLen bounds the reason given for a reset.
+const MaxReasonLen = 1024
+
+// Reset starts userID's budget over now, on behalf of actor (checked with
+// CanReset): the new period starts at this instant and ends at the next
+// regular boundary. Nothing is deleted: past usage stays in the history,
+// and the reset is audited with the spend of the period it ended. Live
+// reservations keep counting until settled, released or expired.
+func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason string) (AuditEntry, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return AuditEntry{}, err
+	}
+	if len(reason) > MaxReasonLen || !utf8.ValidString(reason) {
+		return AuditEntry{}, &ValidationError{Field: "reason", Reason: "must be at most 1024 bytes of UTF-8"}
+	}
+	for attempt := 0; ; attempt++ {
+		now := m.now()
+		s, err := m.loadSettings(ctx, userID, now)
+		if err != nil {
+			return AuditEntry{}, err
+		}
+		if err := CanReset(actor, s); err != nil {
+			return AuditEntry{}, err
+		}
+		next := s
+		next.ResetAt, next.Version = now, s.Version+1
+		cur, err := m.policy(s, now)
+		if err != nil {
+			return AuditEntry{}, err
+		}
+		nxt, err := m.policy(next, now)
+		if err != nil {
+			return AuditEntry{}, err
+		}
+		e, t, err := m.store.Reset(ctx, ResetRequest{
+			Settings: next, Current: cur, Next: nxt, Now: now,
+			Audit: AuditEntry{
+				UserID: userID, Type: AuditManualReset, Actor: actor.UserID, ActorAdmin: actor.Admin,
+				Reason: reason, PreviousLimit: s.Limit, NewLimit: s.Limit,
+				PeriodStart: cur.Window.Start, PeriodEnd: now, At: now,
+			},
+		})
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return AuditEntry{}, fmt.Errorf("budget: reset of %q: %w", userID, err)
+		}
+		m.remember(next, nxt)
+		m.fire(newStatus(next, nxt, t), t.Alerts, now)
+		return e, nil
+	}
+}
+
+// Defaults returns what new regular users start with: the defaults an admin
+// stored with UpdateDefaults, else Options.UserPlan, else DefaultUserPlan().
+func (m *Manager) Defaults(ctx context.Context) (Defaults, error) {
+	d, err := m.store.Defaults(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return Defaults{Plan: m.userPlan}, nil
+	}
+	if err != nil {
+		return Defaults{}, fmt.Errorf("budget: loading defaults: %w", err)
+	}
+	return d, nil
+}
+
+// UpdateDefaults changes what new regular users start with, on behalf of an
+// admin (anyone else gets ErrForbidden). It applies to users who have no
+// settings yet; existing settings are untouched. The change is audited.
+// u.AdminNotes must be nil; u.IfVersion compares with Defaults.Version.
+func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u SettingsUpdate) (Defaults, error) {
+	if err := CanAdminister(actor); err != nil {
+		return Defaults{}, err
+	}
+	if u.AdminNotes != nil {
+		return Defaults{}, &ValidationError{Field: "admin_notes", Reason: "defaults carry no admin notes"}
+	}
+	for attempt := 0; ; attempt++ {
+		now := m.now()
+		d, err := m.Defaults(ctx)
+		if err != nil {
+			return Defaults{}, err
+		}
+		if u.IfVersion != 0 && u.IfVersion != d.Version {
+			return Defaults{}, fmt.Errorf("%w: defaults are at version %d, not %d", ErrConflict, d.Version, u.IfVersion)
+		}
+		next := Defaults{Plan: u.apply(d.Plan), Version: d.Version + 1, UpdatedAt: now}
+		if err := next.Plan.validateDefault(&m.zones); err != nil {
+			return Defaults{}, err
+		}
+		before, after := Settings{Plan: d.Plan, Version: d.Version}, Settings{Plan: next.Plan, Version: next.Version}
+		err = m.store.UpdateDefaults(ctx, DefaultsRequest{
+			Defaults: next, ExpectVersion: d.Version,
+			Audit: AuditEntry{
+				Type: AuditDefaults, Actor: actor.UserID, ActorAdmin: actor.Admin,
+				PreviousLimit: d.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,
+			},
+		})
+		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return Defaults{}, fmt.Errorf("budget: update defaults: %w", err)
+		}
+		return next, nil
+	}
+}

@@ -1,0 +1,556 @@
+// Package budget enforces per-user spend limits on LLM calls.
+//
+// A service reserves an estimated cost before each model call and settles
+// the actual cost after it:
+//
+//	r, err := m.Reserve(ctx, "alice", estimate)
+//	if errors.Is(err, budget.ErrBudgetExceeded) { ... refuse the call ... }
+//	defer r.Release(ctx) // no-op once settled
+//	... call the model ...
+//	st, err := r.Settle(ctx, budget.Usage{Provider: "openai", Model: "gpt-4o", Cost: actual})
+//
+// With enforcement on, no interleaving of Reserve calls, on one process or
+// many sharing a store, lets settled plus reserved spend pass the limit. Only
+// a Settle above its estimate can (the model was already called), and that
+// spend is recorded, never hidden.
+//
+// Money is decimal.Decimal with at most 9 decimal places; periods are
+// calendar periods in each user's timezone; alerts fire once per level per
+// period; permissions are the rules in permissions.go; every reset and
+// settings change goes to an audit log. A Store (store/memory, store/sqlite,
+// store/postgres) supplies atomicity and persistence.
+package budget
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+)
+
+// Options configure a Manager. The zero value is valid: the real clock, a
+// 10-minute hold TTL, nobody an admin, the built-in default plans, no alerts.
+type Options struct {
+	// Now returns the current time. Defaults to time.Now. Tests inject a
+	// clock here; nothing in the library reads the time any other way.
+	Now func() time.Time
+
+	// HoldTTL is how long a reservation counts against the budget when it
+	// is neither settled nor released, e.g. because its caller crashed.
+	// Defaults to 10 minutes. A Settle after the TTL still records spend.
+	HoldTTL time.Duration
+
+	// IsAdmin says whether a user is an admin, for calls that carry only a
+	// user ID (Reserve, Record, Status, Settings): it picks the plan a new
+	// user starts with. Defaults to nobody. Calls made on someone's behalf
+	// take a Principal instead.
+	IsAdmin func(userID string) bool
+
+	// AdminPlan is what a new admin starts with; nil means
+	// DefaultAdminPlan(). UserPlan is what new regular users start with
+	// until an admin stores other defaults with UpdateDefaults; nil means
+	// DefaultUserPlan(). A Custom plan without an anchor anchors each user
+	// at the start of the day they are created.
+	AdminPlan *Plan
+	UserPlan  *Plan
+
+	// OnAlert is called once per user, per period, per level reached
+	// upward, after the spend that reached it is committed and with no
+	// store lock held. It runs on the goroutine that recorded the spend:
+	// keep it fast or hand the alert off.
+	OnAlert func(Alert)
+}
+
+// Manager enforces budgets over a Store. Most callers need Reserve and
+// Reservation.Settle around each model call, Record for spend that happened
+// without a reservation, and Status to show where a user stands.
+//
+// A Manager is safe for concurrent use, and any number of Managers may share
+// one store: the store's atomic steps, not the Manager, keep budgets exact.
+type Manager struct {
+	store     Store
+	now       func() time.Time
+	ttl       time.Duration
+	isAdmin   func(string) bool
+	adminPlan Plan
+	userPlan  Plan
+	onAlert   func(Alert)
+	zones     zoneCache
+
+	// cache holds the last settings and policy seen per user. A stale
+	// entry is harmless: every store call carries the settings version,
+	// and a store refuses a stale one with ErrConflict, upon which the
+	// Manager reloads.
+	cache sync.Map // user ID → *cached
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+type cached struct {
+	s Settings
+	p Policy
+}
+
+// maxRetries bounds how often a call re-reads settings after losing a
+// compare-and-set race to a concurrent settings change.
+const maxRetries = 16
+
+// NewManager returns a Manager over store. It panics if store is nil or an
+// Options plan is invalid, as those are programming errors.
+func NewManager(store Store, opts Options) *Manager {
+	if store == nil {
+		panic("budget: NewManager with nil Store")
+	}
+	m := &Manager{
+		store: store, now: opts.Now, ttl: opts.HoldTTL, isAdmin: opts.IsAdmin,
+		adminPlan: DefaultAdminPlan(), userPlan: DefaultUserPlan(), onAlert: opts.OnAlert,
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.ttl <= 0 {
+		m.ttl = 10 * time.Minute
+	}
+	if opts.AdminPlan != nil {
+		m.adminPlan = *opts.AdminPlan
+	}
+	if opts.UserPlan != nil {
+		m.userPlan = *opts.UserPlan
+	}
+	for name, p := range map[string]Plan{"AdminPlan": m.adminPlan, "UserPlan": m.userPlan} {
+		if err := p.validateDefault(&m.zones); err != nil {
+			panic(fmt.Sprintf("budget: invalid Options.%s: %v", name, err))
+		}
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	m.idPrefix = hex.EncodeToString(b[:]) + "-"
+	return m
+}
+
+// validateDefault validates a plan that new users start from: a Custom plan
+// may leave its anchor to each user's creation.
+func (p Plan) validateDefault(zones *zoneCache) error {
+	if p.Period == Custom && p.CustomAnchor.IsZero() {
+		p.CustomAnchor = time.Unix(0, 0)
+	}
+	return p.validate(zones)
+}
+
+// newID returns an ID unique to this Manager's lifetime and, through its
+// random prefix, across Managers.
+func (m *Manager) newID(kind string) string {
+	return kind + m.idPrefix + strconv.FormatUint(m.idSeq.Add(1), 36)
+}
+
+// Usage describes one model call's spend.
+type Usage struct {
+	// ID is an idempotency key, unique per user: recording an ID the user
+	// already has changes nothing and returns ErrDuplicate. Empty means
+	// the reservation's ID for Settle, and a fresh ID for Record.
+	ID           string
+	Provider     string
+	Model        string
+	InputTokens  int64
+	OutputTokens int64
+	// Cost is the call's actual cost in US dollars.
+	Cost decimal.Decimal
+}
+
+const maxLabelLen = 256
+
+func (m *Manager) usageRow(userID, defaultID string, u Usage, now time.Time) (UsageRow, error) {
+	cost, err := ToNanos(u.Cost)
+	if err != nil {
+		return UsageRow{}, err
+	}
+	for _, f := range [...]struct{ name, v string }{{"id", u.ID}, {"provider", u.Provider}, {"model", u.Model}} {
+		if len(f.v) > maxLabelLen || !utf8.ValidString(f.v) {
+			return UsageRow{}, &ValidationError{Field: f.name, Reason: "must be at most 256 bytes of UTF-8"}
+		}
+	}
+	if u.InputTokens < 0 || u.OutputTokens < 0 {
+		return UsageRow{}, &ValidationError{Field: "tokens", Reason: "token counts must not be negative"}
+	}
+	id := u.ID
+	if id == "" {
+		id = defaultID
+	}
+	return UsageRow{
+		ID: id, UserID: userID, Provider: u.Provider, Model: u.Model,
+		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, Cost: cost, At: now,
+	}, nil
+}
+
+// Status is where a user's budget stands.
+type Status struct {
+	UserID string
+	Limit  decimal.Decimal
+	// Spent is the settled spend in the current period.
+	Spent decimal.Decimal
+	// Reserved is the sum of live reservations.
+	Reserved decimal.Decimal
+	// Remaining is what a Reserve can still take: Limit − Spent −
+	// Reserved, and never below zero.
+	Remaining decimal.Decimal
+	// Percent is Spent as a percentage of Limit, rounded down to two
+	// places; 100 for a zero limit once anything is spent.
+	Percent     decimal.Decimal
+	Level       Level
+	Enforced    bool
+	Period      Period
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+}
+
+func newStatus(s Settings, p Policy, t Totals) Status {
+	rem := p.Limit - t.Spent - t.Held
+	if t.Spent > p.Limit || t.Held > p.Limit || rem < 0 {
+		rem = 0
+	}
+	return Status{
+		UserID: s.UserID, Limit: p.Limit.Decimal(), Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
+		Remaining: rem.Decimal(), Percent: percent(t.Spent, p.Limit), Level: p.Level(t.Spent),
+		Enforced: p.Enforce, Period: s.Period, PeriodStart: t.Window.Start, PeriodEnd: t.Window.End,
+	}
+}
+
+// percent returns spent/limit×100 rounded down to hundredths, exactly.
+func percent(spent, limit Nanos) decimal.Decimal {
+	switch {
+	case spent <= 0:
+		return decimal.Zero
+	case limit <= 0:
+		return decimal.NewFromInt(100)
+	}
+	bp := mulDiv(uint64(spent), 10000, uint64(limit))
+	return decimal.New(int64(bp), -2)
+}
+
+// zoneCache caches loaded time zones: time.LoadLocation reads the zone
+// database on every call.
+type zoneCache struct{ m sync.Map }
+
+func (z *zoneCache) load(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return time.UTC, nil
+	}
+	if v, ok := z.m.Load(name); ok {
+		return v.(*time.Location), nil
+	}
+	if name == "Local" || len(name) > maxTZLen {
+		return nil, &ValidationError{Field: "timezone", Reason: fmt.Sprintf("%q is not an IANA time zone name", name)}
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, &ValidationError{Field: "timezone", Reason: fmt.Sprintf("unknown time zone %q", name)}
+	}
+	z.m.Store(name, loc)
+	return loc, nil
+}
+
+// policy computes the policy of settings s at now.
+func (m *Manager) policy(s Settings, now time.Time) (Policy, error) {
+	loc, err := m.zones.load(s.Timezone)
+	if err != nil {
+		return Policy{}, fmt.Errorf("budget: settings of %q: %w", s.UserID, err)
+	}
+	limit, err := ToNanos(s.Limit)
+	if err != nil {
+		return Policy{}, fmt.Errorf("budget: settings of %q: %w", s.UserID, err)
+	}
+	p := Policy{Version: s.Version, Window: s.window(loc, now), Limit: limit, Enforce: s.Enforce}
+	for i, t := range [...]decimal.Decimal{s.Thresholds.Yellow, s.Thresholds.Orange, s.Thresholds.Red} {
+		p.Levels[i] = thresholdNanos(limit, basisPoints(t))
+	}
+	return p, nil
+}
+
+// account returns the user's settings and their policy at now, from the
+// cache when it is fresh, else from the store, creating the settings from
+// the defaults on first use. Pass reload after an ErrConflict.
+func (m *Manager) account(ctx context.Context, userID string, now time.Time, reload bool) (Settings, Policy, error) {
+	if !reload {
+		if v, ok := m.cache.Load(userID); ok {
+			c := v.(*cached)
+			if c.p.Window.Contains(now) {
+				return c.s, c.p, nil
+			}
+			p, err := m.policy(c.s, now)
+			if err == nil {
+				m.cache.Store(userID, &cached{c.s, p})
+			}
+			return c.s, p, err
+		}
+	}
+	s, err := m.loadSettings(ctx, userID, now)
+	if err != nil {
+		return Settings{}, Policy{}, err
+	}
+	p, err := m.policy(s, now)
+	if err != nil {
+		return Settings{}, Policy{}, err
+	}
+	m.cache.Store(userID, &cached{s, p})
+	return s, p, nil
+}
+
+// remember caches settings just written.
+func (m *Manager) remember(s Settings, p Policy) { m.cache.Store(s.UserID, &cached{s, p}) }
+
+// loadSettings reads a user's settings, creating them from the defaults if
+// the user has none. Creation is create-if-absent in the store, so
+// concurrent first calls all end up with the one row that won.
+func (m *Manager) loadSettings(ctx context.Context, userID string, now time.Time) (Settings, error) {
+	s, err := m.store.Settings(ctx, userID)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Settings{}, fmt.Errorf("budget: loading settings of %q: %w", userID, err)
+	}
+	plan := m.adminPlan
+	if m.isAdmin == nil || !m.isAdmin(userID) {
+		d, err := m.Defaults(ctx)
+		if err != nil {
+			return Settings{}, err
+		}
+		plan = d.Plan
+	}
+	loc, err := m.zones.load(plan.Timezone)
+	if err != nil {
+		return Settings{}, err
+	}
+	s = Settings{UserID: userID, Plan: anchorCustom(plan, loc, now), Version: 1, CreatedAt: now, UpdatedAt: now}
+	p, err := m.policy(s, now)
+	if err != nil {
+		return Settings{}, err
+	}
+	s, _, err = m.store.CreateSettings(ctx, CreateRequest{Settings: s, Policy: p, Now: now})
+	if err != nil {
+		return Settings{}, fmt.Errorf("budget: creating settings of %q: %w", userID, err)
+	}
+	return s, nil
+}
+
+// withPolicy runs op with the user's current settings and policy, reloading
+// and retrying when a concurrent settings change makes the store answer
+// ErrConflict.
+func (m *Manager) withPolicy(ctx context.Context, userID string, now time.Time, op func(Settings, Policy) error) (Settings, Policy, error) {
+	reload := false
+	for attempt := 0; ; attempt++ {
+		s, p, err := m.account(ctx, userID, now, reload)
+		if err != nil {
+			return s, p, err
+		}
+		err = op(s, p)
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			reload = true
+			continue
+		}
+		return s, p, err
+	}
+}
+
+// fire reports newly marked levels to OnAlert. It runs after the store call
+// returned, so the spend is committed and no store lock is held.
+func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
+	if m.onAlert == nil || levels == 0 {
+		return
+	}
+	for _, l := range levels.Levels() {
+		m.onAlert(Alert{UserID: st.UserID, Level: l, Status: st, At: at})
+	}
+}
+
+// Reserve holds estimate against userID's budget until the returned
+// Reservation is settled or released, or its TTL passes. Call it before a
+// model call, with the most the call can cost; if it fails, do not make the
+// call.
+//
+// When enforcement is on and settled spend plus live holds plus estimate
+// would pass the limit, Reserve returns an error matching ErrBudgetExceeded
+// (errors.As gives the *LimitError). Any other error, including every store
+// failure, also means "not reserved": Reserve fails closed.
+func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.Decimal) (*Reservation, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return nil, err
+	}
+	amount, err := ToNanos(estimate)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	r := &Reservation{m: m, userID: userID, id: m.newID("h-"), amount: amount, expiresAt: now.Add(m.ttl)}
+	var (
+		t       Totals
+		allowed bool
+	)
+	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
+		t, allowed, err = m.store.Reserve(ctx, ReserveRequest{
+			UserID: userID, HoldID: r.id, Amount: amount, Policy: p, Now: now, ExpiresAt: r.expiresAt,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budget: reserve for %q: %w", userID, err)
+	}
+	if t.Alerts != 0 {
+		m.fire(newStatus(s, p, t), t.Alerts, now)
+	}
+	if !allowed {
+		return nil, &LimitError{
+			UserID: userID, Limit: p.Limit.Decimal(), Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
+			Requested: estimate, PeriodEnd: t.Window.End,
+		}
+	}
+	return r, nil
+}
+
+// Reservation is a hold on part of a user's budget, made by Reserve. Close
+// it with exactly one Settle or Release; `defer r.Release(ctx)` right after
+// Reserve is the safe pattern, as Release is a no-op once settled.
+// A Reservation is safe for concurrent use.
+type Reservation struct {
+	m         *Manager
+	userID    string
+	id        string
+	amount    Nanos
+	expiresAt time.Time
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// ID returns the hold's ID, which is also the usage ID Settle records when
+// Usage.ID is empty.
+func (r *Reservation) ID() string { return r.id }
+
+// UserID returns whose budget the reservation holds.
+func (r *Reservation) UserID() string { return r.userID }
+
+// Amount returns the amount held.
+func (r *Reservation) Amount() decimal.Decimal { return r.amount.Decimal() }
+
+// ExpiresAt returns when the hold stops counting if never closed.
+func (r *Reservation) ExpiresAt() time.Time { return r.expiresAt }
+
+// Settle records the call's actual spend and closes the reservation. The
+// full cost is recorded even above the estimate, since the model was
+// already called; below it, the rest of the hold is freed. After the TTL,
+// Settle still records the spend.
+//
+// A second Settle, or Settle after Release, returns ErrReservationClosed and
+// counts nothing; so does retrying a Settle whose first reply was lost but
+// which committed. A Usage.ID the user already has returns ErrDuplicate and
+// leaves the reservation open.
+func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Status{}, ErrReservationClosed
+	}
+	m := r.m
+	now := m.now()
+	row, err := m.usageRow(r.userID, r.id, u, now)
+	if err != nil {
+		return Status{}, err
+	}
+	row.HoldID = r.id
+	var t Totals
+	s, p, err := m.withPolicy(ctx, r.userID, now, func(s Settings, p Policy) (err error) {
+		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: p, Now: now})
+		return err
+	})
+	if errors.Is(err, ErrReservationClosed) {
+		r.closed = true
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("budget: settle %s for %q: %w", r.id, r.userID, err)
+	}
+	r.closed = true
+	st := newStatus(s, p, t)
+	m.fire(st, t.Alerts, now)
+	return st, nil
+}
+
+// Release frees the hold without recording spend. It is a no-op returning
+// nil once the reservation is settled or released, so it can always be
+// deferred.
+func (r *Reservation) Release(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	m := r.m
+	now := m.now()
+	_, _, err := m.withPolicy(ctx, r.userID, now, func(s Settings, p Policy) error {
+		_, err := m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: p, Now: now})
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrReservationClosed) {
+		return fmt.Errorf("budget: release %s for %q: %w", r.id, r.userID, err)
+	}
+	r.closed = true
+	return nil
+}
+
+// Record records spend that happened without a reservation, such as usage
+// reported after the fact. It never refuses for the limit. Usage.ID is an
+// idempotency key: recording an ID the user already has returns
+// ErrDuplicate and changes nothing.
+func (m *Manager) Record(ctx context.Context, userID string, u Usage) (Status, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Status{}, err
+	}
+	now := m.now()
+	row, err := m.usageRow(userID, "", u, now)
+	if err != nil {
+		return Status{}, err
+	}
+	if row.ID == "" {
+		row.ID = m.newID("u-")
+	}
+	var t Totals
+	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
+		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: p, Now: now})
+		return err
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("budget: record for %q: %w", userID, err)
+	}
+	st := newStatus(s, p, t)
+	m.fire(st, t.Alerts, now)
+	return st, nil
+}
+
+// Status returns where userID's budget stands now. A period that ended
+// since the user was last seen rolls over here (and is audited), so no
+// scheduled job is needed.
+func (m *Manager) Status(ctx context.Context, userID string) (Status, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Status{}, err
+	}
+	now := m.now()
+	var t Totals
+	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
+		t, err = m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: p, Now: now})
+		return err
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("budget: status of %q: %w", userID, err)
+	}
+	st := newStatus(s, p, t)
+	m.fire(st, t.Alerts, now)
+	return st, nil
+}

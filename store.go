@@ -1,0 +1,355 @@
+package budget
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps budgets: settings, counters, holds, usage, alerts and the
+// audit log. The Manager owns every rule (limit arithmetic, periods, levels,
+// permissions) and hands a store everything it needs in each request,
+// including the time: a store supplies atomicity and persistence, and never
+// reads the clock.
+//
+// # Atomicity
+//
+// Each method is one atomic step for its user: whatever it reads and writes
+// for that user happens in one critical section (a mutex, an immediate
+// transaction, a row lock), so concurrent calls from any number of Managers
+// on the same data behave as if run one at a time.
+//
+// # Policies and windows
+//
+// Requests that touch a user's money carry a Policy computed by the Manager
+// from the user's settings. A store keeps, per user, the window it last saw,
+// the settled spend in that window (a counter, never a scan), the sum of live
+// holds, and the levels already alerted in the window. Before acting on a
+// request with policy p, every such method:
+//
+//  1. returns ErrConflict, changing nothing, if p.Version is not the stored
+//     settings' Version (the Manager re-reads the settings and retries);
+//  2. advances the window: if p.Window differs from the stored window, then
+//     when p.Window.Start is not before the stored window's End it appends
+//     RolloverEntry(...) for the stored window to the audit log; in any case
+//     it sets the spend counter to the sum of the user's usage whose time is
+//     in p.Window, clears the alerted levels and stores p.Window;
+//  3. expires holds: a pending hold whose ExpiresAt is not after Now stops
+//     counting in the live-hold sum (it stays pending, so a late Settle
+//     still records its spend).
+//
+// After a change to spend or policy, the store marks the levels
+// p.Alerts(marked, spent) as alerted and returns them in Totals.Alerts, so
+// that each level is reported once per window however many callers race.
+//
+// # Errors
+//
+// Being over the limit is a result (Reserve's allowed is false), not an
+// error. Errors are ErrNotFound, ErrConflict, ErrDuplicate,
+// ErrReservationClosed as each method documents, or a failure of the store
+// itself, which the Manager returns wrapped and never treats as allowed.
+// Results are copies: the caller may keep and modify them.
+//
+// The package store/storetest is the executable form of this contract:
+// every Store must pass storetest.Run unchanged.
+type Store interface {
+	// Settings returns the user's settings, or ErrNotFound.
+	Settings(ctx context.Context, userID string) (Settings, error)
+
+	// CreateSettings stores req.Settings and starts the user's counters in
+	// req.Policy.Window, unless the user already has settings. It returns
+	// the stored settings and whether this call created them; concurrent
+	// calls for a new user create exactly one.
+	CreateSettings(ctx context.Context, req CreateRequest) (s Settings, created bool, err error)
+
+	// UpdateSettings replaces the user's settings with req.Settings if the
+	// stored version is still req.Current.Version (else ErrConflict). It
+	// advances to req.Current's window, then to req.Next's, and appends
+	// req.Audit to the audit log, all in one step.
+	UpdateSettings(ctx context.Context, req UpdateRequest) (Totals, error)
+
+	// Reserve places a hold of req.Amount for req.UserID if
+	// req.Policy.Allows(spent, held, amount), and reports whether it did.
+	// A refused reserve writes nothing but the window and expiry steps.
+	// The user must have settings (else ErrNotFound).
+	Reserve(ctx context.Context, req ReserveRequest) (t Totals, allowed bool, err error)
+
+	// Settle closes the pending hold req.HoldID and records req.Usage: the
+	// hold stops counting (if it still did) and the usage's cost is added
+	// to spent when its time is in the window. An unknown hold is
+	// ErrNotFound; a settled or released one is ErrReservationClosed; a
+	// usage ID the user already has is ErrDuplicate. Errors change nothing.
+	Settle(ctx context.Context, req SettleRequest) (Totals, error)
+
+	// Release closes the pending hold req.HoldID without spend. An unknown
+	// hold is ErrNotFound; a settled or released one ErrReservationClosed.
+	Release(ctx context.Context, req ReleaseRequest) (Totals, error)
+
+	// Record records req.Usage with no hold and no limit check. A usage ID
+	// the user already has is ErrDuplicate and changes nothing.
+	Record(ctx context.Context, req RecordRequest) (Totals, error)
+
+	// Totals returns the user's totals in req.Policy's window after the
+	// advance and expiry steps.
+	Totals(ctx context.Context, req TotalsRequest) (Totals, error)
+
+	// Reset starts a new window by hand: if the stored version is
+	// req.Current.Version (else ErrConflict), it advances to req.Current's
+	// window, fills req.Audit.PreviousSpent with the spend in it, appends
+	// req.Audit, stores req.Settings and advances to req.Next's window. It
+	// returns the appended entry (with its ID) and the new totals.
+	Reset(ctx context.Context, req ResetRequest) (AuditEntry, Totals, error)
+
+	// Defaults returns the stored defaults for new regular users, or
+	// ErrNotFound if none were ever stored.
+	Defaults(ctx context.Context) (Defaults, error)
+
+	// UpdateDefaults stores req.Defaults if the stored version is
+	// req.ExpectVersion (0: none stored yet), else ErrConflict, and
+	// appends req.Audit in the same step.
+	UpdateDefaults(ctx context.Context, req DefaultsRequest) error
+
+	// History returns the user's usage, newest first (by time, then by
+	// insertion), in [q.From, q.To) where those are set, q.Limit at most,
+	// continuing after q.Cursor. Next is empty on the last page; cursors are
+	// opaque to callers and an invalid one is an error wrapping ErrInvalid.
+	History(ctx context.Context, q HistoryQuery) (HistoryPage, error)
+
+	// Breakdown returns the user's usage in [q.From, q.To) grouped by
+	// provider and model, in any order.
+	Breakdown(ctx context.Context, q BreakdownQuery) ([]UsageGroup, error)
+
+	// Accounts returns users with settings in increasing user ID order,
+	// those whose ID contains q.Search (case-insensitively) when it is set,
+	// starting after q.After, q.Limit at most. Each comes with its stored
+	// counters, holds expired as of q.Now; the window is the one last
+	// stored, which the Manager checks against the current one.
+	Accounts(ctx context.Context, q AccountsQuery) ([]Account, error)
+
+	// Audit returns audit entries, newest first, of q.UserID (all users and
+	// the defaults when empty), with IDs below q.Before when it is non-zero,
+	// q.Limit at most.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+
+	// Close releases the store's resources. Calls after Close fail.
+	Close() error
+}
+
+// Policy is what a store needs to decide a request for one user, computed by
+// the Manager from the user's settings at one instant. Its methods are the
+// limit and level rules, written once here and called by every store inside
+// its critical section.
+type Policy struct {
+	// Version is the settings version the policy was computed from.
+	Version int64
+	// Window is the period the request falls in.
+	Window Window
+	// Limit is the spend allowed in Window.
+	Limit Nanos
+	// Enforce makes Allows refuse spend beyond Limit.
+	Enforce bool
+	// Levels hold the spend at which Yellow, Orange and Red begin.
+	Levels [3]Nanos
+}
+
+// Allows reports whether a hold of amount may be placed when spent is settled
+// and held is on hold: always when not enforced, else when
+// spent + held + amount ≤ limit (computed without overflow).
+func (p Policy) Allows(spent, held, amount Nanos) bool {
+	if !p.Enforce {
+		return true
+	}
+	sum, ok := spent.Add(held)
+	if !ok {
+		return false
+	}
+	sum, ok = sum.Add(amount)
+	return ok && sum <= p.Limit
+}
+
+// Level returns the alert level for settled spend.
+func (p Policy) Level(spent Nanos) Level {
+	if spent <= 0 {
+		return Green
+	}
+	for l := Red; l > Green; l-- {
+		if spent >= p.Levels[l-1] {
+			return l
+		}
+	}
+	return Green
+}
+
+// Alerts returns the levels that spent reaches and that are not in marked:
+// the alerts to fire. The store stores marked|result as the new marks.
+func (p Policy) Alerts(marked LevelSet, spent Nanos) LevelSet {
+	var fire LevelSet
+	for l := Yellow; l <= p.Level(spent); l++ {
+		if !marked.Has(l) {
+			fire = fire.With(l)
+		}
+	}
+	return fire
+}
+
+// RolloverEntry returns the audit entry a store appends when a user's window
+// advances past its end on its own: an automatic reset, made by "system".
+// prev is the window that closed and spent the settled spend in it; next is
+// the policy of the new window.
+func RolloverEntry(userID string, prev Window, spent Nanos, next Policy, at time.Time) AuditEntry {
+	limit := next.Limit.Decimal()
+	return AuditEntry{
+		UserID: userID, Type: AuditAutomaticReset, Actor: SystemActor,
+		Reason:        "period ended",
+		PreviousLimit: limit, NewLimit: limit, PreviousSpent: spent.Decimal(),
+		PeriodStart: prev.Start, PeriodEnd: prev.End, At: at,
+	}
+}
+
+// Totals are a user's counters as a store returns them.
+type Totals struct {
+	// Window is the window the counters are for.
+	Window Window
+	// Spent is the settled spend in Window.
+	Spent Nanos
+	// Held is the sum of live (pending, unexpired) holds.
+	Held Nanos
+	// Alerts are the levels this call marked first; the Manager reports
+	// them to Options.OnAlert.
+	Alerts LevelSet
+}
+
+// CreateRequest asks a store to create a user's settings if absent.
+type CreateRequest struct {
+	Settings Settings
+	Policy   Policy
+	Now      time.Time
+}
+
+// UpdateRequest asks a store to replace a user's settings.
+type UpdateRequest struct {
+	Settings Settings
+	Current  Policy // from the settings being replaced
+	Next     Policy // from req.Settings
+	Audit    AuditEntry
+	Now      time.Time
+}
+
+// ReserveRequest asks a store to place a hold.
+type ReserveRequest struct {
+	UserID    string
+	HoldID    string
+	Amount    Nanos
+	Policy    Policy
+	Now       time.Time
+	ExpiresAt time.Time
+}
+
+// SettleRequest asks a store to settle a hold.
+type SettleRequest struct {
+	HoldID string
+	Usage  UsageRow // Usage.UserID names the user
+	Policy Policy
+	Now    time.Time
+}
+
+// ReleaseRequest asks a store to release a hold.
+type ReleaseRequest struct {
+	UserID string
+	HoldID string
+	Policy Policy
+	Now    time.Time
+}
+
+// RecordRequest asks a store to record usage without a hold.
+type RecordRequest struct {
+	Usage  UsageRow
+	Policy Policy
+	Now    time.Time
+}
+
+// TotalsRequest asks a store for a user's totals.
+type TotalsRequest struct {
+	UserID string
+	Policy Policy
+	Now    time.Time
+}
+
+// ResetRequest asks a store to reset a user's budget by hand.
+type ResetRequest struct {
+	Settings Settings // with ResetAt and Version set
+	Current  Policy
+	Next     Policy
+	Audit    AuditEntry
+	Now      time.Time
+}
+
+// DefaultsRequest asks a store to replace the defaults for new users.
+type DefaultsRequest struct {
+	Defaults      Defaults
+	ExpectVersion int64
+	Audit         AuditEntry
+}
+
+// UsageRow is one recorded usage as a store keeps it.
+type UsageRow struct {
+	ID           string
+	UserID       string
+	HoldID       string // empty for Record
+	Provider     string
+	Model        string
+	InputTokens  int64
+	OutputTokens int64
+	Cost         Nanos
+	At           time.Time
+}
+
+// UsageGroup is the usage of one provider and model summed over a range.
+type UsageGroup struct {
+	Provider     string
+	Model        string
+	Cost         Nanos
+	Requests     int64
+	InputTokens  int64
+	OutputTokens int64
+}
+
+// Account is a user's settings with the counters a store holds for them.
+type Account struct {
+	Settings Settings
+	Totals   Totals
+}
+
+// HistoryQuery selects a page of one user's usage history.
+type HistoryQuery struct {
+	UserID   string
+	From, To time.Time // zero: unbounded
+	Cursor   string
+	Limit    int
+}
+
+// HistoryPage is a page of usage, newest first.
+type HistoryPage struct {
+	Rows []UsageRow
+	Next string
+}
+
+// BreakdownQuery selects one user's usage in [From, To).
+type BreakdownQuery struct {
+	UserID   string
+	From, To time.Time
+}
+
+// AccountsQuery selects a page of accounts.
+type AccountsQuery struct {
+	Search string
+	After  string
+	Limit  int
+	Now    time.Time
+}
+
+// AuditQuery selects a page of the audit log.
+type AuditQuery struct {
+	UserID string
+	Before int64
+	Limit  int
+}
