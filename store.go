@@ -37,9 +37,10 @@ import (
 //     counting in the live-hold sum (it stays pending, so a late Settle
 //     still records its spend).
 //
-// After a change to spend or policy, the store marks the levels
-// p.Alerts(marked, spent) as alerted and returns them in Totals.Alerts, so
-// that each level is reported once per window however many callers race.
+// On success, every method that takes a policy p (for UpdateSettings and
+// Reset, the Next one) ends by marking the levels p.Alerts(marked, spent) as
+// alerted and returning them in Totals.Alerts, so that each level is
+// reported once per window however many callers race.
 //
 // # Errors
 //

@@ -1,0 +1,583 @@
+// Package memory is a budget.Store that keeps everything in process memory.
+//
+// Use it for tests, for examples, and for a single process that can afford
+// to lose its budgets on restart. It is exact and atomic like every store,
+// but nothing survives the process; store/sqlite persists, and
+// store/postgres shares budgets across processes and hosts.
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmbudget/budget"
+)
+
+// Store is an in-memory budget.Store. Each user has their own lock, so calls
+// for different users never wait on each other; the user index is a
+// sync.Map, which reads without locking. The zero Store is not usable: call
+// New. A Store is safe for concurrent use.
+type Store struct {
+	users  sync.Map // user ID → *user
+	closed atomic.Bool
+
+	// mu guards the defaults and the global audit log, which only
+	// settings changes, resets and rollovers append to.
+	mu       sync.Mutex
+	defaults *budget.Defaults
+	audit    []budget.AuditEntry
+	auditSeq int64
+}
+
+var _ budget.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store { return &Store{} }
+
+type holdState uint8
+
+const (
+	pending holdState = iota
+	settled
+	released
+)
+
+type hold struct {
+	amount  budget.Nanos
+	expires time.Time
+	state   holdState
+	counted bool // still in user.held
+}
+
+type usage struct {
+	row budget.UsageRow
+	seq int64
+}
+
+// user is everything kept for one user, guarded by mu.
+type user struct {
+	mu       sync.Mutex
+	s        budget.Settings
+	window   budget.Window
+	spent    budget.Nanos
+	held     budget.Nanos
+	marked   budget.LevelSet
+	holds    map[string]*hold
+	live     map[string]*hold // pending holds still counted in held
+	nextExp  time.Time        // earliest expiry among live; zero when none
+	usage    []usage          // sorted by (At, seq)
+	usageSeq int64
+	ids      map[string]struct{}
+	audit    []budget.AuditEntry
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return budget.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// lock returns the user's record, locked, or ErrNotFound.
+func (s *Store) lock(ctx context.Context, id string) (*user, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	v, ok := s.users.Load(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, id)
+	}
+	u := v.(*user)
+	u.mu.Lock()
+	return u, nil
+}
+
+// begin locks the user and applies the steps every policy-carrying call
+// starts with: the version check, the window advance and hold expiry.
+func (s *Store) begin(ctx context.Context, id string, p budget.Policy, now time.Time) (*user, error) {
+	u, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.prepare(u, p, now); err != nil {
+		u.mu.Unlock()
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Store) prepare(u *user, p budget.Policy, now time.Time) error {
+	if p.Version != u.s.Version {
+		return fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, u.s.UserID, u.s.Version, p.Version)
+	}
+	if err := s.advance(u, p, now); err != nil {
+		return err
+	}
+	u.expire(now)
+	return nil
+}
+
+// advance moves the user's counters to p's window, auditing a rollover when
+// the new window starts at or after the old one's end.
+func (s *Store) advance(u *user, p budget.Policy, now time.Time) error {
+	if u.window.Equal(p.Window) {
+		return nil
+	}
+	spent, err := u.sumIn(p.Window)
+	if err != nil {
+		return err
+	}
+	if !u.window.IsZero() && !p.Window.Start.Before(u.window.End) {
+		s.appendAudit(u, budget.RolloverEntry(u.s.UserID, u.window, u.spent, p, now))
+	}
+	u.spent, u.marked, u.window = spent, 0, p.Window
+	return nil
+}
+
+// finish marks and returns the alerts p's levels call for, and the totals.
+func (u *user) finish(p budget.Policy) budget.Totals {
+	fire := p.Alerts(u.marked, u.spent)
+	u.marked |= fire
+	return budget.Totals{Window: u.window, Spent: u.spent, Held: u.held, Alerts: fire}
+}
+
+// sumIn sums the cost of usage in w, reading only the rows inside it.
+func (u *user) sumIn(w budget.Window) (budget.Nanos, error) {
+	var sum budget.Nanos
+	for _, e := range u.usage[u.search(w.Start):u.search(w.End)] {
+		var ok bool
+		if sum, ok = sum.Add(e.row.Cost); !ok {
+			return 0, fmt.Errorf("budget/memory: spend of %q in %s exceeds %s", u.s.UserID, w, budget.MaxNanos)
+		}
+	}
+	return sum, nil
+}
+
+// search returns the index of the first usage at or after t.
+func (u *user) search(t time.Time) int {
+	i, _ := slices.BinarySearchFunc(u.usage, t, func(e usage, t time.Time) int {
+		if e.row.At.Before(t) {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+// expire stops counting holds whose expiry is not after now.
+func (u *user) expire(now time.Time) {
+	if u.nextExp.IsZero() || now.Before(u.nextExp) {
+		return
+	}
+	var next time.Time
+	for id, h := range u.live {
+		if !now.Before(h.expires) {
+			u.held -= h.amount
+			h.counted = false
+			delete(u.live, id)
+		} else if next.IsZero() || h.expires.Before(next) {
+			next = h.expires
+		}
+	}
+	u.nextExp = next
+}
+
+// appendAudit appends e to the user's and the global log, giving it an ID.
+func (s *Store) appendAudit(u *user, e budget.AuditEntry) budget.AuditEntry {
+	s.mu.Lock()
+	s.auditSeq++
+	e.ID = s.auditSeq
+	e = e.Clone()
+	s.audit = append(s.audit, e)
+	s.mu.Unlock()
+	if u != nil {
+		u.audit = append(u.audit, e)
+	}
+	return e
+}
+
+// Settings implements budget.Store.
+func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, error) {
+	u, err := s.lock(ctx, userID)
+	if err != nil {
+		return budget.Settings{}, err
+	}
+	defer u.mu.Unlock()
+	return u.s, nil
+}
+
+// CreateSettings implements budget.Store.
+func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (budget.Settings, bool, error) {
+	if err := s.check(ctx); err != nil {
+		return budget.Settings{}, false, err
+	}
+	nu := &user{
+		s: req.Settings, window: req.Policy.Window,
+		holds: map[string]*hold{}, live: map[string]*hold{}, ids: map[string]struct{}{},
+	}
+	v, loaded := s.users.LoadOrStore(req.Settings.UserID, nu)
+	if !loaded {
+		return req.Settings, true, nil
+	}
+	u := v.(*user)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.s, false, nil
+}
+
+// UpdateSettings implements budget.Store.
+func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (budget.Totals, error) {
+	u, err := s.begin(ctx, req.Settings.UserID, req.Current, req.Now)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	if err := s.advance(u, req.Next, req.Now); err != nil {
+		return budget.Totals{}, err
+	}
+	u.s = req.Settings
+	s.appendAudit(u, req.Audit)
+	return u.finish(req.Next), nil
+}
+
+// Reserve implements budget.Store.
+func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
+	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
+	if err != nil {
+		return budget.Totals{}, false, err
+	}
+	defer u.mu.Unlock()
+	if !req.Policy.Allows(u.spent, u.held, req.Amount) {
+		return u.finish(req.Policy), false, nil
+	}
+	if _, dup := u.holds[req.HoldID]; dup {
+		return budget.Totals{}, false, fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
+	}
+	held, ok := u.held.Add(req.Amount)
+	if !ok {
+		return budget.Totals{}, false, fmt.Errorf("budget/memory: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+	}
+	h := &hold{amount: req.Amount, expires: req.ExpiresAt, counted: true}
+	u.holds[req.HoldID], u.live[req.HoldID], u.held = h, h, held
+	if u.nextExp.IsZero() || h.expires.Before(u.nextExp) {
+		u.nextExp = h.expires
+	}
+	return u.finish(req.Policy), true, nil
+}
+
+// Settle implements budget.Store.
+func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+	u, err := s.begin(ctx, req.Usage.UserID, req.Policy, req.Now)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	h, err := u.openHold(req.HoldID)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	if err := u.add(req.Usage); err != nil {
+		return budget.Totals{}, err
+	}
+	u.close(req.HoldID, h, settled)
+	return u.finish(req.Policy), nil
+}
+
+func (u *user) openHold(id string) (*hold, error) {
+	h, ok := u.holds[id]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
+	case h.state != pending:
+		return nil, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+	}
+	return h, nil
+}
+
+func (u *user) close(id string, h *hold, state holdState) {
+	if h.counted {
+		u.held -= h.amount
+		h.counted = false
+		delete(u.live, id)
+	}
+	h.state = state
+}
+
+// add records a usage row, refusing a duplicate ID, and counts its cost
+// when it falls in the current window. On error nothing changes.
+func (u *user) add(r budget.UsageRow) error {
+	if _, dup := u.ids[r.ID]; dup {
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
+	}
+	spent := u.spent
+	if u.window.Contains(r.At) {
+		var ok bool
+		if spent, ok = spent.Add(r.Cost); !ok {
+			return fmt.Errorf("budget/memory: spend of %q exceeds %s", u.s.UserID, budget.MaxNanos)
+		}
+	}
+	u.usageSeq++
+	e := usage{row: r, seq: u.usageSeq}
+	if n := len(u.usage); n == 0 || !r.At.Before(u.usage[n-1].row.At) {
+		u.usage = append(u.usage, e)
+	} else {
+		// Only a clock that moved backwards gets here; keep time order.
+		i := u.search(r.At.Add(1))
+		u.usage = slices.Insert(u.usage, i, e)
+	}
+	u.ids[r.ID] = struct{}{}
+	u.spent = spent
+	return nil
+}
+
+// Release implements budget.Store.
+func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
+	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	h, err := u.openHold(req.HoldID)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	u.close(req.HoldID, h, released)
+	return u.finish(req.Policy), nil
+}
+
+// Record implements budget.Store.
+func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
+	u, err := s.begin(ctx, req.Usage.UserID, req.Policy, req.Now)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	if err := u.add(req.Usage); err != nil {
+		return budget.Totals{}, err
+	}
+	return u.finish(req.Policy), nil
+}
+
+// Totals implements budget.Store.
+func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
+	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	return u.finish(req.Policy), nil
+}
+
+// Reset implements budget.Store.
+func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.AuditEntry, budget.Totals, error) {
+	u, err := s.begin(ctx, req.Settings.UserID, req.Current, req.Now)
+	if err != nil {
+		return budget.AuditEntry{}, budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	spent, err := u.sumIn(req.Next.Window)
+	if err != nil {
+		return budget.AuditEntry{}, budget.Totals{}, err
+	}
+	e := req.Audit
+	e.PreviousSpent = u.spent.Decimal()
+	e = s.appendAudit(u, e)
+	u.s = req.Settings
+	if !u.window.Equal(req.Next.Window) {
+		u.spent, u.marked, u.window = spent, 0, req.Next.Window
+	}
+	return e.Clone(), u.finish(req.Next), nil
+}
+
+// Defaults implements budget.Store.
+func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
+	if err := s.check(ctx); err != nil {
+		return budget.Defaults{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.defaults == nil {
+		return budget.Defaults{}, budget.ErrNotFound
+	}
+	return *s.defaults, nil
+}
+
+// UpdateDefaults implements budget.Store.
+func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var version int64
+	if s.defaults != nil {
+		version = s.defaults.Version
+	}
+	if version != req.ExpectVersion {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: defaults are at version %d, not %d", budget.ErrConflict, version, req.ExpectVersion)
+	}
+	d := req.Defaults
+	s.defaults = &d
+	s.mu.Unlock()
+	s.appendAudit(nil, req.Audit)
+	return nil
+}
+
+// History implements budget.Store. Cursors are "<unix nanos>.<seq>" of the
+// last row returned.
+func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
+	if err := s.check(ctx); err != nil {
+		return budget.HistoryPage{}, err
+	}
+	var curAt, curSeq int64
+	if q.Cursor != "" {
+		a, b, ok := strings.Cut(q.Cursor, ".")
+		var err1, err2 error
+		curAt, err1 = strconv.ParseInt(a, 10, 64)
+		curSeq, err2 = strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return budget.HistoryPage{}, &budget.ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+		}
+	}
+	v, ok := s.users.Load(q.UserID)
+	if !ok {
+		return budget.HistoryPage{}, nil
+	}
+	u := v.(*user)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	lo, hi := 0, len(u.usage)
+	if !q.From.IsZero() {
+		lo = u.search(q.From)
+	}
+	if !q.To.IsZero() {
+		hi = u.search(q.To)
+	}
+	if q.Cursor != "" {
+		hi = min(hi, searchCursor(u.usage, curAt, curSeq))
+	}
+	var p budget.HistoryPage
+	for i := hi - 1; i >= lo; i-- {
+		if q.Limit > 0 && len(p.Rows) == q.Limit {
+			last := u.usage[i+1]
+			p.Next = strconv.FormatInt(last.row.At.UnixNano(), 10) + "." + strconv.FormatInt(last.seq, 10)
+			break
+		}
+		p.Rows = append(p.Rows, u.usage[i].row)
+	}
+	return p, nil
+}
+
+// searchCursor returns the index of the first usage at or after (at, seq).
+func searchCursor(us []usage, at, seq int64) int {
+	i, _ := slices.BinarySearchFunc(us, [2]int64{at, seq}, func(e usage, k [2]int64) int {
+		return cmp.Or(cmp.Compare(e.row.At.UnixNano(), k[0]), cmp.Compare(e.seq, k[1]))
+	})
+	return i
+}
+
+// Breakdown implements budget.Store.
+func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budget.UsageGroup, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	v, ok := s.users.Load(q.UserID)
+	if !ok {
+		return nil, nil
+	}
+	u := v.(*user)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	type key struct{ provider, model string }
+	groups := map[key]*budget.UsageGroup{}
+	for _, e := range u.usage[u.search(q.From):u.search(q.To)] {
+		k := key{e.row.Provider, e.row.Model}
+		g := groups[k]
+		if g == nil {
+			g = &budget.UsageGroup{Provider: k.provider, Model: k.model}
+			groups[k] = g
+		}
+		c, ok := g.Cost.Add(e.row.Cost)
+		if !ok {
+			return nil, fmt.Errorf("budget/memory: breakdown of %q exceeds %s", q.UserID, budget.MaxNanos)
+		}
+		g.Cost, g.Requests = c, g.Requests+1
+		g.InputTokens += e.row.InputTokens
+		g.OutputTokens += e.row.OutputTokens
+	}
+	out := make([]budget.UsageGroup, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	return out, nil
+}
+
+// Accounts implements budget.Store. It sorts the user IDs on every call.
+func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.Account, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	search := strings.ToLower(q.Search)
+	var users []*user
+	s.users.Range(func(k, v any) bool {
+		id := k.(string)
+		if id > q.After && strings.Contains(strings.ToLower(id), search) {
+			users = append(users, v.(*user))
+		}
+		return true
+	})
+	slices.SortFunc(users, func(a, b *user) int { return strings.Compare(a.s.UserID, b.s.UserID) })
+	if q.Limit > 0 && len(users) > q.Limit {
+		users = users[:q.Limit]
+	}
+	out := make([]budget.Account, len(users))
+	for i, u := range users {
+		u.mu.Lock()
+		u.expire(q.Now)
+		out[i] = budget.Account{Settings: u.s, Totals: budget.Totals{Window: u.window, Spent: u.spent, Held: u.held}}
+		u.mu.Unlock()
+	}
+	return out, nil
+}
+
+// Audit implements budget.Store.
+func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditEntry, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var log []budget.AuditEntry
+	if q.UserID == "" {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		log = s.audit
+	} else {
+		v, ok := s.users.Load(q.UserID)
+		if !ok {
+			return nil, nil
+		}
+		u := v.(*user)
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		log = u.audit
+	}
+	var out []budget.AuditEntry
+	for i := len(log) - 1; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
+		if q.Before == 0 || log[i].ID < q.Before {
+			out = append(out, log[i].Clone())
+		}
+	}
+	return out, nil
+}
+
+// Close implements budget.Store. Calls after Close return budget.ErrClosed.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
