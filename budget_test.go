@@ -1,0 +1,225 @@
+package budget_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/store/memory"
+)
+
+var (
+	ctx   = context.Background()
+	admin = budget.Principal{UserID: "root", Admin: true}
+	t0    = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+)
+
+// faulty wraps a store and fails the named operations with err.
+type faulty struct {
+	budget.Store
+	fail map[string]error
+}
+
+func (f *faulty) Settings(ctx context.Context, id string) (budget.Settings, error) {
+	if err := f.fail["settings"]; err != nil {
+		return budget.Settings{}, err
+	}
+	return f.Store.Settings(ctx, id)
+}
+
+func (f *faulty) Reserve(ctx context.Context, r budget.ReserveRequest) (budget.Totals, bool, error) {
+	if err := f.fail["reserve"]; err != nil {
+		return budget.Totals{}, true, err // "allowed" with an error must not count as allowed
+	}
+	return f.Store.Reserve(ctx, r)
+}
+
+func (f *faulty) Settle(ctx context.Context, r budget.SettleRequest) (budget.Totals, error) {
+	if err := f.fail["settle"]; err != nil {
+		return budget.Totals{}, err
+	}
+	return f.Store.Settle(ctx, r)
+}
+
+func testManager(s budget.Store, now *time.Time, opts budget.Options) *budget.Manager {
+	opts.Now = func() time.Time { return *now }
+	return budget.NewManager(s, opts)
+}
+
+func TestReserveFailsClosed(t *testing.T) {
+	boom := errors.New("disk on fire")
+	for _, op := range []string{"settings", "reserve"} {
+		t.Run(op, func(t *testing.T) {
+			now := t0
+			f := &faulty{Store: memory.New(), fail: map[string]error{}}
+			m := testManager(f, &now, budget.Options{})
+			if _, err := m.Status(ctx, "u"); err != nil {
+				t.Fatal(err)
+			}
+			f.fail[op] = boom
+			m = testManager(f, &now, budget.Options{}) // no cached settings
+			r, err := m.Reserve(ctx, "u", budget.MustAmount("1"))
+			if r != nil || !errors.Is(err, boom) || errors.Is(err, budget.ErrBudgetExceeded) {
+				t.Fatalf("Reserve with a failing store = %v, %v; want no reservation and the store's error", r, err)
+			}
+			delete(f.fail, op)
+			if st, _ := m.Status(ctx, "u"); !st.Reserved.IsZero() {
+				t.Errorf("a failed reserve left %s reserved", st.Reserved)
+			}
+		})
+	}
+}
+
+func TestSettleFailureKeepsReservationOpen(t *testing.T) {
+	now := t0
+	f := &faulty{Store: memory.New(), fail: map[string]error{}}
+	m := testManager(f, &now, budget.Options{})
+	r, err := m.Reserve(ctx, "u", budget.MustAmount("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fail["settle"] = errors.New("timeout")
+	if _, err := r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("1")}); err == nil {
+		t.Fatal("settle succeeded on a failing store")
+	}
+	delete(f.fail, "settle")
+	st, err := r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("1")})
+	if err != nil {
+		t.Fatalf("retried settle: %v", err)
+	}
+	if !st.Spent.Equal(budget.MustAmount("1")) || !st.Reserved.IsZero() {
+		t.Errorf("after retry spent %s reserved %s, want 1 and 0", st.Spent, st.Reserved)
+	}
+}
+
+// conflicting always reports a lost compare-and-set.
+type conflicting struct{ budget.Store }
+
+func (conflicting) Reserve(context.Context, budget.ReserveRequest) (budget.Totals, bool, error) {
+	return budget.Totals{}, false, budget.ErrConflict
+}
+
+func TestConflictRetriesAreBounded(t *testing.T) {
+	now := t0
+	m := testManager(conflicting{memory.New()}, &now, budget.Options{})
+	if _, err := m.Reserve(ctx, "u", budget.MustAmount("1")); !errors.Is(err, budget.ErrConflict) {
+		t.Fatalf("Reserve against endless conflicts: %v, want ErrConflict", err)
+	}
+}
+
+func TestHoldTTLOption(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{HoldTTL: time.Minute})
+	r, err := m.Reserve(ctx, "u", budget.MustAmount("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.ExpiresAt().Equal(t0.Add(time.Minute)) {
+		t.Errorf("expires %v, want a minute from now", r.ExpiresAt())
+	}
+	now = now.Add(time.Minute)
+	if st, _ := m.Status(ctx, "u"); !st.Reserved.IsZero() {
+		t.Errorf("reserved %s after the TTL, want 0", st.Reserved)
+	}
+}
+
+func TestInvalidInputChangesNothing(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{})
+	long := strings.Repeat("x", 300)
+	if _, err := m.Reserve(ctx, "", budget.MustAmount("1")); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("empty user: %v", err)
+	}
+	if _, err := m.Status(ctx, "a\x00b"); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("control character in user: %v", err)
+	}
+	for _, u := range []budget.Usage{
+		{Cost: budget.MustAmount("1"), InputTokens: -1},
+		{Cost: budget.MustAmount("1"), Model: long},
+		{Cost: budget.MustAmount("1"), Provider: "\xff"},
+	} {
+		if _, err := m.Record(ctx, "u", u); !errors.Is(err, budget.ErrInvalid) {
+			t.Errorf("record %+v: %v, want ErrInvalid", u, err)
+		}
+	}
+	if _, err := m.Reset(ctx, admin, "u", long+long+long+long); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("long reason: %v", err)
+	}
+	notes := strings.Repeat("n", budget.MaxNotesLen+1)
+	if _, err := m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{AdminNotes: &notes}); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("long notes: %v", err)
+	}
+	st, err := m.Status(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Spent.IsZero() {
+		t.Errorf("spent %s after refused input", st.Spent)
+	}
+	p, _ := m.AuditLog(ctx, admin, "u", "", 0)
+	if len(p.Entries) != 0 {
+		t.Errorf("refused input was audited: %+v", p.Entries)
+	}
+}
+
+func TestCustomPeriodAnchorsAtLocalMidnight(t *testing.T) {
+	now := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
+	m := testManager(memory.New(), &now, budget.Options{})
+	custom, days, tz := budget.Custom, 10, "Asia/Tokyo"
+	s, err := m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{Period: &custom, CustomDays: &days, Timezone: &tz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokyo, _ := time.LoadLocation(tz)
+	want := time.Date(2026, 11, 27, 0, 0, 0, 0, tokyo) // 15:00 UTC is already the 27th in Tokyo
+	if !s.CustomAnchor.Equal(want) || !s.PeriodStart.Equal(want) || !s.PeriodEnd.Equal(want.AddDate(0, 0, 10)) {
+		t.Errorf("anchor %v period [%v, %v), want anchored at %v for 10 days", s.CustomAnchor, s.PeriodStart, s.PeriodEnd, want)
+	}
+	// Leaving custom drops the anchor and the length.
+	monthly := budget.Monthly
+	if s, err = m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{Period: &monthly}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.CustomAnchor.IsZero() || s.CustomDays != 0 {
+		t.Errorf("monthly plan kept anchor %v days %d", s.CustomAnchor, s.CustomDays)
+	}
+}
+
+func TestUnchangedUpdateIsNotAudited(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{})
+	l := budget.MustAmount("30.000")
+	s, err := m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{Limit: &l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != 1 {
+		t.Errorf("version %d after a no-op update, want 1", s.Version)
+	}
+	if p, _ := m.AuditLog(ctx, admin, "u", "", 0); len(p.Entries) != 0 {
+		t.Errorf("a no-op update was audited")
+	}
+}
+
+func TestNewManagerRefusesInvalidOptions(t *testing.T) {
+	for name, f := range map[string]func(){
+		"nil store": func() { budget.NewManager(nil, budget.Options{}) },
+		"bad plan": func() {
+			p := budget.DefaultUserPlan()
+			p.Timezone = "Nowhere/Land"
+			budget.NewManager(memory.New(), budget.Options{UserPlan: &p})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			f()
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/store/memory"
+)
+
+// benchStart is mid-month, so no benchmark crosses a period boundary: even
+// a billion calls move the clock by under 20 minutes.
+var benchStart = time.Date(2025, time.March, 10, 12, 0, 0, 0, time.UTC)
+
+var (
+	benchEstimate = budget.MustAmount("0.01")
+	benchCost     = budget.MustAmount("0.007")
+	benchLimit    = budget.MustAmount("1000000000")
+)
+
+// newBenchManager returns a Manager over a fresh memory store with a clock
+// that advances 1µs per reading.
+func newBenchManager() *budget.Manager {
+	var ticks atomic.Int64
+	return budget.NewManager(memory.New(), budget.Options{
+		Now: func() time.Time { return benchStart.Add(time.Duration(ticks.Add(1)) * time.Microsecond) },
+	})
+}
+
+// benchUnlimited gives userID a limit no benchmark reaches, so nothing is refused.
+func benchUnlimited(b *testing.B, m *budget.Manager, userID string) {
+	b.Helper()
+	admin := budget.Principal{UserID: "admin", Admin: true}
+	if _, err := m.UpdateSettings(context.Background(), admin, userID, budget.SettingsUpdate{Limit: &benchLimit}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchReserveSettle(b *testing.B, ctx context.Context, m *budget.Manager, userID string) {
+	r, err := m.Reserve(ctx, userID, benchEstimate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := r.Settle(ctx, budget.Usage{Provider: "openai", Model: "gpt-4o", InputTokens: 1000, OutputTokens: 200, Cost: benchCost}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkReserveSettle(b *testing.B) {
+	ctx := context.Background()
+	m := newBenchManager()
+	benchUnlimited(b, m, "alice")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		benchReserveSettle(b, ctx, m, "alice")
+	}
+}
+
+// BenchmarkReserveSettleParallel runs Reserve+Settle on every P, each
+// goroutine for its own user, so the only shared state is the Manager's
+// and store's indexes and counters, not a user lock.
+func BenchmarkReserveSettleParallel(b *testing.B) {
+	ctx := context.Background()
+	m := newBenchManager()
+	n := runtime.GOMAXPROCS(0) // RunParallel starts this many goroutines
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+		benchUnlimited(b, m, users[i])
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		user := users[int(next.Add(1)-1)%n]
+		for pb.Next() {
+			benchReserveSettle(b, ctx, m, user)
+		}
+	})
+}
+
+// benchHistorySizes are the sub-benchmarks of the history benchmarks: how many
+// usages the user already has in the current period.
+var benchHistorySizes = []struct {
+	name string
+	n    int
+}{{"fresh", 0}, {"100k", 100_000}}
+
+// benchWithHistory returns a Manager whose user "alice" has an benchUnlimited budget
+// and n usages recorded in the current period.
+func benchWithHistory(b *testing.B, n int) *budget.Manager {
+	b.Helper()
+	ctx := context.Background()
+	m := newBenchManager()
+	benchUnlimited(b, m, "alice")
+	for i := range n {
+		if _, err := m.Record(ctx, "alice", budget.Usage{Provider: "openai", Model: "gpt-4o", Cost: benchCost}); err != nil {
+			b.Fatalf("record %d: %v", i, err)
+		}
+	}
+	return m
+}
+
+func BenchmarkStatusHistory(b *testing.B) {
+	for _, h := range benchHistorySizes {
+		b.Run(h.name, func(b *testing.B) {
+			ctx := context.Background()
+			m := benchWithHistory(b, h.n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := m.Status(ctx, "alice"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkReserveSettleHistory(b *testing.B) {
+	for _, h := range benchHistorySizes {
+		b.Run(h.name, func(b *testing.B) {
+			ctx := context.Background()
+			m := benchWithHistory(b, h.n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				benchReserveSettle(b, ctx, m, "alice")
+			}
+		})
+	}
+}
