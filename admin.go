@@ -24,12 +24,12 @@ func (m *Manager) Settings(ctx context.Context, userID string) (Settings, error)
 		return Settings{}, err
 	}
 	m.remember(s, p)
-	return withPeriod(s, p), nil
+	return withPeriod(s, p.Window), nil
 }
 
 // withPeriod fills in the derived period bounds of s.
-func withPeriod(s Settings, p Policy) Settings {
-	s.PeriodStart, s.PeriodEnd = p.Window.Start, p.Window.End
+func withPeriod(s Settings, w Window) Settings {
+	s.PeriodStart, s.PeriodEnd = w.Start, w.End
 	return s
 }
 
@@ -76,7 +76,7 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		}
 		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes {
 			p, err := m.policy(s, now)
-			return withPeriod(s, p), err
+			return withPeriod(s, p.Window), err
 		}
 		next.Version, next.UpdatedAt = s.Version+1, now
 		cur, err := m.policy(s, now)
@@ -103,7 +103,7 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		}
 		m.remember(next, nxt)
 		m.fire(newStatus(next, nxt, t), t.Alerts, now)
-		return withPeriod(next, nxt), nil
+		return withPeriod(next, nxt.Window), nil
 	}
 }
 

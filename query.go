@@ -256,22 +256,18 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 			return UserPage{}, fmt.Errorf("budget: listing users: %w", err)
 		}
 		for _, a := range accts {
-			st, err := m.accountStatus(ctx, a, now)
+			st, p, t, err := m.accountStatus(ctx, a, now)
 			if err != nil {
 				return UserPage{}, err
 			}
-			limit, spent := a.Settings.Limit, st.Spent
-			ln, _ := ToNanos(limit)
-			sn, _ := ToNanos(spent)
-			var ok1, ok2 bool
-			if totalLimit, ok1 = totalLimit.Add(ln); !ok1 {
-				return UserPage{}, fmt.Errorf("budget: listing users: total of limits exceeds %s", MaxNanos)
-			}
-			if totalSpent, ok2 = totalSpent.Add(sn); !ok2 {
-				return UserPage{}, fmt.Errorf("budget: listing users: total spent exceeds %s", MaxNanos)
+			var okLimit, okSpent bool
+			totalLimit, okLimit = totalLimit.Add(p.Limit)
+			totalSpent, okSpent = totalSpent.Add(t.Spent)
+			if !okLimit || !okSpent {
+				return UserPage{}, fmt.Errorf("budget: listing users: totals exceed %s", MaxNanos)
 			}
 			page.Summary.Users++
-			if sn > 0 && sn >= ln {
+			if t.Spent > 0 && t.Spent >= p.Limit {
 				page.Summary.OverBudget++
 			}
 			if a.Settings.UserID <= after || (q.Level != nil && st.Level != *q.Level) {
@@ -281,7 +277,7 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 				page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Users[n-1].Settings.UserID))
 				continue
 			}
-			page.Users = append(page.Users, UserStatus{Settings: withPeriod(a.Settings, Policy{Window: Window{st.PeriodStart, st.PeriodEnd}}), Status: st})
+			page.Users = append(page.Users, UserStatus{Settings: withPeriod(a.Settings, t.Window), Status: st})
 		}
 		if len(accts) < accountBatch {
 			break
@@ -294,21 +290,25 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 
 // accountStatus returns the status of an account read in bulk, asking the
 // store for fresh totals only when the stored window is not the current one.
-func (m *Manager) accountStatus(ctx context.Context, a Account, now time.Time) (Status, error) {
+func (m *Manager) accountStatus(ctx context.Context, a Account, now time.Time) (Status, Policy, Totals, error) {
 	s := a.Settings
 	p, err := m.policy(s, now)
 	if err != nil {
-		return Status{}, err
+		return Status{}, Policy{}, Totals{}, err
 	}
 	t := a.Totals
 	if !t.Window.Equal(p.Window) {
-		if t, err = m.store.Totals(ctx, TotalsRequest{UserID: s.UserID, Policy: p, Now: now}); err != nil {
-			return Status{}, fmt.Errorf("budget: status of %q: %w", s.UserID, err)
+		s, p, err = m.withPolicy(ctx, s.UserID, now, func(_ Settings, p Policy) (err error) {
+			t, err = m.store.Totals(ctx, TotalsRequest{UserID: a.Settings.UserID, Policy: p, Now: now})
+			return err
+		})
+		if err != nil {
+			return Status{}, Policy{}, Totals{}, fmt.Errorf("budget: status of %q: %w", a.Settings.UserID, err)
 		}
 	}
 	st := newStatus(s, p, t)
 	m.fire(st, t.Alerts, now)
-	return st, nil
+	return st, p, t, nil
 }
 
 // AuditPage is a page of the audit log, newest first.
