@@ -59,8 +59,13 @@ func (w Window) String() string {
 // manual resets; Settings.Window does.
 //
 // Days are calendar days: a daily window across a DST change is 23 or 25
-// hours long. Where a DST change skips local midnight, a day starts at the
-// first instant that exists on it.
+// hours long. A period starts at the first instant whose local wall clock
+// reads its nominal start or later: where a DST change skips local midnight
+// (or a custom period's wall-clock time), the period starts at the first
+// instant that exists after it; where clocks fall back across it, at its
+// first occurrence. A calendar day that a zone skipped entirely (Pacific/Apia,
+// 2011-12-30) has no instants, so it starts no window; the windows on either
+// side of it still meet.
 func PeriodWindow(p Period, days int, anchor time.Time, loc *time.Location, t time.Time) Window {
 	if loc == nil {
 		loc = time.UTC
@@ -69,70 +74,115 @@ func PeriodWindow(p Period, days int, anchor time.Time, loc *time.Location, t ti
 	y, m, d := lt.Date()
 	switch p {
 	case Daily:
-		return dayWindow(y, m, d, d+1, loc, t)
+		return dayWindow(y, m, d, 1, loc, t)
 	case Weekly:
 		back := (int(lt.Weekday()) + 6) % 7 // days since Monday
-		return dayWindow(y, m, d-back, d-back+7, loc, t)
+		return dayWindow(y, m, d-back, 7, loc, t)
 	case Monthly:
-		start := startOfDay(y, m, 1, loc)
-		end := startOfDay(y, m+1, 1, loc)
-		return Window{start, end}
+		w := Window{startOfDay(y, m, 1, loc), startOfDay(y, m+1, 1, loc)}
+		for !t.Before(w.End) {
+			// Only where clocks fell back across the 1st's midnight: t
+			// shows the last day of month m but comes after the 1st began.
+			m++
+			w = Window{w.End, startOfDay(y, m+1, 1, loc)}
+		}
+		return w
 	case Custom:
 		return customWindow(days, anchor, loc, t)
 	}
 	panic(fmt.Sprintf("budget: PeriodWindow called with invalid period %q", p))
 }
 
-// dayWindow returns [start of local day d, start of local day e) in month m
-// of year y (days may overflow the month, as time.Date allows). When a
-// skipped day would leave t outside, it widens to hold t; that only happens
-// in zones that once dropped a whole calendar day.
-func dayWindow(y int, m time.Month, d, e int, loc *time.Location, t time.Time) Window {
-	w := Window{startOfDay(y, m, d, loc), startOfDay(y, m, e, loc)}
-	if t.Before(w.Start) {
-		w.Start = startOfDay(y, m, d-1, loc)
+// dayWindow returns the window of n local days that begins with local date
+// y-m-d (the day may overflow the month, as time.Date allows), or a later
+// one of n days when t comes after it. t always shows a local date on or
+// after y-m-d, so it is never before the window; it can be after it only
+// where clocks fell back across midnight and t shows the old date after the
+// new one began.
+func dayWindow(y int, m time.Month, d, n int, loc *time.Location, t time.Time) Window {
+	w := Window{startOfDay(y, m, d, loc), startOfDay(y, m, d+n, loc)}
+	for !t.Before(w.End) {
+		d += n
+		w = Window{w.End, startOfDay(y, m, d+n, loc)}
 	}
 	return w
 }
 
-// startOfDay returns the first instant of local date y-m-d in loc.
-//
-// time.Date leaves the choice open when local midnight falls in a DST gap
-// or overlap, so the result is checked against the zone's transitions: in a
-// gap the day starts at the transition; in an overlap, at the first midnight.
+// startOfDay returns the first instant of local date y-m-d in loc: the first
+// instant whose local date is y-m-d or later. It is local midnight, the end
+// of a DST gap that skipped midnight, the first of two midnights when the
+// clocks fell back across it, or, for a date the zone skipped entirely, the
+// first instant of the next date that exists.
 func startOfDay(y int, m time.Month, d int, loc *time.Location) time.Time {
-	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
-	want := civil(time.Date(y, m, d, 12, 0, 0, 0, time.UTC))
-	got := civil(t)
-	if got < want {
-		// time.Date chose an instant on the previous day: midnight does not
-		// exist, and the day begins where the zone in effect at t ends.
-		if _, end := t.ZoneBounds(); !end.IsZero() && civil(end) == want {
-			return end
-		}
-		return t
-	}
-	if got > want {
-		// The whole date was skipped (Pacific/Apia, 2011-12-30).
-		return t
-	}
-	// An earlier instant may show the same date: the clocks fell back across
-	// midnight and t is the second midnight.
-	if start, _ := t.ZoneBounds(); !start.IsZero() && start.After(t.Add(-48*time.Hour)) {
-		prev := start.Add(-time.Nanosecond)
-		if civil(prev) == want {
-			h, mi, s := prev.Clock()
-			return prev.Add(-(time.Duration(h)*time.Hour + time.Duration(mi)*time.Minute +
-				time.Duration(s)*time.Second + time.Duration(prev.Nanosecond())))
-		}
-	}
-	return t
+	return firstAtOrAfter(time.Date(y, m, d, 0, 0, 0, 0, time.UTC), loc)
 }
 
-// civil numbers t's local date so that dates compare as integers.
-func civil(t time.Time) int {
-	y, m, d := t.Date()
-	return (y*13+int(m))*32 + d
+// maxZoneOffset bounds the UTC offset of any zone (real ones stay within
+// ±16h), so that wall clocks lag a wall time w at the instant w-maxZoneOffset.
+const maxZoneOffset = 48 * time.Hour
+
+// firstAtOrAfter returns, in loc, the first instant whose local wall clock
+// in loc reads w or later, where w is a wall-clock reading expressed as a
+// UTC time (its fields are the wall clock's fields).
+//
+// time.Date does not answer this: inside a DST gap or overlap the instant it
+// picks is unspecified (in practice it picks the gap's pre-transition
+// offset, an instant whose clock reads an hour early, and either side of an
+// overlap). Instead the zone's periods of constant offset are walked from an
+// instant when every clock lagged w: in each, the clock reads w at
+// w - offset, unless the period ends first, and if the clock has passed w
+// when a new period begins, that transition is the answer.
+func firstAtOrAfter(w time.Time, loc *time.Location) time.Time {
+	x := w.Add(-maxZoneOffset)
+	for range 64 {
+		lx := x.In(loc)
+		_, off := lx.Zone()
+		at := w.Add(-time.Duration(off) * time.Second) // the clock reads w here, if off still holds
+		_, end := lx.ZoneBounds()
+		if !end.After(x) {
+			if end.IsZero() { // off holds forever
+				return at.In(loc)
+			}
+			// Beyond its transition table, ZoneBounds may report a bound
+			// that has already passed (the last day of a leap year); find
+			// the next change of offset directly.
+			end = nextOffsetChange(x, at, off, loc)
+			if end.IsZero() {
+				return at.In(loc)
+			}
+		}
+		if at.Before(end) {
+			return at.In(loc)
+		}
+		x = end
+		if _, o := x.In(loc).Zone(); !x.Add(time.Duration(o) * time.Second).Before(w) {
+			return x.In(loc) // the transition jumped over w
+		}
+	}
+	// Unreachable for real zones, which change offset at most a few times
+	// within maxZoneOffset of any instant.
+	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)
+}
+
+// nextOffsetChange returns the first instant in (x, y] whose offset in loc
+// is not off, given that x has offset off, or the zero Time if y has offset
+// off (then the offset is taken to hold over all of [x, y]). Zone
+// transitions fall on whole seconds, so it bisects over Unix seconds.
+func nextOffsetChange(x, y time.Time, off int, loc *time.Location) time.Time {
+	offAt := func(s int64) int { _, o := time.Unix(s, 0).In(loc).Zone(); return o }
+	lo, hi := x.Unix(), y.Unix() // offAt(lo) == off: x is not before the transition it follows
+	if offAt(hi) == off {
+		return time.Time{}
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if offAt(mid) == off {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return time.Unix(hi, 0)
 }
 
 // customWindow returns the custom period of the given length in days that
@@ -142,13 +192,18 @@ func customWindow(days int, anchor time.Time, loc *time.Location, t time.Time) W
 		days = 1
 	}
 	a := anchor.In(loc)
+	// at(k) is the start of period k, where period 0 starts at the anchor's
+	// wall-clock time on the anchor's local date. It never decreases as k
+	// grows, so exactly one period holds t (empty periods aside, which
+	// only a skipped day can produce).
 	at := func(k int64) time.Time {
-		return time.Date(a.Year(), a.Month(), a.Day()+int(k)*days, a.Hour(), a.Minute(), a.Second(), a.Nanosecond(), loc)
+		return firstAtOrAfter(time.Date(a.Year(), a.Month(), a.Day()+int(k)*days,
+			a.Hour(), a.Minute(), a.Second(), a.Nanosecond(), time.UTC), loc)
 	}
-	// Estimate the period number from elapsed hours, then correct: calendar
-	// days differ from 24 hours by at most a few hours per DST change.
-	span := int64(days) * 24
-	k := floorDiv(int64(t.Sub(a)/time.Hour), span)
+	// Estimate the period number from elapsed seconds (time.Duration would
+	// saturate beyond 292 years), then correct: calendar days differ from
+	// 24 hours by at most a few hours per DST change.
+	k := floorDiv(t.Unix()-a.Unix(), int64(days)*24*60*60)
 	start := at(k)
 	for start.After(t) {
 		k--
