@@ -70,7 +70,8 @@ func (s LevelSet) Has(l Level) bool { return s&(1<<l) != 0 }
 // With returns the set with l added.
 func (s LevelSet) With(l Level) LevelSet { return s | 1<<l }
 
-// Levels returns the levels in the set in increasing order.
+// Levels returns the alert levels in the set (Yellow, Orange, Red; Green is
+// never alerted) in increasing order.
 func (s LevelSet) Levels() []Level {
 	var out []Level
 	for l := Yellow; l <= Red; l++ {
@@ -105,11 +106,22 @@ func (t Thresholds) Validate() error {
 		v     decimal.Decimal
 	}{{"alert_threshold_yellow", t.Yellow}, {"alert_threshold_orange", t.Orange}, {"alert_threshold_red", t.Red}}
 	for i, n := range named {
+		// Digit counts settle extreme exponents first, so that the decimal
+		// comparisons below never expand a number like 1e-2000000000.
+		digits, exp := int64(n.v.NumDigits()), int64(n.v.Exponent())
+		// A value of digits+exp > 4 is at least 10^4; a non-zero coefficient
+		// of fewer than -(exp+2) digits is no whole number of hundredths.
+		outOfRange := &ValidationError{Field: n.field, Reason: "must be above 0 and at most 1000 percent"}
+		tooFine := &ValidationError{Field: n.field, Reason: "must have at most 2 decimal places"}
 		switch {
-		case n.v.Sign() <= 0 || n.v.GreaterThan(maxThreshold):
-			return &ValidationError{Field: n.field, Reason: "must be above 0 and at most 1000 percent"}
+		case n.v.Sign() <= 0 || digits+exp > 4:
+			return outOfRange
+		case exp+2 < -digits:
+			return tooFine
+		case n.v.GreaterThan(maxThreshold):
+			return outOfRange
 		case !n.v.Mod(hundredths).IsZero():
-			return &ValidationError{Field: n.field, Reason: "must have at most 2 decimal places"}
+			return tooFine
 		case i > 0 && !n.v.GreaterThan(named[i-1].v):
 			return &ValidationError{Field: n.field, Reason: "thresholds must increase: yellow < orange < red"}
 		}
@@ -131,11 +143,13 @@ func thresholdNanos(limit Nanos, bp uint64) Nanos {
 		return MaxNanos
 	}
 	q, r := bits.Div64(hi, lo, 10000)
+	// Saturate before rounding up: q+1 would wrap to 0 when q is 2^64-1
+	// (e.g. a limit of 9222910891310210297 at 200.01%).
+	if q >= math.MaxInt64 {
+		return MaxNanos
+	}
 	if r != 0 {
 		q++
-	}
-	if q > math.MaxInt64 {
-		return MaxNanos
 	}
 	return Nanos(q)
 }

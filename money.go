@@ -1,10 +1,10 @@
 package budget
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -62,7 +62,7 @@ var pow10 = func() (p [19]int64) {
 // about 9.2 billion dollars; otherwise the error wraps ErrInvalidAmount.
 func ToNanos(d decimal.Decimal) (Nanos, error) {
 	if d.Sign() < 0 {
-		return 0, fmt.Errorf("%w: %s is negative", ErrInvalidAmount, d)
+		return 0, fmt.Errorf("%w: %s is negative", ErrInvalidAmount, amountText(d))
 	}
 	if d.Sign() == 0 {
 		return 0, nil
@@ -76,12 +76,12 @@ func ToNanos(d decimal.Decimal) (Nanos, error) {
 		switch {
 		case shift >= 0:
 			if shift > 18 || c > math.MaxInt64/pow10[shift] {
-				return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, d, MaxNanos)
+				return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, amountText(d), MaxNanos)
 			}
 			return Nanos(c * pow10[shift]), nil
 		default:
 			if c%pow10[-shift] != 0 {
-				return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, d, Places)
+				return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, amountText(d), Places)
 			}
 			return Nanos(c / pow10[-shift]), nil
 		}
@@ -90,27 +90,36 @@ func ToNanos(d decimal.Decimal) (Nanos, error) {
 	// counts before doing any arithmetic whose size the exponent controls.
 	digits := int64(d.NumDigits())
 	if digits+exp > 19 {
-		return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, d, MaxNanos)
+		return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, amountText(d), MaxNanos)
 	}
 	c := d.Coefficient()
 	shift := exp + Places
 	if shift < 0 {
 		if -shift > digits {
 			// Non-zero and smaller than one nano-dollar.
-			return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, d, Places)
+			return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, amountText(d), Places)
 		}
 		var r big.Int
 		c.QuoRem(c, new(big.Int).Exp(bigTen, big.NewInt(-shift), nil), &r)
 		if r.Sign() != 0 {
-			return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, d, Places)
+			return 0, fmt.Errorf("%w: %s has more than %d decimal places", ErrInvalidAmount, amountText(d), Places)
 		}
 	} else {
 		c.Mul(c, new(big.Int).Exp(bigTen, big.NewInt(shift), nil))
 	}
 	if c.Cmp(maxNanosBig) > 0 {
-		return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, d, MaxNanos)
+		return 0, fmt.Errorf("%w: %s is too large (the most is %s)", ErrInvalidAmount, amountText(d), MaxNanos)
 	}
 	return Nanos(c.Int64()), nil
+}
+
+// amountText formats d for an error message without expanding its exponent:
+// d.String() would write out every zero of 1e2147483647.
+func amountText(d decimal.Decimal) string {
+	if exp := d.Exponent(); exp >= -40 && exp <= 40 {
+		return d.String()
+	}
+	return d.Coefficient().String() + "e" + strconv.Itoa(int(d.Exponent()))
 }
 
 // maxAmountText bounds the length of an amount given as text; 64 characters
@@ -149,9 +158,11 @@ func ParseAmount(s string) (decimal.Decimal, error) {
 		if e == "" || !allDigits(e) {
 			return decimal.Decimal{}, fmt.Errorf("%w: %q has a malformed exponent", ErrInvalidAmount, s)
 		}
-		// Any exponent beyond ±40 cannot give a valid amount from a
-		// mantissa of at most 64 characters, whatever its digits.
-		if len(strings.TrimLeft(e, "0")) > 2 || atoiSmall(e) > 40 {
+		// The mantissa has at most 62 characters, so it is below 10^62 and,
+		// unless zero, at least 10^-61: no exponent beyond ±70 gives a
+		// valid amount. Exponents of three or more significant digits are
+		// refused here, before anything is expanded.
+		if len(strings.TrimLeft(e, "0")) > 2 {
 			return decimal.Decimal{}, fmt.Errorf("%w: %q has an exponent out of range", ErrInvalidAmount, s)
 		}
 	}
@@ -174,15 +185,6 @@ func allDigits(s string) bool {
 	return true
 }
 
-// atoiSmall converts a string of at most a few digits; callers check length.
-func atoiSmall(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n
-}
-
 // MustAmount parses a literal amount and panics if it is invalid. Use it for
 // constants in programs and tests, never for input.
 func MustAmount(s string) decimal.Decimal {
@@ -192,5 +194,3 @@ func MustAmount(s string) decimal.Decimal {
 	}
 	return d
 }
-
-var errOverflow = errors.New("budget: amount overflows")
