@@ -1,0 +1,1127 @@
+// Package sqlite is the embedded default budget.Store: one file, no server,
+// pure Go (modernc.org/sqlite, no cgo).
+//
+// It is durable (an acknowledged write survives a crash and, with the default
+// DurabilityFull, a power loss), exact (money is INTEGER nano-dollars, so
+// every SUM is integer arithmetic) and O(1) in history: per-user counters are
+// updated in the same transaction as each usage row, so Reserve and Status
+// read no history, and breakdowns read daily rollups for whole days.
+//
+// Writes go through one writer goroutine that batches concurrent callers into
+// one immediate transaction (group commit): each operation runs in its own
+// savepoint, in arrival order, and each caller is acknowledged only after the
+// batch commits. One fsync then serves many callers, which is the only way
+// past the few thousand durable commits per second a disk allows. Several
+// processes may share one file: the immediate transactions serialize them
+// through SQLite's own locks.
+//
+// Pick SQLite for one service on one machine; pick store/postgres to share
+// budgets across hosts.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmbudget/budget"
+	"github.com/shopspring/decimal"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+//go:embed schema.sql
+var schemaV1 string
+
+// migrations[i] moves a database from schema version i to i+1. They only
+// ever run forward; a database at a higher version than len(migrations) was
+// written by a newer library and is refused.
+var migrations = []string{schemaV1}
+
+// SchemaVersion is the schema version this package writes.
+var SchemaVersion = len(migrations)
+
+// ErrNewerSchema is returned by Open for a database written by a newer
+// version of this package.
+var ErrNewerSchema = errors.New("budget/sqlite: database schema is newer than this library")
+
+// Durability says when a commit counts as done.
+type Durability int
+
+const (
+	// DurabilityFull (synchronous=FULL, the default) fsyncs the WAL on
+	// every commit: an acknowledged write survives a crash of the process
+	// and a power loss.
+	DurabilityFull Durability = iota
+	// DurabilityNormal (synchronous=NORMAL) fsyncs only at checkpoints:
+	// several times faster per commit, and an acknowledged write still
+	// survives a crash of the process, but the last commits before a
+	// power loss or OS crash can be lost — money spent at the model but
+	// missing from the budget. Choose it only when that is acceptable.
+	DurabilityNormal
+)
+
+// Options configure a Store. The zero value is valid.
+type Options struct {
+	// Durability defaults to DurabilityFull.
+	Durability Durability
+	// BusyTimeout is how long a write waits for another process holding
+	// the file's write lock before failing. Defaults to 10 seconds.
+	BusyTimeout time.Duration
+	// MaxBatch bounds how many operations one transaction commits.
+	// Defaults to 256.
+	MaxBatch int
+	// ReadConns is the number of connections for reads. Defaults to 4.
+	ReadConns int
+}
+
+// Store is a budget.Store in a SQLite file. It is safe for concurrent use.
+type Store struct {
+	w, r *sql.DB
+	st   stmts
+	max  int
+
+	mu     sync.RWMutex // guards closed and sends on ops
+	closed bool
+	ops    chan *op
+	done   chan struct{}
+}
+
+var _ budget.Store = (*Store)(nil)
+
+// op is one write operation waiting for the writer.
+type op struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// Open opens or creates the database at path and migrates it to
+// SchemaVersion. It refuses a file that is not a SQLite database, a
+// database from a newer version of this package, and a file it cannot
+// write.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("budget/sqlite: invalid path %q: give a file path without '?' or '#'", path)
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	sync := "FULL"
+	if opts.Durability == DurabilityNormal {
+		sync = "NORMAL"
+	}
+	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(1)&_txlock=immediate",
+		path, opts.BusyTimeout.Milliseconds(), sync)
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, interpret(err))
+	}
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	s := &Store{w: w, r: r, max: opts.MaxBatch, ops: make(chan *op, 4*opts.MaxBatch), done: make(chan struct{})}
+	if err := s.st.prepare(ctx, w, r); err != nil {
+		s.st.close()
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, interpret(err))
+	}
+	go s.writer()
+	return s, nil
+}
+
+// migrate brings the schema up to date in one immediate transaction, so
+// that processes opening a new file at once migrate it exactly once.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%w: the file is at version %d, this library knows up to %d", ErrNewerSchema, v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(v+1)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// interpret translates driver errors into the budget sentinels and clear
+// messages, in one place.
+func interpret(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_NOTADB:
+			return fmt.Errorf("the file is not a SQLite database: %w", err)
+		case sqlite3lib.SQLITE_READONLY:
+			return fmt.Errorf("the database is read-only: %w", err)
+		case sqlite3lib.SQLITE_FULL:
+			return fmt.Errorf("the disk is full; nothing of this operation was written: %w", err)
+		case sqlite3lib.SQLITE_BUSY:
+			return fmt.Errorf("the database stayed locked by another connection past the busy timeout: %w", err)
+		case sqlite3lib.SQLITE_CANTOPEN:
+			return fmt.Errorf("cannot open the database file: %w", err)
+		}
+	}
+	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "database is closed") ||
+		strings.Contains(err.Error(), "statement is closed") {
+		return fmt.Errorf("%w: %v", budget.ErrClosed, err)
+	}
+	return err
+}
+
+// Close waits for queued writes to commit, then closes the database.
+// Calls after Close return budget.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	s.st.close()
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// reading reports ErrClosed once the store is closed, so that reads fail
+// with the sentinel rather than a driver message.
+func (s *Store) reading(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return budget.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// write runs fn in the writer's next batch and returns its error, or the
+// batch's commit error. It returns only once the outcome is durable or
+// failed; a context cancelled before fn starts skips fn.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return budget.ErrClosed
+	}
+	s.ops <- o
+	s.mu.RUnlock()
+	<-o.done
+	return o.err
+}
+
+// writer is the single goroutine that writes: it takes whatever operations
+// are waiting, up to MaxBatch, and commits them in one transaction.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.max)
+	for first := range s.ops {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.max {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		for _, o := range batch {
+			close(o.done)
+		}
+	}
+}
+
+// commit runs a batch in one immediate transaction. Each operation runs in
+// its own savepoint, so one that fails is undone alone and the others
+// commit; if the commit fails, every operation fails with it.
+func (s *Store) commit(batch []*op) {
+	fail := func(err error) {
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+		}
+	}
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(interpret(err))
+		return
+	}
+	single := len(batch) == 1
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			continue
+		}
+		if single {
+			o.err = o.fn(tx)
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			o.err = interpret(err)
+			continue
+		}
+		o.err = o.fn(tx)
+		if o.err != nil {
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				tx.Rollback()
+				fail(interpret(err))
+				return
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			tx.Rollback()
+			fail(interpret(err))
+			return
+		}
+	}
+	if single && batch[0].err != nil {
+		tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		fail(interpret(err))
+	}
+}
+
+// Times are stored as Unix nanoseconds, which cover 1678 to 2262.
+func unix(t time.Time) (int64, error) {
+	if t.Year() < 1678 || t.Year() > 2261 {
+		return 0, fmt.Errorf("budget/sqlite: time %v is outside the years 1678-2261 this store keeps", t)
+	}
+	return t.UnixNano(), nil
+}
+
+func nullUnix(t time.Time) (sql.NullInt64, error) {
+	if t.IsZero() {
+		return sql.NullInt64{}, nil
+	}
+	n, err := unix(t)
+	return sql.NullInt64{Int64: n, Valid: true}, err
+}
+
+func fromUnix(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func fromNull(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromUnix(n.Int64)
+}
+
+// nanos converts a validated decimal amount for storage.
+func nanos(d decimal.Decimal) (int64, error) {
+	n, err := budget.ToNanos(d)
+	return int64(n), err
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ---- settings ----
+
+const settingsCols = `user_id, limit_nanos, period, custom_days, custom_anchor, timezone, enforce,
+	yellow, orange, red, visible, can_modify, can_reset, admin_notes, reset_at, version, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanSettings(row scanner, extra ...any) (budget.Settings, error) {
+	var (
+		s                                   budget.Settings
+		limit, created, updated             int64
+		anchor, resetAt                     sql.NullInt64
+		enforce, visible, canModify, canRst int64
+		yellow, orange, red                 string
+	)
+	dest := append([]any{&s.UserID, &limit, &s.Period, &s.CustomDays, &anchor, &s.Timezone, &enforce,
+		&yellow, &orange, &red, &visible, &canModify, &canRst, &s.AdminNotes, &resetAt, &s.Version, &created, &updated}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return budget.Settings{}, err
+	}
+	var err error
+	if s.Thresholds.Yellow, err = decimal.NewFromString(yellow); err == nil {
+		if s.Thresholds.Orange, err = decimal.NewFromString(orange); err == nil {
+			s.Thresholds.Red, err = decimal.NewFromString(red)
+		}
+	}
+	if err != nil {
+		return budget.Settings{}, fmt.Errorf("budget/sqlite: corrupt thresholds of %q: %w", s.UserID, err)
+	}
+	s.Limit = budget.Nanos(limit).Decimal()
+	s.CustomAnchor, s.ResetAt = fromNull(anchor), fromNull(resetAt)
+	s.Enforce, s.Visible, s.CanModify, s.CanReset = enforce == 1, visible == 1, canModify == 1, canRst == 1
+	s.CreatedAt, s.UpdatedAt = fromUnix(created), fromUnix(updated)
+	return s, nil
+}
+
+// settingsArgs returns the settings columns after user_id, in order.
+func settingsArgs(s budget.Settings) ([]any, error) {
+	limit, err := nanos(s.Limit)
+	if err != nil {
+		return nil, err
+	}
+	anchor, err := nullUnix(s.CustomAnchor)
+	if err != nil {
+		return nil, err
+	}
+	resetAt, err := nullUnix(s.ResetAt)
+	if err != nil {
+		return nil, err
+	}
+	created, err := unix(s.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	updated, err := unix(s.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return []any{limit, string(s.Period), s.CustomDays, anchor, s.Timezone, b2i(s.Enforce),
+		s.Thresholds.Yellow.String(), s.Thresholds.Orange.String(), s.Thresholds.Red.String(),
+		b2i(s.Visible), b2i(s.CanModify), b2i(s.CanReset), s.AdminNotes, resetAt, s.Version, created, updated}, nil
+}
+
+// Settings implements budget.Store.
+func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, error) {
+	if err := s.reading(ctx); err != nil {
+		return budget.Settings{}, err
+	}
+	set, err := scanSettings(s.st.settingsR.QueryRowContext(ctx, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return budget.Settings{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, userID)
+	}
+	return set, interpret(err)
+}
+
+// CreateSettings implements budget.Store.
+func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (budget.Settings, bool, error) {
+	args, err := settingsArgs(req.Settings)
+	if err != nil {
+		return budget.Settings{}, false, err
+	}
+	ws, err1 := unix(req.Policy.Window.Start)
+	we, err2 := unix(req.Policy.Window.End)
+	if err := errors.Join(err1, err2); err != nil {
+		return budget.Settings{}, false, err
+	}
+	var (
+		out     budget.Settings
+		created bool
+	)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Stmt(s.st.create).Exec(append(append([]any{req.Settings.UserID}, args...), ws, we)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			out, created = req.Settings, true
+			return nil
+		}
+		out, err = scanSettings(tx.Stmt(s.st.settings).QueryRow(req.Settings.UserID))
+		return err
+	})
+	return out, created, interpret(err)
+}
+
+// ---- counters ----
+
+// acct is a user's counters, read and written inside one transaction.
+type acct struct {
+	user    string
+	version int64
+	limit   int64
+	win     budget.Window
+	spent   budget.Nanos
+	held    budget.Nanos
+	nextExp sql.NullInt64
+	marked  budget.LevelSet
+}
+
+func (a *acct) scan(row scanner) error {
+	var ws, we int64
+	var spent, held, marked int64
+	if err := row.Scan(&a.version, &a.limit, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
+		return err
+	}
+	a.win = budget.Window{Start: fromUnix(ws), End: fromUnix(we)}
+	a.spent, a.held, a.marked = budget.Nanos(spent), budget.Nanos(held), budget.LevelSet(marked)
+	return nil
+}
+
+// begin reads the user's counters and applies the steps every
+// policy-carrying call starts with: version check, window advance, expiry.
+func (s *Store) begin(tx *sql.Tx, user string, p budget.Policy, now time.Time) (*acct, error) {
+	a := &acct{user: user}
+	if err := a.scan(tx.Stmt(s.st.counters).QueryRow(user)); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, user)
+		}
+		return nil, err
+	}
+	if p.Version != a.version {
+		return nil, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, user, a.version, p.Version)
+	}
+	if err := s.advance(tx, a, p, now); err != nil {
+		return nil, err
+	}
+	return a, s.expire(tx, a, now)
+}
+
+// advance moves the counters to p's window, recounting the spend inside it
+// from the usage rows (by index, reading only the rows in the window) and
+// auditing a rollover when the new window starts at or after the old end.
+func (s *Store) advance(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) error {
+	if a.win.Equal(p.Window) {
+		return nil
+	}
+	ws, err1 := unix(p.Window.Start)
+	we, err2 := unix(p.Window.End)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	var spent int64
+	if err := tx.Stmt(s.st.sumWindow).QueryRow(a.user, ws, we).Scan(&spent); err != nil {
+		return err
+	}
+	if !p.Window.Start.Before(a.win.End) {
+		if err := s.insertAudit(tx, budget.RolloverEntry(a.user, a.win, a.spent, p, now)); err != nil {
+			return err
+		}
+	}
+	a.win, a.spent, a.marked = p.Window, budget.Nanos(spent), 0
+	return nil
+}
+
+// expire stops counting holds whose expiry is not after now.
+func (s *Store) expire(tx *sql.Tx, a *acct, now time.Time) error {
+	n := now.UnixNano()
+	if !a.nextExp.Valid || a.nextExp.Int64 > n {
+		return nil
+	}
+	var gone int64
+	if err := tx.Stmt(s.st.sumExpired).QueryRow(a.user, n).Scan(&gone); err != nil {
+		return err
+	}
+	if _, err := tx.Stmt(s.st.expire).Exec(a.user, n); err != nil {
+		return err
+	}
+	a.held -= budget.Nanos(gone)
+	return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
+}
+
+// finish marks the alerts p calls for, saves the counters and returns them.
+func (s *Store) finish(tx *sql.Tx, a *acct, p budget.Policy) (budget.Totals, error) {
+	fire := p.Alerts(a.marked, a.spent)
+	a.marked |= fire
+	_, err := tx.Stmt(s.st.saveCounters).Exec(a.win.Start.UnixNano(), a.win.End.UnixNano(),
+		int64(a.spent), int64(a.held), a.nextExp, int64(a.marked), a.user)
+	return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held, Alerts: fire}, err
+}
+
+// Reserve implements budget.Store.
+func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
+	exp, err := unix(req.ExpiresAt)
+	if err != nil {
+		return budget.Totals{}, false, err
+	}
+	var (
+		t       budget.Totals
+		allowed bool
+	)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
+		if err != nil {
+			return err
+		}
+		if allowed = req.Policy.Allows(a.spent, a.held, req.Amount); allowed {
+			held, ok := a.held.Add(req.Amount)
+			if !ok {
+				return fmt.Errorf("budget/sqlite: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+			}
+			res, err := tx.Stmt(s.st.insertHold).Exec(req.UserID, req.HoldID, int64(req.Amount), exp)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
+			}
+			a.held = held
+			if !a.nextExp.Valid || exp < a.nextExp.Int64 {
+				a.nextExp = sql.NullInt64{Int64: exp, Valid: true}
+			}
+		}
+		t, err = s.finish(tx, a, req.Policy)
+		return err
+	})
+	return t, allowed, interpret(err)
+}
+
+// closeHold closes the pending hold id with the given state, taking it out
+// of the live sum if it still counted.
+func (s *Store) closeHold(tx *sql.Tx, a *acct, id string, state int) error {
+	var amount, st, counted int64
+	err := tx.Stmt(s.st.hold).QueryRow(a.user, id).Scan(&amount, &st, &counted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, a.user)
+	case err != nil:
+		return err
+	case st != 0:
+		return fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+	}
+	if _, err := tx.Stmt(s.st.closeHold).Exec(state, a.user, id); err != nil {
+		return err
+	}
+	if counted == 1 {
+		a.held -= budget.Nanos(amount)
+	}
+	return nil
+}
+
+// addUsage inserts a usage row and its daily rollup, refusing a duplicate ID,
+// and counts the cost when it falls in the window.
+func (s *Store) addUsage(tx *sql.Tx, a *acct, r budget.UsageRow) error {
+	at, err := unix(r.At)
+	if err != nil {
+		return err
+	}
+	spent := a.spent
+	if a.win.Contains(r.At) {
+		var ok bool
+		if spent, ok = spent.Add(r.Cost); !ok {
+			return fmt.Errorf("budget/sqlite: spend of %q exceeds %s", a.user, budget.MaxNanos)
+		}
+	}
+	res, err := tx.Stmt(s.st.insertUsage).Exec(r.UserID, r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, r.UserID)
+	}
+	if _, err := tx.Stmt(s.st.rollup).Exec(r.UserID, dayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens); err != nil {
+		return err
+	}
+	a.spent = spent
+	return nil
+}
+
+const dayNanos = int64(24 * time.Hour)
+
+// dayOf returns the UTC day number of a Unix-nanosecond time.
+func dayOf(at int64) int64 {
+	d := at / dayNanos
+	if at%dayNanos < 0 {
+		d--
+	}
+	return d
+}
+
+// Settle implements budget.Store.
+func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+	var t budget.Totals
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.Usage.UserID, req.Policy, req.Now)
+		if err != nil {
+			return err
+		}
+		if err := s.closeHold(tx, a, req.HoldID, 1); err != nil {
+			return err
+		}
+		if err := s.addUsage(tx, a, req.Usage); err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Policy)
+		return err
+	})
+	return t, interpret(err)
+}
+
+// Release implements budget.Store.
+func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
+	var t budget.Totals
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
+		if err != nil {
+			return err
+		}
+		if err := s.closeHold(tx, a, req.HoldID, 2); err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Policy)
+		return err
+	})
+	return t, interpret(err)
+}
+
+// Record implements budget.Store.
+func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
+	var t budget.Totals
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.Usage.UserID, req.Policy, req.Now)
+		if err != nil {
+			return err
+		}
+		if err := s.addUsage(tx, a, req.Usage); err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Policy)
+		return err
+	})
+	return t, interpret(err)
+}
+
+// Totals implements budget.Store. When the stored window is current, no hold
+// has expired and no alert is due, it answers from a read connection
+// without entering the write queue.
+func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
+	if err := s.reading(ctx); err != nil {
+		return budget.Totals{}, err
+	}
+	a := &acct{user: req.UserID}
+	err := a.scan(s.st.countersR.QueryRowContext(ctx, req.UserID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return budget.Totals{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, req.UserID)
+	case err != nil:
+		return budget.Totals{}, interpret(err)
+	case a.version != req.Policy.Version:
+		return budget.Totals{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, req.UserID, a.version, req.Policy.Version)
+	}
+	if a.win.Equal(req.Policy.Window) && (!a.nextExp.Valid || a.nextExp.Int64 > req.Now.UnixNano()) &&
+		req.Policy.Alerts(a.marked, a.spent) == 0 {
+		return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held}, nil
+	}
+	var t budget.Totals
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
+		if err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Policy)
+		return err
+	})
+	return t, interpret(err)
+}
+
+// UpdateSettings implements budget.Store.
+func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (budget.Totals, error) {
+	args, err := settingsArgs(req.Settings)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	var t budget.Totals
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.Settings.UserID, req.Current, req.Now)
+		if err != nil {
+			return err
+		}
+		if err := s.advance(tx, a, req.Next, req.Now); err != nil {
+			return err
+		}
+		if _, err := tx.Stmt(s.st.updateSettings).Exec(append(args, req.Settings.UserID)...); err != nil {
+			return err
+		}
+		if err := s.insertAudit(tx, req.Audit); err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Next)
+		return err
+	})
+	return t, interpret(err)
+}
+
+// Reset implements budget.Store.
+func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.AuditEntry, budget.Totals, error) {
+	args, err := settingsArgs(req.Settings)
+	if err != nil {
+		return budget.AuditEntry{}, budget.Totals{}, err
+	}
+	var (
+		e budget.AuditEntry
+		t budget.Totals
+	)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		a, err := s.begin(tx, req.Settings.UserID, req.Current, req.Now)
+		if err != nil {
+			return err
+		}
+		e = req.Audit
+		e.PreviousSpent = a.spent.Decimal()
+		if err := s.insertAudit(tx, e); err != nil {
+			return err
+		}
+		if err := tx.Stmt(s.st.lastID).QueryRow().Scan(&e.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Stmt(s.st.updateSettings).Exec(append(args, req.Settings.UserID)...); err != nil {
+			return err
+		}
+		if err := s.advance(tx, a, req.Next, req.Now); err != nil {
+			return err
+		}
+		t, err = s.finish(tx, a, req.Next)
+		return err
+	})
+	if err != nil {
+		return budget.AuditEntry{}, budget.Totals{}, interpret(err)
+	}
+	return e.Clone(), t, nil
+}
+
+// ---- audit and defaults ----
+
+func (s *Store) insertAudit(tx *sql.Tx, e budget.AuditEntry) error {
+	var money [3]int64
+	for i, d := range [...]decimal.Decimal{e.PreviousLimit, e.NewLimit, e.PreviousSpent} {
+		n, err := nanos(d)
+		if err != nil {
+			return err
+		}
+		money[i] = n
+	}
+	ps, err1 := nullUnix(e.PeriodStart)
+	pe, err2 := nullUnix(e.PeriodEnd)
+	at, err3 := unix(e.At)
+	before, err4 := jsonOf(e.Before)
+	after, err5 := jsonOf(e.After)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return err
+	}
+	_, err := tx.Stmt(s.st.insertAudit).Exec(e.UserID, string(e.Type), e.Actor, b2i(e.ActorAdmin), e.Reason,
+		money[0], money[1], money[2], ps, pe, before, after, at)
+	return err
+}
+
+func jsonOf(s *budget.Settings) (sql.NullString, error) {
+	if s == nil {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(s)
+	return sql.NullString{String: string(b), Valid: true}, err
+}
+
+// Audit implements budget.Store.
+func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditEntry, error) {
+	if err := s.reading(ctx); err != nil {
+		return nil, err
+	}
+	before := q.Before
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	stmt := s.st.auditUser
+	args := []any{q.UserID, before, limit}
+	if q.UserID == "" {
+		stmt, args = s.st.auditAll, []any{before, limit}
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	var out []budget.AuditEntry
+	for rows.Next() {
+		var (
+			e                       budget.AuditEntry
+			typ                     string
+			admin                   int64
+			prevLimit, newLim, prev int64
+			ps, pe                  sql.NullInt64
+			before, after           sql.NullString
+			at                      int64
+		)
+		if err := rows.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &admin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &at); err != nil {
+			return nil, interpret(err)
+		}
+		e.Type, e.ActorAdmin = budget.AuditType(typ), admin == 1
+		e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
+		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), fromUnix(at)
+		for _, f := range [...]struct {
+			src sql.NullString
+			dst **budget.Settings
+		}{{before, &e.Before}, {after, &e.After}} {
+			if f.src.Valid {
+				var set budget.Settings
+				if err := json.Unmarshal([]byte(f.src.String), &set); err != nil {
+					return nil, fmt.Errorf("budget/sqlite: corrupt audit entry %d: %w", e.ID, err)
+				}
+				*f.dst = &set
+			}
+		}
+		out = append(out, e)
+	}
+	return out, interpret(rows.Err())
+}
+
+// Defaults implements budget.Store.
+func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
+	if err := s.reading(ctx); err != nil {
+		return budget.Defaults{}, err
+	}
+	var (
+		plan string
+		d    budget.Defaults
+		at   int64
+	)
+	err := s.st.defaults.QueryRowContext(ctx).Scan(&plan, &d.Version, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return budget.Defaults{}, budget.ErrNotFound
+	}
+	if err != nil {
+		return budget.Defaults{}, interpret(err)
+	}
+	if err := json.Unmarshal([]byte(plan), &d.Plan); err != nil {
+		return budget.Defaults{}, fmt.Errorf("budget/sqlite: corrupt defaults: %w", err)
+	}
+	d.UpdatedAt = fromUnix(at)
+	return d, nil
+}
+
+// UpdateDefaults implements budget.Store.
+func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) error {
+	plan, err := json.Marshal(req.Defaults.Plan)
+	if err != nil {
+		return err
+	}
+	at, err := unix(req.Defaults.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	return interpret(s.write(ctx, func(tx *sql.Tx) error {
+		var version int64
+		err := tx.Stmt(s.st.defaultsVersion).QueryRow().Scan(&version)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if version != req.ExpectVersion {
+			return fmt.Errorf("%w: defaults are at version %d, not %d", budget.ErrConflict, version, req.ExpectVersion)
+		}
+		if _, err := tx.Stmt(s.st.saveDefaults).Exec(string(plan), req.Defaults.Version, at); err != nil {
+			return err
+		}
+		return s.insertAudit(tx, req.Audit)
+	}))
+}
+
+// ---- queries ----
+
+// History implements budget.Store. Cursors are "<unix nanos>.<seq>" of the
+// last row returned.
+func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
+	if err := s.reading(ctx); err != nil {
+		return budget.HistoryPage{}, err
+	}
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	curAt, curSeq := int64(math.MaxInt64), int64(math.MaxInt64)
+	if q.Cursor != "" {
+		a, b, ok := strings.Cut(q.Cursor, ".")
+		var err1, err2 error
+		curAt, err1 = strconv.ParseInt(a, 10, 64)
+		curSeq, err2 = strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return budget.HistoryPage{}, &budget.ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+		}
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	rows, err := s.st.history.QueryContext(ctx, q.UserID, from, to, curAt, curSeq, limit+1)
+	if err != nil {
+		return budget.HistoryPage{}, interpret(err)
+	}
+	defer rows.Close()
+	var (
+		p   budget.HistoryPage
+		seq int64
+	)
+	for rows.Next() {
+		if len(p.Rows) == limit {
+			last := p.Rows[len(p.Rows)-1]
+			p.Next = strconv.FormatInt(last.At.UnixNano(), 10) + "." + strconv.FormatInt(seq, 10)
+			break
+		}
+		var (
+			r        budget.UsageRow
+			cost, at int64
+		)
+		if err := rows.Scan(&seq, &r.ID, &r.UserID, &r.HoldID, &r.Provider, &r.Model, &r.InputTokens, &r.OutputTokens, &cost, &at); err != nil {
+			return budget.HistoryPage{}, interpret(err)
+		}
+		r.Cost, r.At = budget.Nanos(cost), fromUnix(at)
+		p.Rows = append(p.Rows, r)
+	}
+	return p, interpret(rows.Err())
+}
+
+// Breakdown implements budget.Store. Whole UTC days inside the range come
+// from the daily rollups; only the partial days at its edges read usage rows.
+func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budget.UsageGroup, error) {
+	if err := s.reading(ctx); err != nil {
+		return nil, err
+	}
+	from, to := q.From.UnixNano(), q.To.UnixNano()
+	firstDay := dayOf(from-1) + 1 // first whole day starting at or after from
+	lastDay := dayOf(to)          // days before lastDay end at or before to
+	type key struct{ provider, model string }
+	groups := map[key]*budget.UsageGroup{}
+	add := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var g budget.UsageGroup
+			var cost int64
+			if err := rows.Scan(&g.Provider, &g.Model, &cost, &g.Requests, &g.InputTokens, &g.OutputTokens); err != nil {
+				return err
+			}
+			k := key{g.Provider, g.Model}
+			if old := groups[k]; old != nil {
+				c, ok := old.Cost.Add(budget.Nanos(cost))
+				if !ok {
+					return fmt.Errorf("budget/sqlite: breakdown of %q exceeds %s", q.UserID, budget.MaxNanos)
+				}
+				old.Cost, old.Requests = c, old.Requests+g.Requests
+				old.InputTokens += g.InputTokens
+				old.OutputTokens += g.OutputTokens
+				continue
+			}
+			g.Cost = budget.Nanos(cost)
+			groups[k] = &g
+		}
+		return rows.Err()
+	}
+	spans := [][2]int64{{from, to}}
+	if firstDay < lastDay {
+		rows, err := s.st.breakdownDays.QueryContext(ctx, q.UserID, firstDay, lastDay)
+		if err != nil {
+			return nil, interpret(err)
+		}
+		if err := add(rows); err != nil {
+			return nil, interpret(err)
+		}
+		spans = [][2]int64{{from, firstDay * dayNanos}, {lastDay * dayNanos, to}}
+	}
+	for _, sp := range spans {
+		if sp[0] >= sp[1] {
+			continue
+		}
+		rows, err := s.st.breakdownRows.QueryContext(ctx, q.UserID, sp[0], sp[1])
+		if err != nil {
+			return nil, interpret(err)
+		}
+		if err := add(rows); err != nil {
+			return nil, interpret(err)
+		}
+	}
+	out := make([]budget.UsageGroup, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	return out, nil
+}
+
+// Accounts implements budget.Store.
+func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.Account, error) {
+	if err := s.reading(ctx); err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q.Search) + "%"
+	rows, err := s.st.accounts.QueryContext(ctx, q.After, pattern, limit)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	var out []budget.Account
+	now := q.Now.UnixNano()
+	for rows.Next() {
+		var (
+			ws, we, spent, held int64
+			nextExp             sql.NullInt64
+		)
+		set, err := scanSettings(rows, &ws, &we, &spent, &held, &nextExp)
+		if err != nil {
+			return nil, interpret(err)
+		}
+		if nextExp.Valid && nextExp.Int64 <= now {
+			if err := s.st.liveHeld.QueryRowContext(ctx, set.UserID, now).Scan(&held); err != nil {
+				return nil, interpret(err)
+			}
+		}
+		out = append(out, budget.Account{Settings: set, Totals: budget.Totals{
+			Window: budget.Window{Start: fromUnix(ws), End: fromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
+		}})
+	}
+	return out, interpret(rows.Err())
+}

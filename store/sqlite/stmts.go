@@ -1,0 +1,95 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// stmts are the store's prepared statements: the write ones on the writer
+// connection (used inside transactions with tx.Stmt), the read ones on the
+// read pool.
+type stmts struct {
+	// writer
+	settings, create, updateSettings                   *sql.Stmt
+	counters, saveCounters, sumWindow                  *sql.Stmt
+	sumExpired, expire, nextExpiry                     *sql.Stmt
+	insertHold, hold, closeHold, insertUsage, rollup   *sql.Stmt
+	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
+	// readers
+	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
+	accounts, liveHeld, auditUser, auditAll, defaults           *sql.Stmt
+	all                                                         []*sql.Stmt
+}
+
+func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
+	for _, p := range []struct {
+		db  *sql.DB
+		dst **sql.Stmt
+		sql string
+	}{
+		{w, &s.settings, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ?`},
+		{w, &s.create, `INSERT INTO users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)
+			ON CONFLICT (user_id) DO NOTHING`},
+		{w, &s.updateSettings, `UPDATE users SET limit_nanos = ?, period = ?, custom_days = ?, custom_anchor = ?,
+			timezone = ?, enforce = ?, yellow = ?, orange = ?, red = ?, visible = ?, can_modify = ?, can_reset = ?,
+			admin_notes = ?, reset_at = ?, version = ?, created_at = ?, updated_at = ? WHERE user_id = ?`},
+		{w, &s.counters, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
+		{w, &s.saveCounters, `UPDATE users SET win_start = ?, win_end = ?, spent = ?, held = ?, next_expiry = ?, marked = ? WHERE user_id = ?`},
+		{w, &s.sumWindow, `SELECT COALESCE(SUM(cost), 0) FROM usage WHERE user_id = ? AND at >= ? AND at < ?`},
+		{w, &s.sumExpired, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires <= ?`},
+		{w, &s.expire, `UPDATE holds SET counted = 0 WHERE user_id = ? AND counted = 1 AND expires <= ?`},
+		{w, &s.nextExpiry, `SELECT MIN(expires) FROM holds WHERE user_id = ? AND counted = 1`},
+		{w, &s.insertHold, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted) VALUES (?, ?, ?, ?, 0, 1)
+			ON CONFLICT DO NOTHING`},
+		{w, &s.hold, `SELECT amount, state, counted FROM holds WHERE user_id = ? AND hold_id = ?`},
+		{w, &s.closeHold, `UPDATE holds SET state = ?, counted = 0 WHERE user_id = ? AND hold_id = ?`},
+		{w, &s.insertUsage, `INSERT INTO usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, id) DO NOTHING`},
+		{w, &s.rollup, `INSERT INTO usage_daily (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)
+			VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+			ON CONFLICT (user_id, day, provider, model) DO UPDATE SET cost = cost + excluded.cost,
+			requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens,
+			output_tokens = output_tokens + excluded.output_tokens`},
+		{w, &s.insertAudit, `INSERT INTO audit (user_id, type, actor, actor_admin, reason, previous_limit, new_limit,
+			previous_spent, period_start, period_end, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{w, &s.lastID, `SELECT last_insert_rowid()`},
+		{w, &s.defaultsVersion, `SELECT version FROM defaults WHERE one = 1`},
+		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
+			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
+
+		{r, &s.settingsR, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ?`},
+		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
+		{r, &s.history, `SELECT seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at FROM usage
+			WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
+		{r, &s.breakdownDays, `SELECT provider, model, SUM(cost), SUM(requests), SUM(input_tokens), SUM(output_tokens)
+			FROM usage_daily WHERE user_id = ? AND day >= ? AND day < ? GROUP BY provider, model`},
+		{r, &s.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
+			FROM usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
+		{r, &s.accounts, `SELECT ` + settingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
+			WHERE user_id > ? AND user_id LIKE ? ESCAPE '\' ORDER BY user_id LIMIT ?`},
+		{r, &s.liveHeld, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires > ?`},
+		{r, &s.auditUser, `SELECT id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
+			period_start, period_end, before, after, at FROM audit WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`},
+		{r, &s.auditAll, `SELECT id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
+			period_start, period_end, before, after, at FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
+		{r, &s.defaults, `SELECT plan, version, updated_at FROM defaults WHERE one = 1`},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		*p.dst = st
+		s.all = append(s.all, st)
+	}
+	return nil
+}
+
+func (s *stmts) close() error {
+	var errs []error
+	for _, st := range s.all {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
