@@ -1125,3 +1125,33 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	}
 	return out, interpret(rows.Err())
 }
+
+// ---- retention ----
+
+// Prune deletes usage rows recorded before cutoff, and closed holds that
+// expired before it, to bound the file's growth. Call it from a periodic job
+// of your own, with a cut-off as old as your history must reach.
+//
+// It never deletes a row inside a user's current window, so every counter
+// stays equal to the sum of its rows; and the daily rollups are kept, so
+// breakdowns stay exact for whole UTC days before the cut-off (a range that
+// starts or ends partway through a pruned day loses that day's partial rows).
+// It returns the number of usage rows deleted.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	c, err := unix(cutoff)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM usage WHERE at < ?
+			AND at < (SELECT win_start FROM users WHERE users.user_id = usage.user_id)`, c)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `DELETE FROM holds WHERE state <> 0 AND expires < ?`, c)
+		return err
+	})
+	return n, interpret(err)
+}
