@@ -1,0 +1,214 @@
+package budget_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/store/memory"
+)
+
+// exampleStart is the fixed instant the examples' clocks begin at.
+var exampleStart = time.Date(2025, time.March, 14, 9, 0, 0, 0, time.UTC)
+
+// newExampleManager returns a Manager over a fresh memory store whose clock
+// reads *now, so an example can move time by hand. New users get the
+// built-in default plan: $30 a month, enforced, visible and view-only.
+func newExampleManager(now *time.Time) *budget.Manager {
+	return budget.NewManager(memory.New(), budget.Options{
+		Now: func() time.Time { return *now },
+	})
+}
+
+func ExampleManager_Reserve() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+
+	// Before the model call: hold the most it can cost.
+	r, err := m.Reserve(ctx, "alice", budget.MustAmount("0.50"))
+	if errors.Is(err, budget.ErrBudgetExceeded) {
+		fmt.Println("refused:", err)
+		return
+	}
+	if err != nil {
+		panic(err)
+	}
+	defer r.Release(ctx) // a no-op once settled
+
+	st, _ := m.Status(ctx, "alice")
+	fmt.Println("held:", st.Reserved, "remaining:", st.Remaining)
+
+	// After the model call: record what it actually cost.
+	st, err = r.Settle(ctx, budget.Usage{
+		Provider: "openai", Model: "gpt-4o",
+		InputTokens: 1200, OutputTokens: 350,
+		Cost: budget.MustAmount("0.42"),
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("spent:", st.Spent, "held:", st.Reserved, "remaining:", st.Remaining)
+	fmt.Println("limit:", st.Limit, st.Period, "until", st.PeriodEnd.Format(time.DateOnly))
+	// Output:
+	// held: 0.5 remaining: 29.5
+	// spent: 0.42 held: 0 remaining: 29.58
+	// limit: 30 monthly until 2025-04-01
+}
+
+func ExampleReservation_Release() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+
+	// callModel reserves the estimate and defers Release, so the hold is
+	// freed on every path that does not reach Settle.
+	callModel := func(estimate string, fail bool) error {
+		r, err := m.Reserve(ctx, "alice", budget.MustAmount(estimate))
+		if err != nil {
+			return err // refused or failed: do not call the model
+		}
+		defer r.Release(ctx)
+		if fail {
+			return errors.New("model timed out")
+		}
+		_, err = r.Settle(ctx, budget.Usage{Cost: budget.MustAmount(estimate)})
+		return err
+	}
+
+	fmt.Println("call 1:", callModel("5", true))
+	st, _ := m.Status(ctx, "alice")
+	fmt.Println("spent:", st.Spent, "held:", st.Reserved)
+
+	fmt.Println("call 2:", callModel("5", false))
+	err := callModel("26", false)
+	fmt.Println("call 3 exceeds the budget:", errors.Is(err, budget.ErrBudgetExceeded))
+	var lim *budget.LimitError
+	if errors.As(err, &lim) {
+		fmt.Println("limit:", lim.Limit, "spent:", lim.Spent, "requested:", lim.Requested)
+	}
+	// Output:
+	// call 1: model timed out
+	// spent: 0 held: 0
+	// call 2: <nil>
+	// call 3 exceeds the budget: true
+	// limit: 30 spent: 5 requested: 26
+}
+
+func ExampleManager_Record() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+
+	// Usage reported after the fact, e.g. from a provider's billing
+	// webhook that may deliver the same event twice.
+	u := budget.Usage{ID: "evt_123", Provider: "anthropic", Model: "claude", Cost: budget.MustAmount("2.50")}
+	st, err := m.Record(ctx, "alice", u)
+	fmt.Println("first:", st.Spent, err)
+
+	_, err = m.Record(ctx, "alice", u)
+	fmt.Println("again is a duplicate:", errors.Is(err, budget.ErrDuplicate))
+
+	st, _ = m.Status(ctx, "alice")
+	fmt.Println("spent:", st.Spent)
+	// Output:
+	// first: 2.5 <nil>
+	// again is a duplicate: true
+	// spent: 2.5
+}
+
+func ExampleManager_Status() {
+	ctx := context.Background()
+	now := exampleStart
+	m := budget.NewManager(memory.New(), budget.Options{
+		Now: func() time.Time { return now },
+		OnAlert: func(a budget.Alert) {
+			fmt.Println("alert:", a.UserID, "reached", a.Level)
+		},
+	})
+
+	for _, cost := range []string{"20", "5", "3"} {
+		if _, err := m.Record(ctx, "alice", budget.Usage{Cost: budget.MustAmount(cost)}); err != nil {
+			panic(err)
+		}
+		st, _ := m.Status(ctx, "alice")
+		fmt.Printf("spent %s of %s (%s%%): %s\n", st.Spent, st.Limit, st.Percent, st.Level)
+	}
+	// Output:
+	// spent 20 of 30 (66.66%): green
+	// alert: alice reached yellow
+	// spent 25 of 30 (83.33%): yellow
+	// alert: alice reached orange
+	// spent 28 of 30 (93.33%): orange
+}
+
+func ExampleManager_Reset() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+	admin := budget.Principal{UserID: "root", Admin: true}
+
+	if _, err := m.Record(ctx, "alice", budget.Usage{ID: "call-1", Cost: budget.MustAmount("12.5")}); err != nil {
+		panic(err)
+	}
+
+	now = now.Add(time.Hour)
+	e, err := m.Reset(ctx, admin, "alice", "approved extra work")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("reset by", e.Actor, "ended a period with", e.PreviousSpent, "spent")
+
+	now = now.Add(time.Minute)
+	st, _ := m.Status(ctx, "alice")
+	fmt.Println("new period:", st.PeriodStart.Format(time.DateTime), "to", st.PeriodEnd.Format(time.DateTime))
+	fmt.Println("spent:", st.Spent, "remaining:", st.Remaining)
+
+	// Nothing is deleted: the usage stays in the history.
+	h, _ := m.History(ctx, budget.UsageQuery{UserID: "alice"})
+	for _, r := range h.Records {
+		fmt.Println("history:", r.ID, r.Cost, r.At.Format(time.DateTime))
+	}
+	// Output:
+	// reset by root ended a period with 12.5 spent
+	// new period: 2025-03-14 10:00:00 to 2025-04-01 00:00:00
+	// spent: 0 remaining: 30
+	// history: call-1 12.5 2025-03-14 09:00:00
+}
+
+func ExampleManager_UpdateSettings() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+
+	// New users are view-only by default: bob may not raise his own limit.
+	limit := budget.MustAmount("50")
+	bob := budget.Principal{UserID: "bob"}
+	_, err := m.UpdateSettings(ctx, bob, "bob", budget.SettingsUpdate{Limit: &limit})
+	fmt.Println("forbidden:", errors.Is(err, budget.ErrForbidden))
+	var perr *budget.PermissionError
+	if errors.As(err, &perr) {
+		fmt.Println("field:", perr.Field, "-", perr.Reason)
+	}
+
+	// An admin may, and may let bob change it himself from now on.
+	admin := budget.Principal{UserID: "root", Admin: true}
+	yes := true
+	s, err := m.UpdateSettings(ctx, admin, "bob", budget.SettingsUpdate{Limit: &limit, CanModify: &yes})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("limit:", s.Limit, "can modify:", s.CanModify, "version:", s.Version)
+
+	page, _ := m.AuditLog(ctx, admin, "bob", "", 0)
+	for _, e := range page.Entries {
+		fmt.Println("audit:", e.Type, "by", e.Actor, e.PreviousLimit, "->", e.NewLimit)
+	}
+	// Output:
+	// forbidden: true
+	// field: limit_usd - your administrator has not allowed you to modify this budget
+	// limit: 50 can modify: true version: 2
+	// audit: settings by root 30 -> 50
+}
