@@ -1,15 +1,18 @@
 // Command quickstart walks one user's budget from green to red and shows the
 // call that is refused once the budget is spent.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart               # budgets in memory
+//	go run ./examples/quickstart -db budget.db # budgets in a SQLite file
 //
-// It needs no set-up: budgets live in memory and the clock is fixed, so the
-// output is the same on every run.
+// It needs no set-up: by default budgets live in memory and the clock is
+// fixed, so the output is the same on every run. With -db they persist in a
+// SQLite file, so a second run finds alice's month already spent.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"time"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/store/memory"
+	"github.com/llmbudget/budget/store/sqlite"
 )
 
 func main() {
@@ -31,11 +35,18 @@ func main() {
 		return now
 	}
 
-	// Budgets live in memory and are lost on exit.
-	//
-	// TODO: a -db path flag goes here: when set, open a persistent store
-	// at that path and assign it to store instead of memory.New().
+	db := flag.String("db", "", "persist budgets in this SQLite file (default: in memory)")
+	flag.Parse()
+
+	// Budgets live in memory and are lost on exit, unless -db names a file.
 	var store budget.Store = memory.New()
+	if *db != "" {
+		s, err := sqlite.Open(ctx, *db, sqlite.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		store = s
+	}
 	defer store.Close()
 
 	plan := budget.DefaultUserPlan() // monthly, enforced, alerts at 75/90/100%
@@ -76,7 +87,8 @@ func main() {
 			continue
 		}
 		if err != nil {
-			log.Fatal(err)
+			log.Print(err)
+			return
 		}
 		// ... the model call happens here ...
 		st, err := r.Settle(ctx, budget.Usage{
@@ -85,7 +97,8 @@ func main() {
 			Cost: budget.MustAmount(c.actual),
 		})
 		if err != nil {
-			log.Fatal(err)
+			log.Print(err)
+			return
 		}
 		fmt.Printf("    cost %s  spent %s  remaining %s  level %s\n",
 			money(budget.MustAmount(c.actual)), money(st.Spent), money(st.Remaining), st.Level)
