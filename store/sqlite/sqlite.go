@@ -582,36 +582,29 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if err != nil {
 		return budget.Totals{}, false, err
 	}
-	var (
-		t       budget.Totals
-		allowed bool
-	)
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
+	var allowed bool
+	t, err := s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
+		if allowed = req.Policy.Allows(a.spent, a.held, req.Amount); !allowed {
+			return nil
+		}
+		held, ok := a.held.Add(req.Amount)
+		if !ok {
+			return fmt.Errorf("budget/sqlite: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+		}
+		res, err := tx.Stmt(s.st.insertHold).Exec(req.UserID, req.HoldID, int64(req.Amount), exp)
 		if err != nil {
 			return err
 		}
-		if allowed = req.Policy.Allows(a.spent, a.held, req.Amount); allowed {
-			held, ok := a.held.Add(req.Amount)
-			if !ok {
-				return fmt.Errorf("budget/sqlite: holds of %q exceed %s", req.UserID, budget.MaxNanos)
-			}
-			res, err := tx.Stmt(s.st.insertHold).Exec(req.UserID, req.HoldID, int64(req.Amount), exp)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
-			}
-			a.held = held
-			if !a.nextExp.Valid || exp < a.nextExp.Int64 {
-				a.nextExp = sql.NullInt64{Int64: exp, Valid: true}
-			}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
 		}
-		t, err = s.finish(tx, a, req.Policy)
-		return err
+		a.held = held
+		if !a.nextExp.Valid || exp < a.nextExp.Int64 {
+			a.nextExp = sql.NullInt64{Int64: exp, Valid: true}
+		}
+		return nil
 	})
-	return t, allowed, interpret(err)
+	return t, allowed && err == nil, err
 }
 
 // closeHold closes the pending hold id with the given state, taking it out
@@ -675,58 +668,49 @@ func dayOf(at int64) int64 {
 	return d
 }
 
-// Settle implements budget.Store.
-func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+// step runs one policy-carrying operation for a user in the writer: begin
+// (version check, advance, expiry), then do, then finish with the alerts of
+// p. do may be nil.
+func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time.Time, do func(*sql.Tx, *acct) error) (budget.Totals, error) {
 	var t budget.Totals
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.Usage.UserID, req.Policy, req.Now)
+		a, err := s.begin(tx, user, p, now)
 		if err != nil {
 			return err
 		}
-		if err := s.closeHold(tx, a, req.HoldID, 1); err != nil {
-			return err
+		if do != nil {
+			if err := do(tx, a); err != nil {
+				return err
+			}
 		}
-		if err := s.addUsage(tx, a, req.Usage); err != nil {
-			return err
-		}
-		t, err = s.finish(tx, a, req.Policy)
+		t, err = s.finish(tx, a, p)
 		return err
 	})
 	return t, interpret(err)
+}
+
+// Settle implements budget.Store.
+func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
+		if err := s.closeHold(tx, a, req.HoldID, 1); err != nil {
+			return err
+		}
+		return s.addUsage(tx, a, req.Usage)
+	})
 }
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
-	var t budget.Totals
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
-		if err != nil {
-			return err
-		}
-		if err := s.closeHold(tx, a, req.HoldID, 2); err != nil {
-			return err
-		}
-		t, err = s.finish(tx, a, req.Policy)
-		return err
+	return s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
+		return s.closeHold(tx, a, req.HoldID, 2)
 	})
-	return t, interpret(err)
 }
 
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
-	var t budget.Totals
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.Usage.UserID, req.Policy, req.Now)
-		if err != nil {
-			return err
-		}
-		if err := s.addUsage(tx, a, req.Usage); err != nil {
-			return err
-		}
-		t, err = s.finish(tx, a, req.Policy)
-		return err
+	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
+		return s.addUsage(tx, a, req.Usage)
 	})
-	return t, interpret(err)
 }
 
 // Totals implements budget.Store. When the stored window is current, no hold
@@ -750,16 +734,7 @@ func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.To
 		req.Policy.Alerts(a.marked, a.spent) == 0 {
 		return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held}, nil
 	}
-	var t budget.Totals
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.UserID, req.Policy, req.Now)
-		if err != nil {
-			return err
-		}
-		t, err = s.finish(tx, a, req.Policy)
-		return err
-	})
-	return t, interpret(err)
+	return s.step(ctx, req.UserID, req.Policy, req.Now, nil)
 }
 
 // UpdateSettings implements budget.Store.
