@@ -148,6 +148,10 @@ func TestInvalidInputChangesNothing(t *testing.T) {
 	if _, err := m.Reset(ctx, admin, "u", long+long+long+long); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("long reason: %v", err)
 	}
+	custom, days, ancient := budget.Custom, 3, time.Date(1200, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{Period: &custom, CustomDays: &days, CustomAnchor: &ancient}); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("anchor in 1200: %v", err)
+	}
 	notes := strings.Repeat("n", budget.MaxNotesLen+1)
 	if _, err := m.UpdateSettings(ctx, admin, "u", budget.SettingsUpdate{AdminNotes: &notes}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("long notes: %v", err)

@@ -120,6 +120,9 @@ func (p Plan) validate(zones *zoneCache) error {
 		if p.CustomAnchor.IsZero() {
 			return &ValidationError{Field: "custom_period_anchor", Reason: "a custom period needs an anchor"}
 		}
+		if y := p.CustomAnchor.UTC().Year(); y < 1900 || y > 2200 {
+			return &ValidationError{Field: "custom_period_anchor", Reason: "must be between the years 1900 and 2200"}
+		}
 	} else if p.CustomDays != 0 {
 		return &ValidationError{Field: "custom_period_days", Reason: "only a custom period has a length in days"}
 	}
