@@ -110,8 +110,11 @@ type op struct {
 // database from a newer version of this package, and a file it cannot
 // write.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
-		return nil, fmt.Errorf("budget/sqlite: invalid path %q: give a file path without '?' or '#'", path)
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("budget/sqlite: invalid path %q: give the path of a file", path)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("budget/sqlite: invalid path %q: a path may not contain '?' or '#'", path)
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
@@ -135,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if err := migrate(ctx, w); err != nil {
+	if err := migrateRetry(ctx, w, opts.BusyTimeout); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, interpret(err))
 	}
@@ -180,7 +183,33 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return err
 		}
 	}
+	// BEGIN IMMEDIATE on a read-only file starts only a read transaction;
+	// a write that changes nothing fails there, so Open refuses the file.
+	if _, err := tx.ExecContext(ctx, "UPDATE users SET spent = spent WHERE 0"); err != nil {
+		return err
+	}
 	return tx.Commit()
+}
+
+// migrateRetry runs migrate, retrying while the file is busy: a connection
+// switching a new file to WAL needs an exclusive lock, and SQLite returns
+// SQLITE_BUSY at once, without waiting out the busy timeout, to one of two
+// connections racing to do it.
+func migrateRetry(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		err := migrate(ctx, db)
+		var se *sqlite3.Error
+		left := time.Until(deadline)
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3lib.SQLITE_BUSY || left <= 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(delay, left)):
+		}
+	}
 }
 
 // interpret translates driver errors into the budget sentinels and clear
@@ -286,7 +315,9 @@ func (s *Store) writer() {
 
 // commit runs a batch in one immediate transaction. Each operation runs in
 // its own savepoint, so one that fails is undone alone and the others
-// commit; if the commit fails, every operation fails with it.
+// commit. If the commit fails, or an operation's error made SQLite roll the
+// whole transaction back (a full disk, an I/O error), every operation in
+// the batch fails with that error and nothing of the batch is written.
 func (s *Store) commit(batch []*op) {
 	fail := func(err error) {
 		for _, o := range batch {
@@ -317,8 +348,11 @@ func (s *Store) commit(batch []*op) {
 		o.err = o.fn(tx)
 		if o.err != nil {
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				// SQLite rolled the whole transaction back on o's error
+				// (it may for SQLITE_FULL, IOERR, NOMEM): that error is
+				// every operation's cause, not "no such savepoint".
 				tx.Rollback()
-				fail(interpret(err))
+				fail(interpret(o.err))
 				return
 			}
 		}
