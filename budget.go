@@ -149,7 +149,9 @@ func (p Plan) validateDefault(zones *zoneCache) error {
 // newID returns an ID unique to this Manager's lifetime and, through its
 // random prefix, across Managers.
 func (m *Manager) newID(kind string) string {
-	return kind + m.idPrefix + strconv.FormatUint(m.idSeq.Add(1), 36)
+	var buf [64]byte
+	b := append(append(buf[:0], kind...), m.idPrefix...)
+	return string(strconv.AppendUint(b, m.idSeq.Add(1), 36))
 }
 
 // Usage describes one model call's spend.
@@ -218,10 +220,19 @@ func newStatus(s Settings, p Policy, t Totals) Status {
 		rem = 0
 	}
 	return Status{
-		UserID: s.UserID, Limit: p.Limit.Decimal(), Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
-		Remaining: rem.Decimal(), Percent: percent(t.Spent, p.Limit), Level: p.Level(t.Spent),
+		UserID: s.UserID, Limit: s.Limit, Spent: dec(t.Spent), Reserved: dec(t.Held),
+		Remaining: dec(rem), Percent: percent(t.Spent, p.Limit), Level: p.Level(t.Spent),
 		Enforced: p.Enforce, Period: s.Period, PeriodStart: t.Window.Start, PeriodEnd: t.Window.End,
 	}
+}
+
+// dec converts n, sharing decimal.Zero for zero: a Status is built on every
+// Settle, and each non-zero decimal costs an allocation.
+func dec(n Nanos) decimal.Decimal {
+	if n == 0 {
+		return decimal.Zero
+	}
+	return n.Decimal()
 }
 
 // percent returns spent/limit×100 rounded down to hundredths, exactly.

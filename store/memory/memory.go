@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,9 +57,48 @@ type hold struct {
 	counted bool // still in user.held
 }
 
+// usage is a recorded row and its insertion number, the tie-break of equal
+// times.
 type usage struct {
 	row budget.UsageRow
 	seq int64
+}
+
+// chunkBits sets the usage log's chunk size (1024 rows): appending never
+// copies old rows, as one growing slice would.
+const chunkBits = 10
+
+// usageLog is a user's usage in (At, seq) order, in fixed-size chunks.
+type usageLog struct {
+	chunks [][]usage
+	n      int
+}
+
+func (l *usageLog) at(i int) *usage { return &l.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+func (l *usageLog) push(e usage) {
+	if l.n&(1<<chunkBits-1) == 0 {
+		l.chunks = append(l.chunks, make([]usage, 0, 1<<chunkBits))
+	}
+	c := &l.chunks[len(l.chunks)-1]
+	*c = append(*c, e)
+	l.n++
+}
+
+// insert puts e at index i, shifting later rows; only a clock that moved
+// backwards needs it.
+func (l *usageLog) insert(i int, e usage) {
+	l.push(e)
+	for j := l.n - 1; j > i; j-- {
+		*l.at(j) = *l.at(j - 1)
+	}
+	*l.at(i) = e
+}
+
+// search returns the index of the first row for which after is true; after
+// must be false for a prefix of the log and true for the rest.
+func (l *usageLog) search(after func(*usage) bool) int {
+	return sort.Search(l.n, func(i int) bool { return after(l.at(i)) })
 }
 
 // user is everything kept for one user, guarded by mu.
@@ -69,10 +109,10 @@ type user struct {
 	spent    budget.Nanos
 	held     budget.Nanos
 	marked   budget.LevelSet
-	holds    map[string]*hold
-	live     map[string]*hold // pending holds still counted in held
-	nextExp  time.Time        // earliest expiry among live; zero when none
-	usage    []usage          // sorted by (At, seq)
+	holds    map[string]hold
+	live     []string  // IDs of holds still counted in held
+	nextExp  time.Time // earliest expiry among live; zero when none
+	usage    usageLog
 	usageSeq int64
 	ids      map[string]struct{}
 	audit    []budget.AuditEntry
@@ -151,9 +191,9 @@ func (u *user) finish(p budget.Policy) budget.Totals {
 // sumIn sums the cost of usage in w, reading only the rows inside it.
 func (u *user) sumIn(w budget.Window) (budget.Nanos, error) {
 	var sum budget.Nanos
-	for _, e := range u.usage[u.search(w.Start):u.search(w.End)] {
+	for i, end := u.search(w.Start), u.search(w.End); i < end; i++ {
 		var ok bool
-		if sum, ok = sum.Add(e.row.Cost); !ok {
+		if sum, ok = sum.Add(u.usage.at(i).row.Cost); !ok {
 			return 0, fmt.Errorf("budget/memory: spend of %q in %s exceeds %s", u.s.UserID, w, budget.MaxNanos)
 		}
 	}
@@ -162,13 +202,7 @@ func (u *user) sumIn(w budget.Window) (budget.Nanos, error) {
 
 // search returns the index of the first usage at or after t.
 func (u *user) search(t time.Time) int {
-	i, _ := slices.BinarySearchFunc(u.usage, t, func(e usage, t time.Time) int {
-		if e.row.At.Before(t) {
-			return -1
-		}
-		return 1
-	})
-	return i
+	return u.usage.search(func(e *usage) bool { return !e.row.At.Before(t) })
 }
 
 // expire stops counting holds whose expiry is not after now.
@@ -177,16 +211,22 @@ func (u *user) expire(now time.Time) {
 		return
 	}
 	var next time.Time
-	for id, h := range u.live {
+	live := u.live[:0]
+	for _, id := range u.live {
+		h := u.holds[id]
 		if !now.Before(h.expires) {
 			u.held -= h.amount
 			h.counted = false
-			delete(u.live, id)
-		} else if next.IsZero() || h.expires.Before(next) {
+			u.holds[id] = h
+			continue
+		}
+		live = append(live, id)
+		if next.IsZero() || h.expires.Before(next) {
 			next = h.expires
 		}
 	}
-	u.nextExp = next
+	clear(u.live[len(live):])
+	u.live, u.nextExp = live, next
 }
 
 // appendAudit appends e to the user's and the global log, giving it an ID.
@@ -220,7 +260,7 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 	}
 	nu := &user{
 		s: req.Settings, window: req.Policy.Window,
-		holds: map[string]*hold{}, live: map[string]*hold{}, ids: map[string]struct{}{},
+		holds: map[string]hold{}, ids: map[string]struct{}{},
 	}
 	v, loaded := s.users.LoadOrStore(req.Settings.UserID, nu)
 	if !loaded {
@@ -264,10 +304,11 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if !ok {
 		return budget.Totals{}, false, fmt.Errorf("budget/memory: holds of %q exceed %s", req.UserID, budget.MaxNanos)
 	}
-	h := &hold{amount: req.Amount, expires: req.ExpiresAt, counted: true}
-	u.holds[req.HoldID], u.live[req.HoldID], u.held = h, h, held
-	if u.nextExp.IsZero() || h.expires.Before(u.nextExp) {
-		u.nextExp = h.expires
+	u.holds[req.HoldID] = hold{amount: req.Amount, expires: req.ExpiresAt, counted: true}
+	u.live = append(u.live, req.HoldID)
+	u.held = held
+	if u.nextExp.IsZero() || req.ExpiresAt.Before(u.nextExp) {
+		u.nextExp = req.ExpiresAt
 	}
 	return u.finish(req.Policy), true, nil
 }
@@ -290,32 +331,35 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 	return u.finish(req.Policy), nil
 }
 
-func (u *user) openHold(id string) (*hold, error) {
+func (u *user) openHold(id string) (hold, error) {
 	h, ok := u.holds[id]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
+		return hold{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
 	case h.state != pending:
-		return nil, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+		return hold{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 	}
 	return h, nil
 }
 
-func (u *user) close(id string, h *hold, state holdState) {
+func (u *user) close(id string, h hold, state holdState) {
 	if h.counted {
 		u.held -= h.amount
 		h.counted = false
-		delete(u.live, id)
+		if i := slices.Index(u.live, id); i >= 0 {
+			last := len(u.live) - 1
+			u.live[i] = u.live[last]
+			u.live[last] = ""
+			u.live = u.live[:last]
+		}
 	}
 	h.state = state
+	u.holds[id] = h
 }
 
 // add records a usage row, refusing a duplicate ID, and counts its cost
 // when it falls in the current window. On error nothing changes.
 func (u *user) add(r budget.UsageRow) error {
-	if _, dup := u.ids[r.ID]; dup {
-		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
-	}
 	spent := u.spent
 	if u.window.Contains(r.At) {
 		var ok bool
@@ -323,16 +367,17 @@ func (u *user) add(r budget.UsageRow) error {
 			return fmt.Errorf("budget/memory: spend of %q exceeds %s", u.s.UserID, budget.MaxNanos)
 		}
 	}
+	n := len(u.ids)
+	if u.ids[r.ID] = struct{}{}; len(u.ids) == n {
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
+	}
 	u.usageSeq++
 	e := usage{row: r, seq: u.usageSeq}
-	if n := len(u.usage); n == 0 || !r.At.Before(u.usage[n-1].row.At) {
-		u.usage = append(u.usage, e)
+	if n := u.usage.n; n == 0 || !r.At.Before(u.usage.at(n-1).row.At) {
+		u.usage.push(e)
 	} else {
-		// Only a clock that moved backwards gets here; keep time order.
-		i := u.search(r.At.Add(1))
-		u.usage = slices.Insert(u.usage, i, e)
+		u.usage.insert(u.search(r.At.Add(1)), e)
 	}
-	u.ids[r.ID] = struct{}{}
 	u.spent = spent
 	return nil
 }
@@ -453,7 +498,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	u := v.(*user)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	lo, hi := 0, len(u.usage)
+	lo, hi := 0, u.usage.n
 	if !q.From.IsZero() {
 		lo = u.search(q.From)
 	}
@@ -461,26 +506,25 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 		hi = u.search(q.To)
 	}
 	if q.Cursor != "" {
-		hi = min(hi, searchCursor(u.usage, curAt, curSeq))
+		hi = min(hi, searchCursor(&u.usage, curAt, curSeq))
 	}
 	var p budget.HistoryPage
 	for i := hi - 1; i >= lo; i-- {
 		if q.Limit > 0 && len(p.Rows) == q.Limit {
-			last := u.usage[i+1]
+			last := u.usage.at(i + 1)
 			p.Next = strconv.FormatInt(last.row.At.UnixNano(), 10) + "." + strconv.FormatInt(last.seq, 10)
 			break
 		}
-		p.Rows = append(p.Rows, u.usage[i].row)
+		p.Rows = append(p.Rows, u.usage.at(i).row)
 	}
 	return p, nil
 }
 
 // searchCursor returns the index of the first usage at or after (at, seq).
-func searchCursor(us []usage, at, seq int64) int {
-	i, _ := slices.BinarySearchFunc(us, [2]int64{at, seq}, func(e usage, k [2]int64) int {
-		return cmp.Or(cmp.Compare(e.row.At.UnixNano(), k[0]), cmp.Compare(e.seq, k[1]))
+func searchCursor(l *usageLog, at, seq int64) int {
+	return l.search(func(e *usage) bool {
+		return cmp.Or(cmp.Compare(e.row.At.UnixNano(), at), cmp.Compare(e.seq, seq)) >= 0
 	})
-	return i
 }
 
 // Breakdown implements budget.Store.
@@ -497,7 +541,8 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 	defer u.mu.Unlock()
 	type key struct{ provider, model string }
 	groups := map[key]*budget.UsageGroup{}
-	for _, e := range u.usage[u.search(q.From):u.search(q.To)] {
+	for i, end := u.search(q.From), u.search(q.To); i < end; i++ {
+		e := u.usage.at(i)
 		k := key{e.row.Provider, e.row.Model}
 		g := groups[k]
 		if g == nil {
