@@ -1,0 +1,228 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/llmbudget/budget"
+)
+
+// The administrators' endpoints. The server checks budget.CanAdminister
+// before any of them runs; the Manager checks again where it acts.
+
+// recentUsage is how many usage records GET /admin/users/{user_id} shows.
+const recentUsage = 20
+
+// PUT /admin/configure
+func (s *server) putConfigure(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	pc, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	o, err := readObject(w, r, configureBody, false)
+	if err != nil {
+		return err
+	}
+	userID, ok, err := o.str(fUserID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return invalid(fUserID, "name the user to configure")
+	}
+	if err := budget.ValidateUserID(userID); err != nil {
+		return err
+	}
+	u, err := o.update()
+	if err != nil {
+		return err
+	}
+	if u.AdminNotes, err = o.notes(); err != nil {
+		return err
+	}
+	u.IfVersion = pc.ifVersion(1) // settings versions start at 1
+	set, err := s.m.UpdateSettings(r.Context(), p, userID, u)
+	if err != nil {
+		return err
+	}
+	setETag(w, set.Version)
+	return writeJSON(w, adminSettings(set))
+}
+
+// GET /admin/list?q=&level=&limit=&cursor=
+func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	q, err := readQuery(r, "q", "level", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	uq := budget.UserQuery{}
+	uq.Search, _ = q.get("q")
+	if l, _ := q.get("level"); l != "" {
+		level, err := budget.ParseLevel(l)
+		if err != nil {
+			return invalid("level", "must be green, yellow, orange or red")
+		}
+		uq.Level = &level
+	}
+	if uq.Limit, err = q.limit(); err != nil {
+		return err
+	}
+	if uq.Cursor, err = q.cursor(); err != nil {
+		return err
+	}
+	page, err := s.m.ListUsers(r.Context(), p, uq)
+	if err != nil {
+		return err
+	}
+	out := listJSON{Users: make([]userJSON, len(page.Users)), NextCursor: page.Next, Summary: summaryJSON{
+		Users: page.Summary.Users, TotalLimit: money(page.Summary.TotalLimit),
+		TotalSpent: money(page.Summary.TotalSpent), OverBudget: page.Summary.OverBudget,
+	}}
+	for i, u := range page.Users {
+		out.Users[i] = userOf(u)
+	}
+	return writeJSON(w, out)
+}
+
+// existing returns userID's settings and status if the user has settings,
+// and a 404 otherwise, without creating any.
+//
+// The Manager has no read that leaves a missing user missing (Settings and
+// Status create the user from the defaults), so this searches ListUsers for
+// the ID: pages come in user ID order, so the search stops at the first ID
+// past it.
+func (s *server) existing(ctx context.Context, p budget.Principal, userID string) (budget.UserStatus, error) {
+	if err := budget.ValidateUserID(userID); err != nil {
+		return budget.UserStatus{}, err
+	}
+	q := budget.UserQuery{Search: userID, Limit: budget.MaxPageSize}
+	for {
+		page, err := s.m.ListUsers(ctx, p, q)
+		if err != nil {
+			return budget.UserStatus{}, err
+		}
+		for _, u := range page.Users {
+			switch id := u.Settings.UserID; {
+			case id == userID:
+				return u, nil
+			case id > userID:
+				page.Next = ""
+			}
+		}
+		if page.Next == "" {
+			return budget.UserStatus{}, problem(http.StatusNotFound, ProblemNotFound, "user_id",
+				"no user "+userID+" has settings")
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// POST /admin/reset/{user_id}
+func (s *server) postAdminReset(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	userID := r.PathValue("user_id")
+	if _, err := s.existing(r.Context(), p, userID); err != nil {
+		return err
+	}
+	return s.reset(w, r, p, userID, true)
+}
+
+// GET /admin/audit?user_id=&limit=&cursor=
+func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	q, err := readQuery(r, "user_id", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	userID, _ := q.get("user_id")
+	if userID != "" {
+		if err := budget.ValidateUserID(userID); err != nil {
+			return err
+		}
+	}
+	limit, err := q.limit()
+	if err != nil {
+		return err
+	}
+	cursor, err := q.cursor()
+	if err != nil {
+		return err
+	}
+	page, err := s.m.AuditLog(r.Context(), p, userID, cursor, limit)
+	if err != nil {
+		return err
+	}
+	out := auditPageJSON{Entries: make([]auditJSON, len(page.Entries)), NextCursor: page.Next}
+	for i, e := range page.Entries {
+		out.Entries[i] = auditOf(e, true)
+	}
+	return writeJSON(w, out)
+}
+
+// GET /admin/users/{user_id}
+func (s *server) getUser(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	u, err := s.existing(r.Context(), p, r.PathValue("user_id"))
+	if err != nil {
+		return err
+	}
+	h, err := s.m.History(r.Context(), budget.UsageQuery{UserID: u.Settings.UserID, Limit: recentUsage})
+	if err != nil {
+		return err
+	}
+	setETag(w, u.Settings.Version)
+	return writeJSON(w, userDetailJSON{userJSON: userOf(u), RecentUsage: usageOf(h.Records)})
+}
+
+// GET /admin/defaults
+func (s *server) getDefaults(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	d, err := s.m.Defaults(r.Context())
+	if err != nil {
+		return err
+	}
+	setETag(w, d.Version)
+	return writeJSON(w, defaultsJSON(d))
+}
+
+// PUT /admin/defaults
+func (s *server) putDefaults(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	pc, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	o, err := readObject(w, r, settingsBody, false)
+	if err != nil {
+		return err
+	}
+	u, err := o.update()
+	if err != nil {
+		return err
+	}
+	u.IfVersion = pc.ifVersion(0)
+	if pc.set && pc.version == 0 {
+		// If-Match: "0", the built-in defaults. The core reads IfVersion 0
+		// as "no condition", so check here; this one case is not atomic.
+		d, err := s.m.Defaults(r.Context())
+		if err != nil {
+			return err
+		}
+		if d.Version != 0 {
+			return budget.ErrConflict
+		}
+	}
+	d, err := s.m.UpdateDefaults(r.Context(), p, u)
+	if err != nil {
+		return err
+	}
+	setETag(w, d.Version)
+	return writeJSON(w, defaultsJSON(d))
+}

@@ -1,0 +1,123 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/llmbudget/budget/httpapi"
+)
+
+// roles are the columns of the authorization matrix: the token each sends.
+var roles = []struct{ name, token string }{
+	{"no token", ""},
+	{"bad token", "tok-nobody"},
+	{"user", "tok-carol"},
+	{"hidden", "tok-hank"},
+	{"no permission", "tok-nora"},
+	{"permission", "tok-pete"},
+	{"admin", "tok-root"},
+}
+
+// TestAuthorizationMatrix sends a valid request to every endpoint as every
+// role, and checks the status code of each cell; that a refused request
+// changed nothing (settings, versions, statuses, audit log, defaults); and
+// that an accepted write changed something.
+func TestAuthorizationMatrix(t *testing.T) {
+	const (
+		read  = "200 403 200 200 200" // user, hidden, no permission, permission, admin
+		admin = "403 403 403 403 200"
+	)
+	endpoints := []struct {
+		name, method, path, body string
+		write                    bool
+		want                     string // for the five authenticated roles
+	}{
+		{"status", "GET", "/status", "", false, read},
+		{"settings", "GET", "/settings", "", false, read},
+		{"settings limit", "PUT", "/settings", `{"limit_usd": "55"}`, true, "403 403 403 200 200"},
+		{"settings thresholds", "PUT", "/settings", `{"alert_threshold_yellow": "60"}`, true, "200 403 200 200 200"},
+		{"settings permissions", "PUT", "/settings", `{"user_can_reset_budget": false}`, true, "403 403 403 403 200"},
+		{"reset", "POST", "/reset", `{"reason": "new project"}`, true, "403 403 403 200 200"},
+		{"breakdown", "GET", "/usage/breakdown", "", false, read},
+		{"breakdown range", "GET", "/usage/breakdown?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, read},
+		{"history", "GET", "/usage/history?limit=2", "", false, read},
+		{"configure", "PUT", "/admin/configure", `{"user_id": "tess", "limit_usd": "60", "admin_notes": "raised"}`, true, admin},
+		{"configure new user", "PUT", "/admin/configure", `{"user_id": "newbie", "limit_usd": "5"}`, true, admin},
+		{"list", "GET", "/admin/list?limit=2", "", false, admin},
+		{"list empty filters", "GET", "/admin/list?q=&level=&cursor=", "", false, admin},
+		{"admin reset", "POST", "/admin/reset/tess", `{"reason": "refund"}`, true, admin},
+		{"audit", "GET", "/admin/audit?user_id=tess", "", false, admin},
+		{"audit all", "GET", "/admin/audit?user_id=&cursor=", "", false, admin},
+		{"user", "GET", "/admin/users/tess", "", false, admin},
+		{"defaults", "GET", "/admin/defaults", "", false, admin},
+		{"put defaults", "PUT", "/admin/defaults", `{"limit_usd": "25"}`, true, admin},
+	}
+	for _, ep := range endpoints {
+		want := append([]string{"401", "401"}, strings.Fields(ep.want)...)
+		for i, role := range roles {
+			t.Run(ep.name+"/"+role.name, func(t *testing.T) {
+				f := newFixture(t)
+				before := f.state()
+				r := f.do(req{method: ep.method, path: ep.path, token: role.token, body: ep.body})
+				if got := r.status; want[i] != strconv.Itoa(got) {
+					t.Fatalf("%s %s as %s: status %d, want %s; body %s", ep.method, ep.path, role.name, got, want[i], r.body)
+				}
+				after := f.state()
+				switch {
+				case r.status != http.StatusOK:
+					if d := diff(before, after); d != "" {
+						t.Errorf("a refused %s changed the state (-before +after):\n%s", ep.name, d)
+					}
+					p := r.problem(t)
+					checkRefusal(t, role.name == "hidden" && !strings.HasPrefix(ep.path, "/admin/"), r, p)
+				case ep.write:
+					if diff(before, after) == "" {
+						t.Errorf("an accepted %s changed nothing", ep.name)
+					}
+				default:
+					if d := diff(before, after); d != "" {
+						t.Errorf("a read changed the state (-before +after):\n%s", d)
+					}
+				}
+				checkHeaders(t, r)
+			})
+		}
+	}
+}
+
+// checkRefusal checks the problem of a refused cell.
+func checkRefusal(t *testing.T, hidden bool, r response, p httpapi.Problem) {
+	t.Helper()
+	switch r.status {
+	case http.StatusUnauthorized:
+		if p.Type != httpapi.ProblemUnauthenticated || r.header.Get("WWW-Authenticate") != "Bearer" {
+			t.Errorf("401: type %q, WWW-Authenticate %q", p.Type, r.header.Get("WWW-Authenticate"))
+		}
+	case http.StatusForbidden:
+		if hidden {
+			if p.Type != httpapi.ProblemBudgetHidden || !p.Hidden || !strings.Contains(p.Detail, "hidden") {
+				t.Errorf("hidden budget: problem %+v, want type %s, hidden true and a detail saying so", p, httpapi.ProblemBudgetHidden)
+			}
+		} else if p.Type != httpapi.ProblemForbidden || p.Hidden {
+			t.Errorf("403: problem %+v, want type %s", p, httpapi.ProblemForbidden)
+		}
+	}
+}
+
+// checkHeaders checks the headers every response carries.
+func checkHeaders(t *testing.T, r response) {
+	t.Helper()
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q", got)
+	}
+	if got := r.header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control %q", got)
+	}
+	if r.status == http.StatusOK {
+		if got := r.header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+			t.Errorf("Content-Type %q", got)
+		}
+	}
+}

@@ -1,0 +1,540 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/llmbudget/budget"
+	"github.com/shopspring/decimal"
+)
+
+// MaxBodyBytes is the largest request body the handler reads; a larger one
+// gets 413.
+const MaxBodyBytes = 64 << 10
+
+// object is a decoded JSON object body: each member's raw value by name.
+type object map[string]json.RawMessage
+
+// readObject reads r's body as exactly one JSON object whose members are all
+// in known. The body must be JSON (Content-Type application/json or
+// application/*+json, charset utf-8 if given) and at most MaxBodyBytes.
+// With emptyOK, an empty body reads as {}.
+func readObject(w http.ResponseWriter, r *http.Request, known map[string]bool, emptyOK bool) (object, error) {
+	if emptyOK && (r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody) {
+		return object{}, nil
+	}
+	if err := checkJSONType(r.Header.Get("Content-Type")); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return nil, &http.MaxBytesError{Limit: MaxBodyBytes}
+	}
+	body := r.Body
+	if body == nil {
+		body = http.NoBody
+	}
+	return decodeObject(http.MaxBytesReader(w, body, MaxBodyBytes), known, emptyOK)
+}
+
+// checkJSONType accepts a JSON media type.
+func checkJSONType(ct string) error {
+	unsupported := problem(http.StatusUnsupportedMediaType, ProblemUnsupportedMediaType, "Content-Type",
+		"send the body as application/json")
+	if ct == "" {
+		return unsupported
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return unsupported
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		unsupported.Detail = "send the body as application/json in UTF-8"
+		return unsupported
+	}
+	return nil
+}
+
+// decodeObject decodes exactly one JSON object from rd, refusing members
+// not in known, members given twice, and anything after the object; with
+// emptyOK, no input at all reads as {}. Keys match exactly, where
+// encoding/json's DisallowUnknownFields would let "LIMIT_USD" through as
+// limit_usd and keep the last of two "limit_usd".
+func decodeObject(rd io.Reader, known map[string]bool, emptyOK bool) (object, error) {
+	dec := json.NewDecoder(rd)
+	dec.UseNumber()
+	malformed := func(err error, detail string) error {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		if err == io.EOF && detail == "" {
+			detail = "the request body is empty; send a JSON object"
+		} else if detail == "" {
+			detail = "the request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+		}
+		return problem(http.StatusBadRequest, ProblemMalformedBody, "body", detail)
+	}
+	tok, err := dec.Token()
+	if err == io.EOF && emptyOK {
+		return object{}, nil
+	}
+	if err != nil {
+		return nil, malformed(err, "")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, malformed(nil, "the request body must be a JSON object")
+	}
+	obj := object{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed(err, "")
+		}
+		key, _ := tok.(string) // inside an object, a token before a value is its key
+		if !known[key] {
+			return nil, problem(http.StatusBadRequest, ProblemUnknownField, clip(key),
+				"this endpoint takes no member "+strconv.Quote(clip(key)))
+		}
+		if _, dup := obj[key]; dup {
+			return nil, invalid(key, "given more than once")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed(err, "")
+		}
+		obj[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, malformed(err, "")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, err
+		}
+		return nil, malformed(nil, "the request body has data after the JSON object")
+	}
+	return obj, nil
+}
+
+// clip shortens a name from the request to at most 64 bytes of valid
+// UTF-8 before it is echoed in a problem.
+func clip(s string) string {
+	if len(s) <= 64 {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = s[:64]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+// isNull reports whether raw is the JSON null.
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// str decodes a JSON string member.
+func (o object) str(field string) (string, bool, error) {
+	raw, ok := o[field]
+	if !ok {
+		return "", false, nil
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false, invalid(field, "must be a string")
+	}
+	return s, true, nil
+}
+
+// boolean decodes a JSON true or false member.
+func (o object) boolean(field string) (*bool, error) {
+	raw, ok := o[field]
+	if !ok {
+		return nil, nil
+	}
+	var b bool
+	switch string(raw) {
+	case "true":
+		b = true
+	case "false":
+	default:
+		return nil, invalid(field, "must be true or false")
+	}
+	return &b, nil
+}
+
+// decimalText returns the text of a decimal given as a JSON number or as a
+// JSON string holding one, without ever converting it to a float; valid is
+// false for any other JSON value.
+func (o object) decimalText(field string) (text string, present, valid bool) {
+	raw, ok := o[field]
+	switch {
+	case !ok:
+		return "", false, false
+	case len(raw) > 0 && raw[0] == '"':
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, true, err == nil
+	case len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9'):
+		return string(raw), true, true
+	}
+	return "", true, false
+}
+
+// amount decodes an amount of US dollars, validated exactly by
+// budget.ParseAmount.
+func (o object) amount(field string) (*decimal.Decimal, error) {
+	text, present, valid := o.decimalText(field)
+	if !present {
+		return nil, nil
+	}
+	if !valid {
+		return nil, problem(http.StatusBadRequest, ProblemInvalidAmount, field,
+			`must be a decimal number or a string holding one, such as "12.5"`)
+	}
+	d, err := budget.ParseAmount(text)
+	if err != nil {
+		return nil, problem(http.StatusBadRequest, ProblemInvalidAmount, field,
+			strings.TrimPrefix(err.Error(), "budget: invalid amount: "))
+	}
+	return &d, nil
+}
+
+var (
+	maxThreshold = decimal.NewFromInt(1000)
+	hundredth    = decimal.New(1, -2)
+)
+
+// threshold decodes an alert threshold in percent: above 0, at most 1000,
+// at most two decimal places.
+func (o object) threshold(field string) (*decimal.Decimal, error) {
+	text, present, valid := o.decimalText(field)
+	if !present {
+		return nil, nil
+	}
+	// ParseAmount refuses huge exponents before any arithmetic.
+	d, err := budget.ParseAmount(text)
+	if !valid || err != nil || d.Sign() <= 0 || d.GreaterThan(maxThreshold) || !d.Mod(hundredth).IsZero() {
+		return nil, invalid(field, "must be a percentage above 0 and at most 1000, with at most 2 decimal places")
+	}
+	return &d, nil
+}
+
+// firstTime and endTime bound the instants the API accepts: those a store
+// can keep as int64 nanoseconds since 1970.
+var (
+	firstTime = time.Unix(0, 0).UTC()
+	endTime   = time.Date(2262, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// parseTime parses an RFC 3339 instant between 1970 and 2262.
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid(field, "must be an RFC 3339 time such as 2025-03-01T00:00:00Z")
+	}
+	if t.Before(firstTime) || !t.Before(endTime) {
+		return time.Time{}, invalid(field, "must be from 1970 to 2261")
+	}
+	return t, nil
+}
+
+// validTimezone reports whether name is an IANA zone the core accepts.
+func validTimezone(name string) bool {
+	if name == "" || name == "UTC" {
+		return true
+	}
+	if name == "Local" || len(name) > 64 || !utf8.ValidString(name) {
+		return false
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
+}
+
+// The members of the settings bodies.
+const (
+	fUserID     = "user_id"
+	fLimit      = "limit_usd"
+	fPeriod     = "budget_period"
+	fCustomDays = "custom_period_days"
+	fAnchor     = "custom_period_anchor"
+	fTimezone   = "timezone"
+	fEnforce    = "enforce_budget"
+	fVisible    = "budget_visible_to_user"
+	fCanModify  = "user_can_modify_limit"
+	fCanReset   = "user_can_reset_budget"
+	fYellow     = "alert_threshold_yellow"
+	fOrange     = "alert_threshold_orange"
+	fRed        = "alert_threshold_red"
+	fNotes      = "admin_notes"
+	fReason     = "reason"
+)
+
+// planFields are the members of PUT /settings and PUT /admin/defaults.
+var planFields = []string{fLimit, fPeriod, fCustomDays, fAnchor, fTimezone, fEnforce,
+	fVisible, fCanModify, fCanReset, fYellow, fOrange, fRed}
+
+func fieldSet(names ...[]string) map[string]bool {
+	m := map[string]bool{}
+	for _, ns := range names {
+		for _, n := range ns {
+			m[n] = true
+		}
+	}
+	return m
+}
+
+var (
+	settingsBody  = fieldSet(planFields)
+	configureBody = fieldSet(planFields, []string{fUserID, fNotes})
+	resetBody     = fieldSet([]string{fReason})
+)
+
+// update decodes the settings members of o into a partial update. It
+// validates everything that does not depend on the stored settings, so an
+// invalid body is refused before the core is asked (and before a user's
+// settings are created from the defaults).
+func (o object) update() (budget.SettingsUpdate, error) {
+	var (
+		u   budget.SettingsUpdate
+		err error
+	)
+	for _, f := range planFields { // in order, so the first invalid field is reported
+		if _, ok := o[f]; !ok {
+			continue
+		}
+		if isNull(o[f]) {
+			return u, invalid(f, "must not be null; leave the member out to keep the current value")
+		}
+		switch f {
+		case fLimit:
+			u.Limit, err = o.amount(f)
+		case fPeriod:
+			var s string
+			if s, _, err = o.str(f); err == nil {
+				p := budget.Period(s)
+				if !p.Valid() {
+					err = invalid(f, "must be daily, weekly, monthly or custom")
+				}
+				u.Period = &p
+			}
+		case fCustomDays:
+			var n int
+			if json.Unmarshal(o[f], &n) != nil || n < 1 || n > budget.MaxCustomDays {
+				err = invalid(f, "must be a whole number of days from 1 to "+strconv.Itoa(budget.MaxCustomDays))
+			}
+			u.CustomDays = &n
+		case fAnchor:
+			var s string
+			if s, _, err = o.str(f); err == nil {
+				var t time.Time
+				t, err = parseTime(f, s)
+				u.CustomAnchor = &t
+			}
+		case fTimezone:
+			var s string
+			if s, _, err = o.str(f); err == nil {
+				if !validTimezone(s) {
+					err = invalid(f, "must be an IANA time zone name such as Europe/Paris")
+				}
+				u.Timezone = &s
+			}
+		case fEnforce:
+			u.Enforce, err = o.boolean(f)
+		case fVisible:
+			u.Visible, err = o.boolean(f)
+		case fCanModify:
+			u.CanModify, err = o.boolean(f)
+		case fCanReset:
+			u.CanReset, err = o.boolean(f)
+		case fYellow:
+			u.Yellow, err = o.threshold(f)
+		case fOrange:
+			u.Orange, err = o.threshold(f)
+		case fRed:
+			u.Red, err = o.threshold(f)
+		}
+		if err != nil {
+			return u, err
+		}
+	}
+	if u.Yellow != nil && u.Orange != nil && u.Red != nil {
+		if err := (budget.Thresholds{Yellow: *u.Yellow, Orange: *u.Orange, Red: *u.Red}).Validate(); err != nil {
+			return u, err
+		}
+	}
+	if u.Period != nil && *u.Period != budget.Custom && u.CustomDays != nil {
+		return u, invalid(fCustomDays, "only a custom period has a length in days")
+	}
+	return u, nil
+}
+
+// notes decodes admin_notes.
+func (o object) notes() (*string, error) {
+	s, ok, err := o.str(fNotes)
+	if !ok || err != nil {
+		return nil, err
+	}
+	if len(s) > budget.MaxNotesLen {
+		return nil, invalid(fNotes, "must be at most 4096 bytes")
+	}
+	return &s, nil
+}
+
+// reason decodes the reason of a reset.
+func (o object) reason() (string, error) {
+	s, _, err := o.str(fReason)
+	if err == nil && len(s) > budget.MaxReasonLen {
+		err = invalid(fReason, "must be at most 1024 bytes")
+	}
+	return s, err
+}
+
+// precondition is an If-Match header read as a version.
+type precondition struct {
+	// set is false when there is no condition: no If-Match, or "*".
+	set bool
+	// version is the version of a strong entity tag of ours ("7"), or -1
+	// for any other well-formed tag (a weak one, or one we never send),
+	// which no version matches.
+	version int64
+}
+
+// ifVersion is the SettingsUpdate.IfVersion for a resource whose versions
+// start at first: 0 for no condition, and -1, never current, for a tag
+// below first.
+func (pc precondition) ifVersion(first int64) int64 {
+	switch {
+	case !pc.set:
+		return 0
+	case pc.version < first:
+		return -1
+	}
+	return pc.version
+}
+
+// ifMatch reads the If-Match header: "*" or one entity tag. A malformed
+// header, or a list of several tags, is refused.
+func ifMatch(r *http.Request) (precondition, error) {
+	vs := r.Header.Values("If-Match")
+	if len(vs) == 0 {
+		return precondition{}, nil
+	}
+	bad := invalid("If-Match", `must be * or one entity tag from an ETag, such as "7"`)
+	if len(vs) > 1 {
+		return precondition{}, bad
+	}
+	v := strings.TrimSpace(vs[0])
+	if v == "*" {
+		return precondition{}, nil
+	}
+	weak := strings.HasPrefix(v, "W/")
+	tag := strings.TrimPrefix(v, "W/")
+	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return precondition{}, bad
+	}
+	opaque := tag[1 : len(tag)-1]
+	for i := 0; i < len(opaque); i++ { // RFC 9110 etagc
+		if c := opaque[i]; c < 0x21 || c == '"' || c == 0x7f {
+			return precondition{}, bad
+		}
+	}
+	n, err := strconv.ParseInt(opaque, 10, 64)
+	if weak || err != nil || n < 0 || opaque != strconv.FormatInt(n, 10) {
+		return precondition{set: true, version: -1}, nil
+	}
+	return precondition{set: true, version: n}, nil
+}
+
+// query is a request's query parameters, each given at most once and all
+// known to the endpoint.
+type query url.Values
+
+// readQuery parses r's query string, refusing unknown or repeated
+// parameters.
+func readQuery(r *http.Request, known ...string) (query, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalid("query", "the query string is malformed")
+	}
+	for k, vs := range v {
+		ok := false
+		for _, n := range known {
+			ok = ok || n == k
+		}
+		if !ok {
+			return nil, problem(http.StatusBadRequest, ProblemUnknownField, clip(k),
+				"this endpoint takes no query parameter "+strconv.Quote(clip(k)))
+		}
+		if len(vs) > 1 {
+			return nil, invalid(k, "given more than once")
+		}
+	}
+	return query(v), nil
+}
+
+// get returns a parameter's value and whether it was given.
+func (q query) get(name string) (string, bool) {
+	vs, ok := q[name]
+	if !ok {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// limit returns the page size: 0 (the default, 50) when absent, else 1 to
+// 500.
+func (q query) limit() (int, error) {
+	s, ok := q.get("limit")
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > budget.MaxPageSize {
+		return 0, invalid("limit", "must be a whole number from 1 to 500")
+	}
+	return n, nil
+}
+
+// cursor returns the cursor of the next page; empty for the first.
+func (q query) cursor() (string, error) {
+	s, _ := q.get("cursor")
+	if len(s) > 1024 || !utf8.ValidString(s) {
+		return "", invalid("cursor", "not a cursor this endpoint returned")
+	}
+	return s, nil
+}
+
+// timeRange returns from and to, both or neither.
+func (q query) timeRange() (from, to time.Time, err error) {
+	fs, fok := q.get("from")
+	ts, tok := q.get("to")
+	if fok != tok {
+		missing := "to"
+		if !fok {
+			missing = "from"
+		}
+		return from, to, invalid(missing, "give both from and to, or neither for the current period")
+	}
+	if !fok {
+		return from, to, nil
+	}
+	if from, err = parseTime("from", fs); err != nil {
+		return from, to, err
+	}
+	if to, err = parseTime("to", ts); err != nil {
+		return from, to, err
+	}
+	if !from.Before(to) {
+		return from, to, invalid("from", "must be before to")
+	}
+	return from, to, nil
+}

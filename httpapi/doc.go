@@ -1,0 +1,118 @@
+// Package httpapi serves the budget endpoints over net/http: six for a user's
+// own budget and three for admins, plus the audit log, one user's details and
+// the defaults for new users. Mount the handler anywhere and bring your own
+// authentication:
+//
+//	h, err := httpapi.New(m, httpapi.Options{Authenticate: auth})
+//	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", h))
+//
+// The handler routes on its own http.ServeMux with Go 1.22 method-and-path
+// patterns; it registers nothing globally and needs no router.
+//
+// # Endpoints
+//
+// Paths are relative to the mount point. The user endpoints always act on
+// the authenticated principal's own budget, and refuse with 403 (type
+// ProblemBudgetHidden, "hidden": true) when an administrator has hidden it.
+// The admin endpoints require Principal.Admin.
+//
+//	GET  /status                  the user's status
+//	GET  /settings                the user's settings (ETag)
+//	PUT  /settings                partial update, checked by budget.CanUpdate (If-Match, ETag)
+//	POST /reset                   {"reason": "..."}; needs "can reset"
+//	GET  /usage/breakdown         by provider and model; ?from=&to= (RFC 3339, both or neither:
+//	                              the current period)
+//	GET  /usage/history           newest first; ?limit= (1–500, default 50) &cursor=
+//	PUT  /admin/configure         {"user_id": ..., settings..., "admin_notes": ...};
+//	                              creates the user's settings if absent (If-Match, ETag)
+//	GET  /admin/list              ?q= (user ID contains, any case) &level= &limit= &cursor=
+//	POST /admin/reset/{user_id}   {"reason": "..."}; 404 for a user without settings
+//	GET  /admin/audit             ?user_id= (empty: everything) &limit= &cursor=
+//	GET  /admin/users/{user_id}   settings, status and the 20 newest usage records (ETag)
+//	GET  /admin/defaults          what new regular users start with (ETag)
+//	PUT  /admin/defaults          partial update of the same (If-Match, ETag)
+//
+// Query parameters an endpoint does not take, or given twice, are refused
+// with 400, as are unknown JSON members. An empty filter or cursor (q=,
+// level=, user_id=, cursor=) is the same as none; an empty limit is
+// refused.
+//
+// # JSON
+//
+// Members are snake_case. Money ("limit_usd": "12.5") and percentages
+// (thresholds, "percent_used") go out as JSON strings holding exact
+// decimals, and come in as a string or a number; either way the text is
+// validated by budget.ParseAmount and never passes through a float, so
+// "0.1" is exactly a tenth and "1e400", "-1" or ten decimal places are
+// refused with 400. Times are RFC 3339, in UTC on the way out.
+//
+// Settings (GET/PUT /settings; PUT /admin/configure and the admin shapes
+// below add "admin_notes"):
+//
+//	{"user_id": "alice", "limit_usd": "30", "budget_period": "monthly",
+//	 "custom_period_days": 14, "custom_period_anchor": "...",   (custom periods only)
+//	 "timezone": "Europe/Paris", "enforce_budget": true,
+//	 "budget_visible_to_user": true, "user_can_modify_limit": false, "user_can_reset_budget": false,
+//	 "alert_threshold_yellow": "75", "alert_threshold_orange": "90", "alert_threshold_red": "100",
+//	 "current_period_start": "...", "current_period_end": "...", "last_reset_at": "...",
+//	 "version": 3, "created_at": "...", "updated_at": "..."}
+//
+// A PUT takes any of limit_usd, budget_period, custom_period_days,
+// custom_period_anchor, timezone, enforce_budget, budget_visible_to_user,
+// user_can_modify_limit, user_can_reset_budget and the three thresholds
+// (null is refused: leave a member out to keep it). PUT /admin/configure
+// also takes user_id (required) and admin_notes. PUT /admin/defaults takes
+// the same members as PUT /settings, and GET and PUT /admin/defaults answer
+// with the settings shape minus user_id, the period bounds and admin_notes.
+//
+// Status (GET /status):
+//
+//	{"user_id": "alice", "limit_usd": "30", "spent_usd": "12.5", "reserved_usd": "0.5",
+//	 "remaining_usd": "17", "percent_used": "41.66", "alert_level": "green",
+//	 "enforce_budget": true, "budget_period": "monthly", "timezone": "UTC",
+//	 "current_period_start": "...", "current_period_end": "..."}
+//
+// One user for admins (each of GET /admin/list's "users", and GET
+// /admin/users/{user_id}, which adds "recent_usage"): the settings with
+// admin_notes, plus spent_usd, reserved_usd, remaining_usd, percent_used
+// and alert_level. GET /admin/list also answers "next_cursor" and
+// "summary": {"users", "total_limit_usd", "total_spent_usd",
+// "users_over_budget"}, over every user whatever the filters.
+//
+// Usage records (GET /usage/history's "usage", with "next_cursor"):
+// {"id", "reservation_id", "provider", "model", "input_tokens",
+// "output_tokens", "cost_usd", "at"}. Breakdowns: {"user_id", "from", "to",
+// "total", "by_provider", "by_model"}, each line {"provider", "model",
+// "cost_usd", "requests", "input_tokens", "output_tokens"}, highest cost
+// first. Audit entries (GET /admin/audit's "entries", with "next_cursor"):
+// {"id", "user_id", "type" (manual, automatic, settings, defaults), "actor",
+// "actor_admin", "reason", "previous_limit_usd", "new_limit_usd",
+// "previous_spent_usd", "period_start", "period_end", "before", "after",
+// "at"}. A reset answers {"reset": its audit entry, "status": the new
+// status}.
+//
+// Cursors are opaque: pass back the "next_cursor" of the previous page; it
+// is absent on the last page.
+//
+// # Concurrency control
+//
+// Settings and defaults responses carry an ETag, the quoted version ("7").
+// Send it back as If-Match on a PUT and the update is applied only if
+// nothing changed in between (the check is atomic in the Manager); a stale
+// tag gets 412, a malformed If-Match 400. "If-Match: *" or no If-Match
+// updates unconditionally.
+//
+// # Errors
+//
+// Every error is an RFC 9457 problem document (application/problem+json)
+// with a stable "type" URI, one per kind of error (the Problem* constants,
+// all under ProblemBase), and a "field" member naming the JSON member, query
+// parameter, path parameter, header or "body" at fault. Status codes: 400
+// invalid input, 401 no or bad credentials, 403 not allowed (or hidden),
+// 404 no such endpoint or user, 405 wrong method (with Allow), 412 stale
+// If-Match, 413 body over MaxBodyBytes, 415 a body that is not JSON, 500 a
+// failure whose details go to Options.Logger and never to the client.
+//
+// Every response carries Cache-Control: no-store and X-Content-Type-Options:
+// nosniff; success bodies are application/json; charset=utf-8.
+package httpapi

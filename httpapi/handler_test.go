@@ -1,0 +1,414 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/httpapi"
+	"github.com/llmbudget/budget/store/memory"
+)
+
+func TestNewRefusesMissingPieces(t *testing.T) {
+	m := budget.NewManager(memory.New(), budget.Options{})
+	if _, err := httpapi.New(m, httpapi.Options{}); err == nil {
+		t.Error("New accepted a nil Authenticate")
+	}
+	if _, err := httpapi.New(nil, httpapi.Options{Authenticate: bearerAuth}); err == nil {
+		t.Error("New accepted a nil Manager")
+	}
+}
+
+func TestRoutingProblems(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		method, path string
+		status       int
+		typ, allow   string
+	}{
+		{"GET", "/nope", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/status/", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/admin/users/", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/admin/users/a/b", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/usage/../status", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "//status", 404, httpapi.ProblemNotFound, ""},
+		{"POST", "/status", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+		{"DELETE", "/settings", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD, PUT"},
+		{"GET", "/reset", 405, httpapi.ProblemMethodNotAllowed, "POST"},
+		{"GET", "/admin/configure", 405, httpapi.ProblemMethodNotAllowed, "PUT"},
+		{"DELETE", "/admin/users/tess", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+	}
+	for _, c := range cases {
+		for _, tok := range []string{"", "tok-root"} {
+			r := f.do(req{method: c.method, path: c.path, token: tok})
+			if r.status != c.status {
+				t.Errorf("%s %s: status %d, want %d; body %s", c.method, c.path, r.status, c.status, r.body)
+				continue
+			}
+			if p := r.problem(t); p.Type != c.typ {
+				t.Errorf("%s %s: type %q, want %q", c.method, c.path, p.Type, c.typ)
+			}
+			if got := r.header.Get("Allow"); got != c.allow {
+				t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+			}
+			checkHeaders(t, r)
+		}
+	}
+}
+
+// TestStatusShape pins the JSON of GET /status.
+func TestStatusShape(t *testing.T) {
+	f := newFixture(t)
+	r := f.do(req{method: "GET", path: "/status", token: "tok-pete"})
+	got := r.json(t)
+	// pete is the fourth user: 0.40 + 0.41 + 0.42 spent of 40.
+	want := map[string]any{
+		"user_id": "pete", "limit_usd": "40", "spent_usd": "1.23", "reserved_usd": "0",
+		"remaining_usd": "38.77", "percent_used": "3.07", "alert_level": "green",
+		"enforce_budget": true, "budget_period": "monthly", "timezone": "UTC",
+		"current_period_start": "2025-03-01T00:00:00Z", "current_period_end": "2025-04-01T00:00:00Z",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("GET /status (-want +got):\n%s", d)
+	}
+}
+
+// TestSettingsShape pins the JSON of the settings, as the user and as an
+// admin sees them.
+func TestSettingsShape(t *testing.T) {
+	f := newFixture(t)
+	r := f.do(req{method: "GET", path: "/settings", token: "tok-nora"})
+	got := r.json(t)
+	want := map[string]any{
+		"user_id": "nora", "limit_usd": "10", "budget_period": "monthly", "timezone": "UTC",
+		"enforce_budget": true, "budget_visible_to_user": true, "user_can_modify_limit": false,
+		"user_can_reset_budget": false, "alert_threshold_yellow": "75", "alert_threshold_orange": "90",
+		"alert_threshold_red": "100", "current_period_start": "2025-03-01T00:00:00Z",
+		"current_period_end": "2025-04-01T00:00:00Z", "version": json.Number("2"),
+		"created_at": "2025-03-14T09:00:00Z", "updated_at": "2025-03-14T09:00:00Z",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("GET /settings (-want +got):\n%s", d)
+	}
+	if r.header.Get("ETag") != `"2"` {
+		t.Errorf("ETag %q", r.header.Get("ETag"))
+	}
+
+	r = f.do(req{method: "GET", path: "/admin/users/tess", token: "tok-root"})
+	got = r.json(t)
+	if got["admin_notes"] != "watch her" || got["spent_usd"] != "1.53" || got["alert_level"] != "green" || got["user_id"] != "tess" {
+		t.Errorf("GET /admin/users/tess: %v", got)
+	}
+	if us := got["recent_usage"].([]any); len(us) != 3 || us[0].(map[string]any)["cost_usd"] != "0.52" {
+		t.Errorf("recent usage %v", us)
+	}
+	if r.header.Get("ETag") != `"2"` {
+		t.Errorf("ETag %q", r.header.Get("ETag"))
+	}
+}
+
+func TestIfMatch(t *testing.T) {
+	f := newFixture(t)
+	etag := f.do(req{method: "GET", path: "/settings", token: "tok-pete"}).header.Get("ETag")
+	put := func(ifMatch, limit string) response {
+		h := map[string]string{}
+		if ifMatch != "" {
+			h["If-Match"] = ifMatch
+		}
+		return f.do(req{method: "PUT", path: "/settings", token: "tok-pete", body: `{"limit_usd": "` + limit + `"}`, header: h})
+	}
+	r := put(etag, "41")
+	if r.status != 200 || r.header.Get("ETag") != `"3"` || r.json(t)["version"] != json.Number("3") {
+		t.Fatalf("PUT with the current ETag %s: %d %s %s", etag, r.status, r.header.Get("ETag"), r.body)
+	}
+	for _, stale := range []string{etag, `W/"3"`, `"abc"`, `"0"`, `"-1"`, `"03"`} {
+		before := f.state()
+		r = put(stale, "42")
+		if r.status != http.StatusPreconditionFailed {
+			t.Fatalf("PUT with If-Match %s: %d %s", stale, r.status, r.body)
+		}
+		if p := r.problem(t); p.Type != httpapi.ProblemPreconditionFailed || r.header.Get("ETag") != "" {
+			t.Errorf("stale If-Match: %+v, ETag %q", p, r.header.Get("ETag"))
+		}
+		if d := diff(before, f.state()); d != "" {
+			t.Errorf("a stale PUT changed the state:\n%s", d)
+		}
+	}
+	if r = put("*", "43"); r.status != 200 {
+		t.Errorf("If-Match *: %d", r.status)
+	}
+	if r = put(" \"4\" ", "44"); r.status != 200 {
+		t.Errorf("If-Match with spaces: %d %s", r.status, r.body)
+	}
+	// A refused permission beats a stale tag: nora may not change her limit.
+	r = f.do(req{method: "PUT", path: "/settings", token: "tok-nora", body: `{"limit_usd": "1"}`, header: map[string]string{"If-Match": `"1"`}})
+	if r.status != 403 {
+		t.Errorf("nora with a stale tag: %d", r.status)
+	}
+}
+
+// TestTwoAdmins: two admins read the same user; the first write wins and
+// the second, sent with the ETag it read, is refused instead of silently
+// overwriting the first.
+func TestTwoAdmins(t *testing.T) {
+	f := newFixture(t)
+	a := f.do(req{method: "GET", path: "/admin/users/tess", token: "tok-root"}).header.Get("ETag")
+	b := f.do(req{method: "GET", path: "/admin/users/tess", token: "tok-root2"}).header.Get("ETag")
+	r := f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", header: map[string]string{"If-Match": a},
+		body: `{"user_id": "tess", "limit_usd": "70"}`})
+	if r.status != 200 {
+		t.Fatalf("first admin: %d %s", r.status, r.body)
+	}
+	r = f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root2", header: map[string]string{"If-Match": b},
+		body: `{"user_id": "tess", "limit_usd": "80", "admin_notes": "mine"}`})
+	if r.status != http.StatusPreconditionFailed {
+		t.Fatalf("second admin: %d %s", r.status, r.body)
+	}
+	if s := f.settingsOf("tess"); !s.Limit.Equal(budget.MustAmount("70")) || s.AdminNotes != "watch her" {
+		t.Errorf("tess after the race: limit %s, notes %q", s.Limit, s.AdminNotes)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	f := newFixture(t)
+	r := f.do(req{method: "GET", path: "/admin/defaults", token: "tok-root"})
+	got := r.json(t)
+	if r.header.Get("ETag") != `"0"` || got["limit_usd"] != "30" || got["version"] != json.Number("0") || got["user_id"] != nil {
+		t.Fatalf("GET /admin/defaults: %s %s", r.header.Get("ETag"), r.body)
+	}
+	put := func(ifMatch, body string) response {
+		return f.do(req{method: "PUT", path: "/admin/defaults", token: "tok-root", body: body, header: map[string]string{"If-Match": ifMatch}})
+	}
+	if r = put(`"0"`, `{"limit_usd": "25", "user_can_reset_budget": true}`); r.status != 200 || r.header.Get("ETag") != `"1"` {
+		t.Fatalf("PUT defaults: %d %s", r.status, r.body)
+	}
+	if r = put(`"0"`, `{"limit_usd": "26"}`); r.status != http.StatusPreconditionFailed {
+		t.Fatalf("PUT defaults with the built-in version: %d %s", r.status, r.body)
+	}
+	// A new user starts with the new defaults.
+	got = f.do(req{method: "GET", path: "/settings", token: "tok-newbie"}).json(t)
+	if got["limit_usd"] != "25" || got["user_can_reset_budget"] != true {
+		t.Errorf("a new user's settings: %v", got)
+	}
+	audit := f.do(req{method: "GET", path: "/admin/audit", token: "tok-root"}).json(t)["entries"].([]any)
+	e := audit[0].(map[string]any)
+	if e["type"] != "defaults" || e["actor"] != "root" || e["before"].(map[string]any)["limit_usd"] != "30" ||
+		e["after"].(map[string]any)["limit_usd"] != "25" || e["user_id"] != nil {
+		t.Errorf("defaults audit entry: %v", e)
+	}
+}
+
+func init() { apiTokens["tok-newbie"] = budget.Principal{UserID: "newbie"} }
+
+func TestAdminUnknownUser(t *testing.T) {
+	f := newFixture(t)
+	before := f.state()
+	for _, q := range []req{
+		{method: "GET", path: "/admin/users/ghost", token: "tok-root"},
+		{method: "POST", path: "/admin/reset/ghost", token: "tok-root", body: `{"reason": "x"}`},
+		// IDs containing another user's ID are not that user.
+		{method: "GET", path: "/admin/users/tes", token: "tok-root"},
+		{method: "GET", path: "/admin/users/TESS", token: "tok-root"},
+	} {
+		r := f.do(q)
+		if r.status != 404 {
+			t.Fatalf("%s %s: %d %s", q.method, q.path, r.status, r.body)
+		}
+		if p := r.problem(t); p.Type != httpapi.ProblemNotFound || p.Field != "user_id" {
+			t.Errorf("%s: %+v", q.path, p)
+		}
+	}
+	if d := diff(before, f.state()); d != "" {
+		t.Errorf("looking up unknown users changed the state:\n%s", d)
+	}
+}
+
+// TestUserIDsInPaths: a user ID with a slash, a percent sign or spaces is
+// addressed by escaping it.
+func TestUserIDsInPaths(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{"team/alice", "50% off", "émile", "a+b", "x.y"} {
+		body, _ := json.Marshal(map[string]string{"user_id": id, "limit_usd": "9"})
+		if r := f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: string(body)}); r.status != 200 {
+			t.Fatalf("configure %q: %d %s", id, r.status, r.body)
+		}
+		p := "/admin/users/" + url.PathEscape(id)
+		r := f.do(req{method: "GET", path: p, token: "tok-root"})
+		if got := r.json(t)["user_id"]; got != id {
+			t.Errorf("GET %s: user_id %v, want %q", p, got, id)
+		}
+		r = f.do(req{method: "POST", path: "/admin/reset/" + url.PathEscape(id), token: "tok-root"})
+		if got := r.json(t)["reset"].(map[string]any)["user_id"]; got != id {
+			t.Errorf("reset %s: user_id %v", p, got)
+		}
+	}
+}
+
+func TestListAndSummary(t *testing.T) {
+	f := newFixture(t)
+	got := f.do(req{method: "GET", path: "/admin/list?limit=2", token: "tok-root"}).json(t)
+	users := got["users"].([]any)
+	// carol, hank, nora, pete, root, tess: 30 + 20 + 10 + 40 + 100 + 50.
+	want := map[string]any{"users": json.Number("6"), "total_limit_usd": "250", "total_spent_usd": "6.48", "users_over_budget": json.Number("0")}
+	if d := cmp.Diff(want, got["summary"]); d != "" {
+		t.Errorf("summary (-want +got):\n%s", d)
+	}
+	if len(users) != 2 || users[0].(map[string]any)["user_id"] != "carol" || got["next_cursor"] == nil {
+		t.Fatalf("first page: %v", got)
+	}
+	first := users[0].(map[string]any)
+	for _, k := range []string{"limit_usd", "spent_usd", "alert_level", "admin_notes", "budget_visible_to_user", "current_period_end"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("list entry lacks %s: %v", k, first)
+		}
+	}
+	var ids []string
+	cursor := ""
+	for {
+		p := "/admin/list?limit=2"
+		if cursor != "" {
+			p += "&cursor=" + url.QueryEscape(cursor)
+		}
+		page := f.do(req{method: "GET", path: p, token: "tok-root"}).json(t)
+		for _, u := range page["users"].([]any) {
+			ids = append(ids, u.(map[string]any)["user_id"].(string))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if d := cmp.Diff([]string{"carol", "hank", "nora", "pete", "root", "tess"}, ids); d != "" {
+		t.Errorf("paged list (-want +got):\n%s", d)
+	}
+	// Filters.
+	got = f.do(req{method: "GET", path: "/admin/list?q=E", token: "tok-root"}).json(t)
+	if n := len(got["users"].([]any)); n != 2 { // pete, tess
+		t.Errorf("q=E: %d users", n)
+	}
+	f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: `{"user_id": "nora", "limit_usd": "0.5"}`})
+	got = f.do(req{method: "GET", path: "/admin/list?level=red", token: "tok-root"}).json(t)
+	if us := got["users"].([]any); len(us) != 1 || us[0].(map[string]any)["user_id"] != "nora" ||
+		got["summary"].(map[string]any)["users_over_budget"] != json.Number("1") {
+		t.Errorf("level=red: %v", got)
+	}
+}
+
+func TestHistoryAndBreakdown(t *testing.T) {
+	f := newFixture(t)
+	var costs []string
+	cursor := ""
+	for range 5 {
+		p := "/usage/history?limit=2"
+		if cursor != "" {
+			p += "&cursor=" + url.QueryEscape(cursor)
+		}
+		page := f.do(req{method: "GET", path: p, token: "tok-pete"}).json(t)
+		for _, u := range page["usage"].([]any) {
+			costs = append(costs, u.(map[string]any)["cost_usd"].(string))
+		}
+		cursor, _ = page["next_cursor"].(string)
+		if cursor == "" {
+			break
+		}
+	}
+	if d := cmp.Diff([]string{"0.42", "0.41", "0.4"}, costs); d != "" {
+		t.Errorf("history, newest first (-want +got):\n%s", d)
+	}
+	got := f.do(req{method: "GET", path: "/usage/breakdown", token: "tok-pete"}).json(t)
+	want := map[string]any{
+		"user_id": "pete", "from": "2025-03-01T00:00:00Z", "to": "2025-04-01T00:00:00Z",
+		"total": map[string]any{"cost_usd": "1.23", "requests": json.Number("3"), "input_tokens": json.Number("300"), "output_tokens": json.Number("30")},
+		"by_provider": []any{
+			map[string]any{"provider": "openai", "cost_usd": "0.82", "requests": json.Number("2"), "input_tokens": json.Number("200"), "output_tokens": json.Number("20")},
+			map[string]any{"provider": "anthropic", "cost_usd": "0.41", "requests": json.Number("1"), "input_tokens": json.Number("100"), "output_tokens": json.Number("10")},
+		},
+		"by_model": []any{
+			map[string]any{"provider": "openai", "model": "gpt-4o", "cost_usd": "0.82", "requests": json.Number("2"), "input_tokens": json.Number("200"), "output_tokens": json.Number("20")},
+			map[string]any{"provider": "anthropic", "model": "claude", "cost_usd": "0.41", "requests": json.Number("1"), "input_tokens": json.Number("100"), "output_tokens": json.Number("10")},
+		},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("breakdown (-want +got):\n%s", d)
+	}
+	got = f.do(req{method: "GET", path: "/usage/breakdown?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00%2B01:00", token: "tok-pete"}).json(t)
+	if got["total"].(map[string]any)["cost_usd"] != "0" || len(got["by_model"].([]any)) != 0 || got["to"] != "2020-01-31T23:00:00Z" {
+		t.Errorf("empty range: %v", got)
+	}
+}
+
+// failingStore fails every status read with an internal error.
+type failingStore struct{ budget.Store }
+
+func (failingStore) Totals(context.Context, budget.TotalsRequest) (budget.Totals, error) {
+	return budget.Totals{}, errors.New("disk on fire at /var/lib/budget.db")
+}
+
+func TestInternalErrorsAreLoggedNotSent(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	f := newFixtureOn(t, failingStore{memory.New()}, httpapi.Options{Logger: logger})
+	r := f.do(req{method: "GET", path: "/status", token: "tok-pete"})
+	if r.status != 500 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	if p := r.problem(t); p.Type != httpapi.ProblemInternal || strings.Contains(string(r.body), "fire") {
+		t.Errorf("500 body %s", r.body)
+	}
+	if !strings.Contains(logs.String(), "disk on fire") || !strings.Contains(logs.String(), "/status") {
+		t.Errorf("log %q lacks the error", logs.String())
+	}
+}
+
+func TestAuthenticateInvalidPrincipal(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixtureOn(t, memory.New(), httpapi.Options{
+		Authenticate: func(*http.Request) (budget.Principal, error) { return budget.Principal{Admin: true}, nil },
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if r := f.do(req{method: "GET", path: "/admin/list"}); r.status != 500 || !strings.Contains(logs.String(), "invalid user ID") {
+		t.Errorf("empty user ID: %d, log %q", r.status, logs.String())
+	}
+}
+
+func TestChallenge(t *testing.T) {
+	f := newFixtureOn(t, memory.New(), httpapi.Options{Challenge: `Bearer realm="budget"`})
+	r := f.do(req{method: "GET", path: "/status"})
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="budget"` {
+		t.Errorf("401: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestResetFlow: a user with "can reset" resets; the audit log has it; the
+// spend starts over while the history stays.
+func TestResetFlow(t *testing.T) {
+	f := newFixture(t)
+	r := f.do(req{method: "POST", path: "/reset", token: "tok-pete", body: `{"reason": "new sprint"}`})
+	got := r.json(t)
+	reset, st := got["reset"].(map[string]any), got["status"].(map[string]any)
+	if reset["type"] != "manual" || reset["actor"] != "pete" || reset["reason"] != "new sprint" ||
+		reset["previous_spent_usd"] != "1.23" || reset["before"] != nil {
+		t.Errorf("reset entry %v", reset)
+	}
+	if st["spent_usd"] != "0" || st["current_period_start"] != apiStart.Add(18*time.Second+time.Minute).Format(time.RFC3339) {
+		t.Errorf("status after reset %v", st)
+	}
+	if n := len(f.do(req{method: "GET", path: "/usage/history", token: "tok-pete"}).json(t)["usage"].([]any)); n != 3 {
+		t.Errorf("history after reset: %d records", n)
+	}
+	entries := f.do(req{method: "GET", path: "/admin/audit?user_id=pete&limit=1", token: "tok-root"}).json(t)
+	if e := entries["entries"].([]any)[0].(map[string]any); e["type"] != "manual" || entries["next_cursor"] == nil {
+		t.Errorf("audit %v", entries)
+	}
+}

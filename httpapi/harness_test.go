@@ -1,0 +1,234 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/httpapi"
+	"github.com/llmbudget/budget/store/memory"
+	"github.com/llmbudget/budget/store/storetest"
+	"github.com/shopspring/decimal"
+)
+
+// apiStart is mid-March, so no test crosses a monthly boundary by accident.
+var apiStart = time.Date(2025, time.March, 14, 9, 0, 0, 0, time.UTC)
+
+// The principals of the tests, by bearer token.
+var apiTokens = map[string]budget.Principal{
+	"tok-root":  {UserID: "root", Admin: true},
+	"tok-root2": {UserID: "root2", Admin: true},
+	"tok-carol": {UserID: "carol"}, // the default plan: visible, view-only
+	"tok-hank":  {UserID: "hank"},  // hidden, though allowed to modify and reset
+	"tok-nora":  {UserID: "nora"},  // visible, no permissions
+	"tok-pete":  {UserID: "pete"},  // visible, may modify and reset
+}
+
+// bearerAuth authenticates "Authorization: Bearer <token>" from apiTokens.
+func bearerAuth(r *http.Request) (budget.Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return budget.Principal{}, errors.New("no bearer token")
+	}
+	p, ok := apiTokens[tok]
+	if !ok {
+		return budget.Principal{}, errors.New("unknown token")
+	}
+	return p, nil
+}
+
+var rootP = budget.Principal{UserID: "root", Admin: true}
+
+// fixture is a Manager over a store with the test users set up, and the
+// handler over it.
+type fixture struct {
+	t     testing.TB
+	clock *storetest.Clock
+	m     *budget.Manager
+	h     http.Handler
+}
+
+func newFixture(t testing.TB) *fixture {
+	return newFixtureOn(t, memory.New(), httpapi.Options{})
+}
+
+// newFixtureOn sets up the users on store: carol on the default plan, hank
+// hidden, nora without permissions, pete with them, tess configured by an
+// admin, each with some usage.
+func newFixtureOn(t testing.TB, store budget.Store, opts httpapi.Options) *fixture {
+	t.Helper()
+	clock := storetest.NewClock(apiStart)
+	m := budget.NewManager(store, budget.Options{
+		Now:     clock.Now,
+		IsAdmin: func(id string) bool { return id == "root" || id == "root2" },
+	})
+	if opts.Authenticate == nil {
+		opts.Authenticate = bearerAuth
+	}
+	h, err := httpapi.New(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, clock: clock, m: m, h: h}
+	ctx := context.Background()
+	yes, no := true, false
+	limit := func(s string) *decimal.Decimal { d := budget.MustAmount(s); return &d }
+	for user, u := range map[string]budget.SettingsUpdate{
+		"hank": {Visible: &no, CanModify: &yes, CanReset: &yes, Limit: limit("20")},
+		"nora": {Visible: &yes, CanModify: &no, CanReset: &no, Limit: limit("10")},
+		"pete": {Visible: &yes, CanModify: &yes, CanReset: &yes, Limit: limit("40")},
+		"tess": {Limit: limit("50"), AdminNotes: ptr("watch her")},
+	} {
+		if _, err := m.UpdateSettings(ctx, rootP, user, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, user := range []string{"carol", "hank", "nora", "pete", "tess", "root"} {
+		for j, model := range []string{"gpt-4o", "claude", "gpt-4o"} {
+			provider := "openai"
+			if model == "claude" {
+				provider = "anthropic"
+			}
+			clock.Advance(time.Second)
+			cost := decimal.New(int64(10*(i+1)+j), -2) // cents
+			if _, err := m.Record(ctx, user, budget.Usage{Provider: provider, Model: model, InputTokens: 100, OutputTokens: 10, Cost: cost}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clock.Advance(time.Minute)
+	return f
+}
+
+// response is what a request got.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// problem decodes the response as a problem document.
+func (r response) problem(t testing.TB) httpapi.Problem {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("status %d with Content-Type %q, want application/problem+json; body %s", r.status, ct, r.body)
+	}
+	var p httpapi.Problem
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", r.body, err)
+	}
+	if p.Status != r.status || p.Type == "" || p.Title == "" {
+		t.Fatalf("problem %+v in a %d response", p, r.status)
+	}
+	return p
+}
+
+// json decodes a success body into a map.
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200; body %s", r.status, r.body)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(r.body)))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+	return m
+}
+
+// req describes a request to the handler.
+type req struct {
+	method, path, token string
+	body                string
+	// contentType defaults to application/json when there is a body;
+	// "-" sends none.
+	contentType string
+	header      map[string]string
+	// chunked sends the body without a Content-Length.
+	chunked bool
+}
+
+func (f *fixture) do(q req) response {
+	f.t.Helper()
+	return serve(f.h, q)
+}
+
+func serve(h http.Handler, q req) response {
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	r := httptest.NewRequest(q.method, q.path, body)
+	if q.chunked {
+		r.ContentLength = -1
+	}
+	switch {
+	case q.contentType == "-":
+	case q.contentType != "":
+		r.Header.Set("Content-Type", q.contentType)
+	case q.body != "":
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if q.token != "" {
+		r.Header.Set("Authorization", "Bearer "+q.token)
+	}
+	for k, v := range q.header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+}
+
+// state is everything a request could change: every user's settings and
+// status, the audit log and the defaults.
+type state struct {
+	Users    []budget.UserStatus
+	Audit    []budget.AuditEntry
+	Defaults budget.Defaults
+}
+
+func (f *fixture) state() state {
+	f.t.Helper()
+	ctx := context.Background()
+	users, err := f.m.ListUsers(ctx, rootP, budget.UserQuery{Limit: budget.MaxPageSize})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	audit, err := f.m.AuditLog(ctx, rootP, "", "", budget.MaxPageSize)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	d, err := f.m.Defaults(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return state{Users: users.Users, Audit: audit.Entries, Defaults: d}
+}
+
+var cmpDecimal = cmp.Comparer(func(a, b decimal.Decimal) bool { return a.Equal(b) })
+
+// diff describes how two states differ; empty when they are equal.
+func diff(before, after state) string { return cmp.Diff(before, after, cmpDecimal) }
+
+// settingsOf returns a user's settings as the Manager has them.
+func (f *fixture) settingsOf(user string) budget.Settings {
+	f.t.Helper()
+	s, err := f.m.Settings(context.Background(), user)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,195 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/llmbudget/budget"
+)
+
+// ProblemBase is the prefix of every problem type URI. The URIs are stable
+// identifiers, one per kind of error, for clients to switch on; they are not
+// meant to be fetched.
+const ProblemBase = "https://llmbudget.dev/problems/"
+
+// The problem types. Every error response is an RFC 9457 problem document
+// (application/problem+json) whose "type" is one of these. Switch on the
+// type, not on the title or detail, which are for humans and may change.
+const (
+	// ProblemInvalidField (400): a JSON member, query parameter or header
+	// has an invalid value; "field" names it.
+	ProblemInvalidField = ProblemBase + "invalid-field"
+	// ProblemInvalidAmount (400): an amount of money is not a decimal
+	// number, is negative, has more than 9 decimal places or is too large;
+	// "field" names it.
+	ProblemInvalidAmount = ProblemBase + "invalid-amount"
+	// ProblemUnknownField (400): the body has a member, or the query a
+	// parameter, this endpoint does not take; "field" names it.
+	ProblemUnknownField = ProblemBase + "unknown-field"
+	// ProblemMalformedBody (400): the body is not one JSON object (a
+	// syntax error, an empty body, or data after the object); "field" is
+	// "body".
+	ProblemMalformedBody = ProblemBase + "malformed-body"
+	// ProblemUnauthenticated (401): Options.Authenticate refused the
+	// request's credentials.
+	ProblemUnauthenticated = ProblemBase + "unauthenticated"
+	// ProblemForbidden (403): the principal may not do this; "field", when
+	// present, is the first field of an update the principal may not
+	// change.
+	ProblemForbidden = ProblemBase + "forbidden"
+	// ProblemBudgetHidden (403): an administrator has hidden the budget
+	// from its user; the problem also carries "hidden": true.
+	ProblemBudgetHidden = ProblemBase + "budget-hidden"
+	// ProblemNotFound (404): no such endpoint, or no such user.
+	ProblemNotFound = ProblemBase + "not-found"
+	// ProblemMethodNotAllowed (405): the endpoint exists but not with this
+	// method; the Allow header lists the methods it takes.
+	ProblemMethodNotAllowed = ProblemBase + "method-not-allowed"
+	// ProblemPreconditionFailed (412): If-Match named a version that is no
+	// longer current; read the resource again and retry with its ETag.
+	ProblemPreconditionFailed = ProblemBase + "precondition-failed"
+	// ProblemBodyTooLarge (413): the body is over MaxBodyBytes.
+	ProblemBodyTooLarge = ProblemBase + "body-too-large"
+	// ProblemUnsupportedMediaType (415): a body was sent without a JSON
+	// Content-Type.
+	ProblemUnsupportedMediaType = ProblemBase + "unsupported-media-type"
+	// ProblemInternal (500): the server failed; the details are logged,
+	// never sent.
+	ProblemInternal = ProblemBase + "internal"
+)
+
+// Problem is an RFC 9457 problem document, the body of every error
+// response. Handlers inside this package return one as an error; clients
+// decode error bodies into it.
+type Problem struct {
+	// Type is one of the Problem* constants.
+	Type string `json:"type"`
+	// Title is a short summary of the type, the same for every problem of
+	// that type.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence, for humans.
+	Detail string `json:"detail,omitempty"`
+	// Field names what was wrong: a JSON member ("limit_usd"), a query
+	// parameter ("limit"), a path parameter ("user_id"), a header
+	// ("If-Match", "Content-Type") or the body as a whole ("body").
+	Field string `json:"field,omitempty"`
+	// Hidden is true when the budget is hidden from its user
+	// (ProblemBudgetHidden).
+	Hidden bool `json:"hidden,omitempty"`
+}
+
+// Error makes a *Problem an error, so handlers can return one.
+func (p *Problem) Error() string {
+	s := "httpapi: " + strconv.Itoa(p.Status) + " " + p.Title
+	if p.Field != "" {
+		s += " (" + p.Field + ")"
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+var titles = map[string]string{
+	ProblemInvalidField:         "Invalid field",
+	ProblemInvalidAmount:        "Invalid amount",
+	ProblemUnknownField:         "Unknown field",
+	ProblemMalformedBody:        "Malformed request body",
+	ProblemUnauthenticated:      "Unauthenticated",
+	ProblemForbidden:            "Forbidden",
+	ProblemBudgetHidden:         "Budget hidden",
+	ProblemNotFound:             "Not found",
+	ProblemMethodNotAllowed:     "Method not allowed",
+	ProblemPreconditionFailed:   "Precondition failed",
+	ProblemBodyTooLarge:         "Request body too large",
+	ProblemUnsupportedMediaType: "Unsupported media type",
+	ProblemInternal:             "Internal server error",
+}
+
+// problem returns a problem of type typ.
+func problem(status int, typ, field, detail string) *Problem {
+	return &Problem{Type: typ, Title: titles[typ], Status: status, Field: field, Detail: detail}
+}
+
+// invalid returns a 400 naming field.
+func invalid(field, detail string) *Problem {
+	return problem(http.StatusBadRequest, ProblemInvalidField, field, detail)
+}
+
+// problemFor maps any error a handler returns to the problem sent for it.
+// It is the one place that turns errors into status codes. internal is true
+// for a 500, whose error must be logged and whose details are not sent.
+func problemFor(err error) (p *Problem, internal bool) {
+	var (
+		pr *Problem
+		mb *http.MaxBytesError
+		ve *budget.ValidationError
+		pe *budget.PermissionError
+	)
+	switch {
+	case errors.As(err, &pr):
+		return pr, false
+	case errors.As(err, &mb):
+		return problem(http.StatusRequestEntityTooLarge, ProblemBodyTooLarge, "body",
+			"the request body is over "+strconv.FormatInt(mb.Limit, 10)+" bytes"), false
+	case errors.As(err, &ve):
+		typ := ProblemInvalidField
+		if errors.Is(err, budget.ErrInvalidAmount) {
+			typ = ProblemInvalidAmount
+		}
+		return problem(http.StatusBadRequest, typ, ve.Field, ve.Reason), false
+	case errors.Is(err, budget.ErrInvalidAmount):
+		return problem(http.StatusBadRequest, ProblemInvalidAmount, "",
+			"an amount is negative, has more than 9 decimal places or is too large"), false
+	case errors.Is(err, budget.ErrInvalid):
+		return problem(http.StatusBadRequest, ProblemInvalidField, "", "the request is invalid"), false
+	case errors.As(err, &pe):
+		if pe.Hidden {
+			p := problem(http.StatusForbidden, ProblemBudgetHidden, "",
+				"your administrator has hidden this budget from you")
+			p.Hidden = true
+			return p, false
+		}
+		return problem(http.StatusForbidden, ProblemForbidden, pe.Field, pe.Reason), false
+	case errors.Is(err, budget.ErrForbidden):
+		return problem(http.StatusForbidden, ProblemForbidden, "", "you may not do this"), false
+	case errors.Is(err, budget.ErrNotFound):
+		return problem(http.StatusNotFound, ProblemNotFound, "", "no such resource"), false
+	case errors.Is(err, budget.ErrConflict):
+		return problem(http.StatusPreconditionFailed, ProblemPreconditionFailed, "If-Match",
+			"the resource changed since you read it: read it again and retry with its current ETag"), false
+	}
+	return problem(http.StatusInternalServerError, ProblemInternal, "", "the server failed to handle the request"), true
+}
+
+// fail writes the problem for err, logging internal errors.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p, internal := problemFor(err)
+	if internal {
+		level := slog.LevelError
+		if r.Context().Err() != nil && errors.Is(err, context.Cause(r.Context())) {
+			level = slog.LevelDebug // the client went away
+		}
+		s.log.Log(r.Context(), level, "httpapi: request failed",
+			"method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeProblem(w, p)
+}
+
+// writeProblem writes p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	b, _ := json.Marshal(p) // a Problem always marshals
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Del("ETag")
+	w.WriteHeader(p.Status)
+	w.Write(append(b, '\n'))
+}

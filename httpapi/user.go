@@ -1,0 +1,154 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/llmbudget/budget"
+)
+
+// The endpoints of a user's own budget. Each acts on the authenticated
+// principal's budget and no one else's, whatever the principal.
+
+// viewOwn returns p's settings once p may see them (budget.CanView): a
+// hidden budget is refused before anything else is read.
+func (s *server) viewOwn(ctx context.Context, p budget.Principal) (budget.Settings, error) {
+	set, err := s.m.Settings(ctx, p.UserID)
+	if err != nil {
+		return budget.Settings{}, err
+	}
+	return set, budget.CanView(p, set)
+}
+
+// GET /status
+func (s *server) getStatus(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	set, err := s.viewOwn(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	st, err := s.m.Status(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, statusOf(st, set))
+}
+
+// GET /settings
+func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	set, err := s.viewOwn(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	setETag(w, set.Version)
+	return writeJSON(w, userSettings(set))
+}
+
+// PUT /settings
+func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	pc, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	o, err := readObject(w, r, settingsBody, false)
+	if err != nil {
+		return err
+	}
+	u, err := o.update()
+	if err != nil {
+		return err
+	}
+	u.IfVersion = pc.ifVersion(1) // settings versions start at 1
+	set, err := s.m.UpdateSettings(r.Context(), p, p.UserID, u)
+	if err != nil {
+		return err
+	}
+	setETag(w, set.Version)
+	return writeJSON(w, userSettings(set))
+}
+
+// POST /reset
+func (s *server) postReset(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	return s.reset(w, r, p, p.UserID, false)
+}
+
+// reset resets userID's budget on behalf of p and answers with the audit
+// entry and the new status.
+func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principal, userID string, admin bool) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	o, err := readObject(w, r, resetBody, true)
+	if err != nil {
+		return err
+	}
+	reason, err := o.reason()
+	if err != nil {
+		return err
+	}
+	e, err := s.m.Reset(r.Context(), p, userID, reason)
+	if err != nil {
+		return err
+	}
+	set, err := s.m.Settings(r.Context(), userID)
+	if err != nil {
+		return err
+	}
+	st, err := s.m.Status(r.Context(), userID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, resetJSON{Reset: auditOf(e, admin), Status: statusOf(st, set)})
+}
+
+// GET /usage/breakdown?from=&to=
+func (s *server) getBreakdown(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	q, err := readQuery(r, "from", "to")
+	if err != nil {
+		return err
+	}
+	from, to, err := q.timeRange()
+	if err != nil {
+		return err
+	}
+	if _, err := s.viewOwn(r.Context(), p); err != nil {
+		return err
+	}
+	b, err := s.m.Breakdown(r.Context(), p.UserID, from, to)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, breakdownOf(b))
+}
+
+// GET /usage/history?limit=&cursor=
+func (s *server) getHistory(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	q, err := readQuery(r, "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	limit, err := q.limit()
+	if err != nil {
+		return err
+	}
+	cursor, err := q.cursor()
+	if err != nil {
+		return err
+	}
+	if _, err := s.viewOwn(r.Context(), p); err != nil {
+		return err
+	}
+	page, err := s.m.History(r.Context(), budget.UsageQuery{UserID: p.UserID, Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, historyJSON{Usage: usageOf(page.Records), NextCursor: page.Next})
+}
