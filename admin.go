@@ -27,6 +27,24 @@ func (m *Manager) Settings(ctx context.Context, userID string) (Settings, error)
 	return withPeriod(s, p.Window), nil
 }
 
+// Lookup returns userID's settings with the current period if the user has
+// any, and ErrNotFound otherwise: unlike Settings, it never creates them.
+// Admin views of one user call it, so that looking does not enrol anyone.
+func (m *Manager) Lookup(ctx context.Context, userID string) (Settings, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Settings{}, err
+	}
+	s, err := m.store.Settings(ctx, userID)
+	if err != nil {
+		return Settings{}, fmt.Errorf("budget: settings of %q: %w", userID, err)
+	}
+	p, err := m.policy(s, m.now())
+	if err != nil {
+		return Settings{}, err
+	}
+	return withPeriod(s, p.Window), nil
+}
+
 // withPeriod fills in the derived period bounds of s.
 func withPeriod(s Settings, w Window) Settings {
 	s.PeriodStart, s.PeriodEnd = w.Start, w.End
@@ -52,7 +70,7 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 	}
 	for attempt := 0; ; attempt++ {
 		now := m.now()
-		s, err := m.loadSettings(ctx, userID, now)
+		s, stored, err := m.settingsOrNew(ctx, userID, now)
 		if err != nil {
 			return Settings{}, err
 		}
@@ -73,6 +91,18 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		}
 		if err := next.Plan.validate(&m.zones); err != nil {
 			return Settings{}, err
+		}
+		if !stored {
+			// Every check passed against the settings the user would
+			// start with: only now create them, then update as usual.
+			created, ok, err := m.create(ctx, s, now)
+			if err != nil {
+				return Settings{}, err
+			}
+			if !ok && attempt < maxRetries {
+				continue // someone else created them first: check again
+			}
+			s = created
 		}
 		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes {
 			p, err := m.policy(s, now)
@@ -139,12 +169,22 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 	}
 	for attempt := 0; ; attempt++ {
 		now := m.now()
-		s, err := m.loadSettings(ctx, userID, now)
+		s, stored, err := m.settingsOrNew(ctx, userID, now)
 		if err != nil {
 			return AuditEntry{}, err
 		}
 		if err := CanReset(actor, s); err != nil {
 			return AuditEntry{}, err
+		}
+		if !stored {
+			created, ok, err := m.create(ctx, s, now)
+			if err != nil {
+				return AuditEntry{}, err
+			}
+			if !ok && attempt < maxRetries {
+				continue
+			}
+			s = created
 		}
 		next := s
 		next.ResetAt, next.Version = now, s.Version+1

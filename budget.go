@@ -22,6 +22,7 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -207,9 +208,13 @@ type Status struct {
 	// Percent is Spent as a percentage of Limit, rounded down to two
 	// places; 100 for a zero limit once anything is spent.
 	Percent     decimal.Decimal
-	Level       Level
-	Enforced    bool
-	Period      Period
+	Level    Level
+	Enforced bool
+	Period   Period
+	// CustomDays is the length of a Custom period; zero otherwise.
+	CustomDays int
+	// Timezone is the IANA zone the period is computed in.
+	Timezone    string
 	PeriodStart time.Time
 	PeriodEnd   time.Time
 }
@@ -222,7 +227,8 @@ func newStatus(s Settings, p Policy, t Totals) Status {
 	return Status{
 		UserID: s.UserID, Limit: s.Limit, Spent: dec(t.Spent), Reserved: dec(t.Held),
 		Remaining: dec(rem), Percent: percent(t.Spent, p.Limit), Level: p.Level(t.Spent),
-		Enforced: p.Enforce, Period: s.Period, PeriodStart: t.Window.Start, PeriodEnd: t.Window.End,
+		Enforced: p.Enforce, Period: s.Period, CustomDays: s.CustomDays, Timezone: cmp.Or(s.Timezone, "UTC"),
+		PeriodStart: t.Window.Start, PeriodEnd: t.Window.End,
 	}
 }
 
@@ -319,38 +325,54 @@ func (m *Manager) account(ctx context.Context, userID string, now time.Time, rel
 func (m *Manager) remember(s Settings, p Policy) { m.cache.Store(s.UserID, &cached{s, p}) }
 
 // loadSettings reads a user's settings, creating them from the defaults if
-// the user has none. Creation is create-if-absent in the store, so
-// concurrent first calls all end up with the one row that won.
+// the user has none.
 func (m *Manager) loadSettings(ctx context.Context, userID string, now time.Time) (Settings, error) {
+	s, stored, err := m.settingsOrNew(ctx, userID, now)
+	if err != nil || stored {
+		return s, err
+	}
+	s, _, err = m.create(ctx, s, now)
+	return s, err
+}
+
+// settingsOrNew reads a user's settings, or returns (unstored) the settings
+// a new user would start with, and whether they are stored.
+func (m *Manager) settingsOrNew(ctx context.Context, userID string, now time.Time) (Settings, bool, error) {
 	s, err := m.store.Settings(ctx, userID)
 	if err == nil {
-		return s, nil
+		return s, true, nil
 	}
 	if !errors.Is(err, ErrNotFound) {
-		return Settings{}, fmt.Errorf("budget: loading settings of %q: %w", userID, err)
+		return Settings{}, false, fmt.Errorf("budget: loading settings of %q: %w", userID, err)
 	}
 	plan := m.adminPlan
 	if m.isAdmin == nil || !m.isAdmin(userID) {
 		d, err := m.Defaults(ctx)
 		if err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		plan = d.Plan
 	}
 	loc, err := m.zones.load(plan.Timezone)
 	if err != nil {
-		return Settings{}, err
+		return Settings{}, false, err
 	}
-	s = Settings{UserID: userID, Plan: anchorCustom(plan, loc, now), Version: 1, CreatedAt: now, UpdatedAt: now}
+	return Settings{UserID: userID, Plan: anchorCustom(plan, loc, now), Version: 1, CreatedAt: now, UpdatedAt: now}, false, nil
+}
+
+// create stores new settings unless the user already has some. Creation is
+// create-if-absent in the store, so concurrent first calls all end up with
+// the one row that won; created says whether it was this call's.
+func (m *Manager) create(ctx context.Context, s Settings, now time.Time) (Settings, bool, error) {
 	p, err := m.policy(s, now)
 	if err != nil {
-		return Settings{}, err
+		return Settings{}, false, err
 	}
-	s, _, err = m.store.CreateSettings(ctx, CreateRequest{Settings: s, Policy: p, Now: now})
+	s, created, err := m.store.CreateSettings(ctx, CreateRequest{Settings: s, Policy: p, Now: now})
 	if err != nil {
-		return Settings{}, fmt.Errorf("budget: creating settings of %q: %w", userID, err)
+		return Settings{}, false, fmt.Errorf("budget: creating settings of %q: %w", s.UserID, err)
 	}
-	return s, nil
+	return s, created, nil
 }
 
 // withPolicy runs op with the user's current settings and policy, reloading
@@ -564,4 +586,40 @@ func (m *Manager) Status(ctx context.Context, userID string) (Status, error) {
 	st := newStatus(s, p, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
+}
+
+// StatusFor returns userID's status on behalf of actor, who must be allowed
+// to see it (CanView): what an HTTP handler serving a user calls. It checks
+// the permission against the same settings version the totals are read
+// with, so a budget hidden a moment ago is not shown.
+func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string) (Status, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Status{}, err
+	}
+	now := m.now()
+	reload := false
+	for attempt := 0; ; attempt++ {
+		s, p, err := m.account(ctx, userID, now, reload)
+		if err != nil {
+			return Status{}, err
+		}
+		if err := CanView(actor, s); err != nil {
+			if !reload { // cached settings may be stale: ask the store
+				reload = true
+				continue
+			}
+			return Status{}, err
+		}
+		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: p, Now: now})
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			reload = true
+			continue
+		}
+		if err != nil {
+			return Status{}, fmt.Errorf("budget: status of %q: %w", userID, err)
+		}
+		st := newStatus(s, p, t)
+		m.fire(st, t.Alerts, now)
+		return st, nil
+	}
 }

@@ -227,3 +227,81 @@ func TestNewManagerRefusesInvalidOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestLookupNeverCreates(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{})
+	if _, err := m.Lookup(ctx, "ghost"); !errors.Is(err, budget.ErrNotFound) {
+		t.Fatalf("Lookup of an unknown user: %v, want ErrNotFound", err)
+	}
+	if p, _ := m.ListUsers(ctx, admin, budget.UserQuery{}); p.Summary.Users != 0 {
+		t.Errorf("Lookup created a user")
+	}
+	if _, err := m.Settings(ctx, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Lookup(ctx, "ghost")
+	if err != nil || s.PeriodEnd.IsZero() {
+		t.Errorf("Lookup after creation: %+v, %v", s, err)
+	}
+}
+
+func TestRefusedWritesDoNotEnrol(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{})
+	big := budget.MustAmount("1000")
+	if _, err := m.UpdateSettings(ctx, budget.Principal{UserID: "new"}, "new", budget.SettingsUpdate{Limit: &big}); !errors.Is(err, budget.ErrForbidden) {
+		t.Fatalf("view-only user raising own limit: %v", err)
+	}
+	high := budget.MustAmount("95")
+	if _, err := m.UpdateSettings(ctx, admin, "new", budget.SettingsUpdate{Yellow: &high}); !errors.Is(err, budget.ErrInvalid) {
+		t.Fatalf("yellow above the default orange: %v", err)
+	}
+	if _, err := m.Reset(ctx, budget.Principal{UserID: "new"}, "new", ""); !errors.Is(err, budget.ErrForbidden) {
+		t.Fatalf("reset without permission: %v", err)
+	}
+	if _, err := m.Lookup(ctx, "new"); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("a refused write created settings: %v", err)
+	}
+	// An accepted admin update on a new user creates and updates it.
+	s, err := m.UpdateSettings(ctx, admin, "new", budget.SettingsUpdate{Limit: &big})
+	if err != nil || !s.Limit.Equal(big) || s.Version != 2 {
+		t.Fatalf("configure a new user: %+v, %v", s, err)
+	}
+}
+
+func TestStatusForChecksVisibilityAcrossManagers(t *testing.T) {
+	now := t0
+	store := memory.New()
+	a := testManager(store, &now, budget.Options{})
+	b := testManager(store, &now, budget.Options{})
+	alice := budget.Principal{UserID: "alice"}
+	if _, err := a.StatusFor(ctx, alice, "alice"); err != nil { // a caches visible settings
+		t.Fatal(err)
+	}
+	hidden, visible := false, true
+	if _, err := b.UpdateSettings(ctx, admin, "alice", budget.SettingsUpdate{Visible: &hidden}); err != nil {
+		t.Fatal(err)
+	}
+	var pe *budget.PermissionError
+	if _, err := a.StatusFor(ctx, alice, "alice"); !errors.As(err, &pe) || !pe.Hidden {
+		t.Fatalf("status of a budget another manager hid: %v, want a hidden *PermissionError", err)
+	}
+	if _, err := b.UpdateSettings(ctx, admin, "alice", budget.SettingsUpdate{Visible: &visible}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StatusFor(ctx, alice, "alice"); err != nil { // a still caches hidden settings
+		t.Fatalf("status after another manager showed the budget again: %v", err)
+	}
+	if _, err := a.StatusFor(ctx, budget.Principal{UserID: "bob"}, "alice"); !errors.Is(err, budget.ErrForbidden) {
+		t.Errorf("bob reading alice's status: %v", err)
+	}
+}
+
+func TestBreakdownNeedsBothBounds(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{})
+	if _, err := m.Breakdown(ctx, "u", t0.Add(-time.Hour), time.Time{}); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("breakdown with only from: %v", err)
+	}
+}

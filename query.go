@@ -121,7 +121,10 @@ func (m *Manager) Breakdown(ctx context.Context, userID string, from, to time.Ti
 	if err := ValidateUserID(userID); err != nil {
 		return Breakdown{}, err
 	}
-	if from.IsZero() && to.IsZero() {
+	if from.IsZero() != to.IsZero() {
+		return Breakdown{}, &ValidationError{Field: "from", Reason: "give both from and to, or neither for the current period"}
+	}
+	if from.IsZero() {
 		st, err := m.Status(ctx, userID)
 		if err != nil {
 			return Breakdown{}, err

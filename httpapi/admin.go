@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/llmbudget/budget"
@@ -89,35 +90,22 @@ func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Princi
 
 // existing returns userID's settings and status if the user has settings,
 // and a 404 otherwise, without creating any.
-//
-// The Manager has no read that leaves a missing user missing (Settings and
-// Status create the user from the defaults), so this searches ListUsers for
-// the ID: pages come in user ID order, so the search stops at the first ID
-// past it.
 func (s *server) existing(ctx context.Context, p budget.Principal, userID string) (budget.UserStatus, error) {
-	if err := budget.ValidateUserID(userID); err != nil {
+	if err := budget.CanAdminister(p); err != nil {
 		return budget.UserStatus{}, err
 	}
-	q := budget.UserQuery{Search: userID, Limit: budget.MaxPageSize}
-	for {
-		page, err := s.m.ListUsers(ctx, p, q)
-		if err != nil {
-			return budget.UserStatus{}, err
-		}
-		for _, u := range page.Users {
-			switch id := u.Settings.UserID; {
-			case id == userID:
-				return u, nil
-			case id > userID:
-				page.Next = ""
-			}
-		}
-		if page.Next == "" {
-			return budget.UserStatus{}, problem(http.StatusNotFound, ProblemNotFound, "user_id",
-				"no user "+userID+" has settings")
-		}
-		q.Cursor = page.Next
+	set, err := s.m.Lookup(ctx, userID)
+	if errors.Is(err, budget.ErrNotFound) {
+		return budget.UserStatus{}, problem(http.StatusNotFound, ProblemNotFound, "user_id", "no user "+userID+" has settings")
 	}
+	if err != nil {
+		return budget.UserStatus{}, err
+	}
+	st, err := s.m.Status(ctx, userID)
+	if err != nil {
+		return budget.UserStatus{}, err
+	}
+	return budget.UserStatus{Settings: set, Status: st}, nil
 }
 
 // POST /admin/reset/{user_id}

@@ -108,14 +108,10 @@ type statusJSON struct {
 	CurrentPeriodEnd   time.Time `json:"current_period_end"`
 }
 
-func statusOf(st budget.Status, s budget.Settings) statusJSON {
-	tz := s.Timezone
-	if tz == "" {
-		tz = "UTC"
-	}
+func statusOf(st budget.Status) statusJSON {
 	return statusJSON{
 		UserID: st.UserID, Limit: money(st.Limit), spendJSON: spendOf(st),
-		Enforce: st.Enforced, Period: string(st.Period), CustomDays: s.CustomDays, Timezone: tz,
+		Enforce: st.Enforced, Period: string(st.Period), CustomDays: st.CustomDays, Timezone: st.Timezone,
 		CurrentPeriodStart: utc(st.PeriodStart), CurrentPeriodEnd: utc(st.PeriodEnd),
 	}
 }

@@ -25,15 +25,11 @@ func (s *server) getStatus(w http.ResponseWriter, r *http.Request, p budget.Prin
 	if _, err := readQuery(r); err != nil {
 		return err
 	}
-	set, err := s.viewOwn(r.Context(), p)
+	st, err := s.m.StatusFor(r.Context(), p, p.UserID)
 	if err != nil {
 		return err
 	}
-	st, err := s.m.Status(r.Context(), p.UserID)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, statusOf(st, set))
+	return writeJSON(w, statusOf(st))
 }
 
 // GET /settings
@@ -98,15 +94,11 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principa
 	if err != nil {
 		return err
 	}
-	set, err := s.m.Settings(r.Context(), userID)
-	if err != nil {
-		return err
-	}
 	st, err := s.m.Status(r.Context(), userID)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, resetJSON{Reset: auditOf(e, admin), Status: statusOf(st, set)})
+	return writeJSON(w, resetJSON{Reset: auditOf(e, admin), Status: statusOf(st)})
 }
 
 // GET /usage/breakdown?from=&to=
