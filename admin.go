@@ -131,8 +131,7 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		if err != nil {
 			return Settings{}, fmt.Errorf("budget: update settings of %q: %w", userID, err)
 		}
-		m.remember(next, nxt)
-		m.fire(newStatus(next, nxt, t), t.Alerts, now)
+		m.fire(newStatus(m.remember(next, nxt), t), t.Alerts, now)
 		return withPeriod(next, nxt.Window), nil
 	}
 }
@@ -210,8 +209,7 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 		if err != nil {
 			return AuditEntry{}, fmt.Errorf("budget: reset of %q: %w", userID, err)
 		}
-		m.remember(next, nxt)
-		m.fire(newStatus(next, nxt, t), t.Alerts, now)
+		m.fire(newStatus(m.remember(next, nxt), t), t.Alerts, now)
 		return e, nil
 	}
 }

@@ -207,7 +207,7 @@ type Status struct {
 	Remaining decimal.Decimal
 	// Percent is Spent as a percentage of Limit, rounded down to two
 	// places; 100 for a zero limit once anything is spent.
-	Percent     decimal.Decimal
+	Percent  decimal.Decimal
 	Level    Level
 	Enforced bool
 	Period   Period
@@ -219,7 +219,8 @@ type Status struct {
 	PeriodEnd   time.Time
 }
 
-func newStatus(s Settings, p Policy, t Totals) Status {
+func newStatus(c *cached, t Totals) Status {
+	s, p := &c.s, &c.p
 	rem := p.Limit - t.Spent - t.Held
 	if t.Spent > p.Limit || t.Held > p.Limit || rem < 0 {
 		rem = 0
@@ -295,34 +296,37 @@ func (m *Manager) policy(s Settings, now time.Time) (Policy, error) {
 // account returns the user's settings and their policy at now, from the
 // cache when it is fresh, else from the store, creating the settings from
 // the defaults on first use. Pass reload after an ErrConflict.
-func (m *Manager) account(ctx context.Context, userID string, now time.Time, reload bool) (Settings, Policy, error) {
+func (m *Manager) account(ctx context.Context, userID string, now time.Time, reload bool) (*cached, error) {
 	if !reload {
 		if v, ok := m.cache.Load(userID); ok {
 			c := v.(*cached)
 			if c.p.Window.Contains(now) {
-				return c.s, c.p, nil
+				return c, nil
 			}
 			p, err := m.policy(c.s, now)
-			if err == nil {
-				m.cache.Store(userID, &cached{c.s, p})
+			if err != nil {
+				return nil, err
 			}
-			return c.s, p, err
+			return m.remember(c.s, p), nil
 		}
 	}
 	s, err := m.loadSettings(ctx, userID, now)
 	if err != nil {
-		return Settings{}, Policy{}, err
+		return nil, err
 	}
 	p, err := m.policy(s, now)
 	if err != nil {
-		return Settings{}, Policy{}, err
+		return nil, err
 	}
-	m.cache.Store(userID, &cached{s, p})
-	return s, p, nil
+	return m.remember(s, p), nil
 }
 
-// remember caches settings just written.
-func (m *Manager) remember(s Settings, p Policy) { m.cache.Store(s.UserID, &cached{s, p}) }
+// remember caches settings just read or written, with their policy.
+func (m *Manager) remember(s Settings, p Policy) *cached {
+	c := &cached{s, p}
+	m.cache.Store(s.UserID, c)
+	return c
+}
 
 // loadSettings reads a user's settings, creating them from the defaults if
 // the user has none.
@@ -378,19 +382,19 @@ func (m *Manager) create(ctx context.Context, s Settings, now time.Time) (Settin
 // withPolicy runs op with the user's current settings and policy, reloading
 // and retrying when a concurrent settings change makes the store answer
 // ErrConflict.
-func (m *Manager) withPolicy(ctx context.Context, userID string, now time.Time, op func(Settings, Policy) error) (Settings, Policy, error) {
+func (m *Manager) withPolicy(ctx context.Context, userID string, now time.Time, op func(*cached) error) (*cached, error) {
 	reload := false
 	for attempt := 0; ; attempt++ {
-		s, p, err := m.account(ctx, userID, now, reload)
+		c, err := m.account(ctx, userID, now, reload)
 		if err != nil {
-			return s, p, err
+			return nil, err
 		}
-		err = op(s, p)
+		err = op(c)
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
 			reload = true
 			continue
 		}
-		return s, p, err
+		return c, err
 	}
 }
 
@@ -428,9 +432,9 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 		t       Totals
 		allowed bool
 	)
-	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
+	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
 		t, allowed, err = m.store.Reserve(ctx, ReserveRequest{
-			UserID: userID, HoldID: r.id, Amount: amount, Policy: p, Now: now, ExpiresAt: r.expiresAt,
+			UserID: userID, HoldID: r.id, Amount: amount, Policy: c.p, Now: now, ExpiresAt: r.expiresAt,
 		})
 		return err
 	})
@@ -438,11 +442,11 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 		return nil, fmt.Errorf("budget: reserve for %q: %w", userID, err)
 	}
 	if t.Alerts != 0 {
-		m.fire(newStatus(s, p, t), t.Alerts, now)
+		m.fire(newStatus(c, t), t.Alerts, now)
 	}
 	if !allowed {
 		return nil, &LimitError{
-			UserID: userID, Limit: p.Limit.Decimal(), Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
+			UserID: userID, Limit: c.s.Limit, Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
 			Requested: estimate, PeriodEnd: t.Window.End,
 		}
 	}
@@ -500,8 +504,8 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 	}
 	row.HoldID = r.id
 	var t Totals
-	s, p, err := m.withPolicy(ctx, r.userID, now, func(s Settings, p Policy) (err error) {
-		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: p, Now: now})
+	c, err := m.withPolicy(ctx, r.userID, now, func(c *cached) (err error) {
+		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now})
 		return err
 	})
 	if errors.Is(err, ErrReservationClosed) {
@@ -511,7 +515,7 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 		return Status{}, fmt.Errorf("budget: settle %s for %q: %w", r.id, r.userID, err)
 	}
 	r.closed = true
-	st := newStatus(s, p, t)
+	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
 }
@@ -527,8 +531,8 @@ func (r *Reservation) Release(ctx context.Context) error {
 	}
 	m := r.m
 	now := m.now()
-	_, _, err := m.withPolicy(ctx, r.userID, now, func(s Settings, p Policy) error {
-		_, err := m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: p, Now: now})
+	_, err := m.withPolicy(ctx, r.userID, now, func(c *cached) error {
+		_, err := m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrReservationClosed) {
@@ -555,14 +559,14 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (Status, e
 		row.ID = m.newID("u-")
 	}
 	var t Totals
-	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
-		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: p, Now: now})
+	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
+		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now})
 		return err
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("budget: record for %q: %w", userID, err)
 	}
-	st := newStatus(s, p, t)
+	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
 }
@@ -576,14 +580,14 @@ func (m *Manager) Status(ctx context.Context, userID string) (Status, error) {
 	}
 	now := m.now()
 	var t Totals
-	s, p, err := m.withPolicy(ctx, userID, now, func(s Settings, p Policy) (err error) {
-		t, err = m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: p, Now: now})
+	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
+		t, err = m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now})
 		return err
 	})
 	if err != nil {
 		return Status{}, fmt.Errorf("budget: status of %q: %w", userID, err)
 	}
-	st := newStatus(s, p, t)
+	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
 }
@@ -599,18 +603,18 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 	now := m.now()
 	reload := false
 	for attempt := 0; ; attempt++ {
-		s, p, err := m.account(ctx, userID, now, reload)
+		c, err := m.account(ctx, userID, now, reload)
 		if err != nil {
 			return Status{}, err
 		}
-		if err := CanView(actor, s); err != nil {
+		if err := CanView(actor, c.s); err != nil {
 			if !reload { // cached settings may be stale: ask the store
 				reload = true
 				continue
 			}
 			return Status{}, err
 		}
-		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: p, Now: now})
+		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
 			reload = true
 			continue
@@ -618,7 +622,7 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 		if err != nil {
 			return Status{}, fmt.Errorf("budget: status of %q: %w", userID, err)
 		}
-		st := newStatus(s, p, t)
+		st := newStatus(c, t)
 		m.fire(st, t.Alerts, now)
 		return st, nil
 	}

@@ -294,24 +294,23 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 // accountStatus returns the status of an account read in bulk, asking the
 // store for fresh totals only when the stored window is not the current one.
 func (m *Manager) accountStatus(ctx context.Context, a Account, now time.Time) (Status, Policy, Totals, error) {
-	s := a.Settings
-	p, err := m.policy(s, now)
+	p, err := m.policy(a.Settings, now)
 	if err != nil {
 		return Status{}, Policy{}, Totals{}, err
 	}
-	t := a.Totals
+	c, t := &cached{a.Settings, p}, a.Totals
 	if !t.Window.Equal(p.Window) {
-		s, p, err = m.withPolicy(ctx, s.UserID, now, func(_ Settings, p Policy) (err error) {
-			t, err = m.store.Totals(ctx, TotalsRequest{UserID: a.Settings.UserID, Policy: p, Now: now})
+		c, err = m.withPolicy(ctx, a.Settings.UserID, now, func(c *cached) (err error) {
+			t, err = m.store.Totals(ctx, TotalsRequest{UserID: a.Settings.UserID, Policy: c.p, Now: now})
 			return err
 		})
 		if err != nil {
 			return Status{}, Policy{}, Totals{}, fmt.Errorf("budget: status of %q: %w", a.Settings.UserID, err)
 		}
 	}
-	st := newStatus(s, p, t)
+	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
-	return st, p, t, nil
+	return st, c.p, t, nil
 }
 
 // AuditPage is a page of the audit log, newest first.
