@@ -313,63 +313,77 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs a batch in one immediate transaction. Each operation runs in
-// its own savepoint, so one that fails is undone alone and the others
+// commit runs a batch in one immediate transaction.
+//
+// Most batches succeed whole: every operation checks what can refuse it
+// before it writes, and a refused Reserve is a result, not an error. So a
+// batch first runs plainly; only if an operation returns an error is the
+// transaction rolled back and the batch run again with each operation in
+// its own savepoint, so that one that fails is undone alone and the others
 // commit. If the commit fails, or an operation's error made SQLite roll the
 // whole transaction back (a full disk, an I/O error), every operation in
 // the batch fails with that error and nothing of the batch is written.
 func (s *Store) commit(batch []*op) {
-	fail := func(err error) {
+	if s.run(batch, false) {
+		return
+	}
+	for _, o := range batch {
+		o.err = nil
+	}
+	s.run(batch, true)
+}
+
+// run runs a batch in one transaction, each operation in a savepoint when
+// isolate is set. Without isolation it gives up and returns false, having
+// rolled back, when an operation of a batch of several fails.
+func (s *Store) run(batch []*op, isolate bool) bool {
+	fail := func(err error) bool {
 		for _, o := range batch {
 			if o.err == nil {
 				o.err = err
 			}
 		}
+		return true
 	}
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
-		fail(interpret(err))
-		return
+		return fail(interpret(err))
 	}
-	single := len(batch) == 1
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
 			continue
 		}
-		if single {
-			o.err = o.fn(tx)
+		if !isolate {
+			if o.err = o.fn(tx); o.err != nil {
+				tx.Rollback()
+				return len(batch) == 1 // a lone operation's error is final
+			}
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+		if _, err := tx.Stmt(s.st.savepoint).Exec(); err != nil {
 			o.err = interpret(err)
 			continue
 		}
-		o.err = o.fn(tx)
-		if o.err != nil {
-			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+		if o.err = o.fn(tx); o.err != nil {
+			if _, err := tx.Stmt(s.st.rollbackTo).Exec(); err != nil {
 				// SQLite rolled the whole transaction back on o's error
 				// (it may for SQLITE_FULL, IOERR, NOMEM): that error is
 				// every operation's cause, not "no such savepoint".
 				tx.Rollback()
-				fail(interpret(o.err))
-				return
+				return fail(interpret(o.err))
 			}
 		}
-		if _, err := tx.Exec("RELEASE op"); err != nil {
+		if _, err := tx.Stmt(s.st.release).Exec(); err != nil {
 			tx.Rollback()
-			fail(interpret(err))
-			return
+			return fail(interpret(err))
 		}
-	}
-	if single && batch[0].err != nil {
-		tx.Rollback()
-		return
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
-		fail(interpret(err))
+		return fail(interpret(err))
 	}
+	return true
 }
 
 // Times are stored as Unix nanoseconds, which cover 1678 to 2262.
@@ -641,24 +655,35 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	return t, allowed && err == nil, err
 }
 
-// closeHold closes the pending hold id with the given state, taking it out
-// of the live sum if it still counted.
-func (s *Store) closeHold(tx *sql.Tx, a *acct, id string, state int) error {
+// heldHold is a pending hold as openHold read it.
+type heldHold struct {
+	amount  int64
+	counted bool
+}
+
+// openHold reads the pending hold id, or says why it cannot be closed.
+func (s *Store) openHold(tx *sql.Tx, a *acct, id string) (heldHold, error) {
 	var amount, st, counted int64
 	err := tx.Stmt(s.st.hold).QueryRow(a.user, id).Scan(&amount, &st, &counted)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, a.user)
+		return heldHold{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, a.user)
 	case err != nil:
-		return err
+		return heldHold{}, err
 	case st != 0:
-		return fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+		return heldHold{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 	}
+	return heldHold{amount, counted == 1}, nil
+}
+
+// closeHold gives the hold its final state, taking it out of the live sum
+// if it still counted.
+func (s *Store) closeHold(tx *sql.Tx, a *acct, id string, h heldHold, state int) error {
 	if _, err := tx.Stmt(s.st.closeHold).Exec(state, a.user, id); err != nil {
 		return err
 	}
-	if counted == 1 {
-		a.held -= budget.Nanos(amount)
+	if h.counted {
+		a.held -= budget.Nanos(h.amount)
 	}
 	return nil
 }
@@ -726,17 +751,25 @@ func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time
 // Settle implements budget.Store.
 func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
 	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
-		if err := s.closeHold(tx, a, req.HoldID, 1); err != nil {
+		h, err := s.openHold(tx, a, req.HoldID)
+		if err != nil {
 			return err
 		}
-		return s.addUsage(tx, a, req.Usage)
+		if err := s.addUsage(tx, a, req.Usage); err != nil {
+			return err
+		}
+		return s.closeHold(tx, a, req.HoldID, h, 1)
 	})
 }
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	return s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
-		return s.closeHold(tx, a, req.HoldID, 2)
+		h, err := s.openHold(tx, a, req.HoldID)
+		if err != nil {
+			return err
+		}
+		return s.closeHold(tx, a, req.HoldID, h, 2)
 	})
 }
 

@@ -16,6 +16,7 @@ type stmts struct {
 	sumExpired, expire, nextExpiry                     *sql.Stmt
 	insertHold, hold, closeHold, insertUsage, rollup   *sql.Stmt
 	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
+	savepoint, rollbackTo, release                     *sql.Stmt
 	// readers
 	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
 	accounts, liveHeld, auditUser, auditAll, defaults           *sql.Stmt
@@ -55,6 +56,9 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.insertAudit, `INSERT INTO audit (user_id, type, actor, actor_admin, reason, previous_limit, new_limit,
 			previous_spent, period_start, period_end, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{w, &s.lastID, `SELECT last_insert_rowid()`},
+		{w, &s.savepoint, `SAVEPOINT op`},
+		{w, &s.rollbackTo, `ROLLBACK TO op`},
+		{w, &s.release, `RELEASE op`},
 		{w, &s.defaultsVersion, `SELECT version FROM defaults WHERE one = 1`},
 		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
