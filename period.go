@@ -56,7 +56,8 @@ func (w Window) String() string {
 // PeriodWindow returns the regular period of the given kind that holds t in
 // loc. For Custom, periods are every days local days from anchor's local
 // wall-clock time, in both directions. PeriodWindow does not know about
-// manual resets; Settings.Window does.
+// manual resets: Settings.PeriodStart and PeriodEnd, as the Manager returns
+// them, do.
 //
 // Days are calendar days: a daily window across a DST change is 23 or 25
 // hours long. A period starts at the first instant whose local wall clock

@@ -105,7 +105,7 @@ func ValidateUserID(id string) error {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
-// Validate reports whether the plan is usable, and loads its timezone.
+// validate reports whether the plan is usable, loading its timezone.
 func (p Plan) validate(zones *zoneCache) error {
 	if _, err := ToNanos(p.Limit); err != nil {
 		return &ValidationError{Field: "limit_usd", Reason: strings.TrimPrefix(err.Error(), "budget: ")}
@@ -211,7 +211,7 @@ func anchorCustom(p Plan, loc *time.Location, now time.Time) Plan {
 	return p
 }
 
-// PeriodWindow returns the window that holds now for these settings in loc:
+// window returns the window that holds now for these settings in loc:
 // the regular period, or from the last manual reset to the period's end when
 // the reset happened inside it.
 func (s Settings) window(loc *time.Location, now time.Time) Window {
