@@ -383,11 +383,20 @@ func (m *Manager) create(ctx context.Context, s Settings, now time.Time) (Settin
 // and retrying when a concurrent settings change makes the store answer
 // ErrConflict.
 func (m *Manager) withPolicy(ctx context.Context, userID string, now time.Time, op func(*cached) error) (*cached, error) {
+	return m.withPolicyFrom(ctx, userID, now, nil, op)
+}
+
+// withPolicyFrom is withPolicy that first tries c, the entry a Reservation
+// kept from its Reserve, sparing a cache lookup; the store's version check
+// makes a stale one harmless.
+func (m *Manager) withPolicyFrom(ctx context.Context, userID string, now time.Time, c *cached, op func(*cached) error) (*cached, error) {
 	reload := false
 	for attempt := 0; ; attempt++ {
-		c, err := m.account(ctx, userID, now, reload)
-		if err != nil {
-			return nil, err
+		var err error
+		if attempt > 0 || c == nil || !c.p.Window.Contains(now) {
+			if c, err = m.account(ctx, userID, now, reload); err != nil {
+				return nil, err
+			}
 		}
 		err = op(c)
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
@@ -444,6 +453,7 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 	if t.Alerts != 0 {
 		m.fire(newStatus(c, t), t.Alerts, now)
 	}
+	r.c = c
 	if !allowed {
 		return nil, &LimitError{
 			UserID: userID, Limit: c.s.Limit, Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
@@ -463,6 +473,7 @@ type Reservation struct {
 	id        string
 	amount    Nanos
 	expiresAt time.Time
+	c         *cached // the settings and policy Reserve used
 
 	mu     sync.Mutex
 	closed bool
@@ -504,7 +515,7 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 	}
 	row.HoldID = r.id
 	var t Totals
-	c, err := m.withPolicy(ctx, r.userID, now, func(c *cached) (err error) {
+	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
 		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now})
 		return err
 	})
@@ -531,7 +542,7 @@ func (r *Reservation) Release(ctx context.Context) error {
 	}
 	m := r.m
 	now := m.now()
-	_, err := m.withPolicy(ctx, r.userID, now, func(c *cached) error {
+	_, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) error {
 		_, err := m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now})
 		return err
 	})
