@@ -29,12 +29,15 @@ type Store struct {
 	users  sync.Map // user ID → *user
 	closed atomic.Bool
 
-	// mu guards the defaults and the global audit log, which only
-	// settings changes, resets and rollovers append to.
+	// mu guards the defaults, the global audit log, which only settings
+	// changes, resets and rollovers append to, and the user ID index,
+	// which only new users change.
 	mu       sync.Mutex
 	defaults *budget.Defaults
 	audit    []budget.AuditEntry
 	auditSeq int64
+	userIDs  []string // sorted unless unsorted is set
+	unsorted bool
 }
 
 var _ budget.Store = (*Store)(nil)
@@ -45,16 +48,21 @@ func New() *Store { return &Store{} }
 type holdState uint8
 
 const (
-	pending holdState = iota
+	noHold holdState = iota
+	pending
 	settled
 	released
 )
 
-type hold struct {
-	amount  budget.Nanos
+// entry is what one ID names for a user: a hold, a usage, or both (Settle
+// records the usage under the hold's ID unless told otherwise). Keeping both
+// in one map makes the usual Reserve + Settle one map insertion, not two.
+type entry struct {
+	amount  budget.Nanos // of the hold
 	expires time.Time
-	state   holdState
-	counted bool // still in user.held
+	hold    holdState
+	counted bool // the hold is still in user.held
+	usage   bool // a usage with this ID is recorded
 }
 
 // usage is a recorded row and its insertion number, the tie-break of equal
@@ -109,12 +117,11 @@ type user struct {
 	spent    budget.Nanos
 	held     budget.Nanos
 	marked   budget.LevelSet
-	holds    map[string]hold
+	ids      map[string]entry
 	live     []string  // IDs of holds still counted in held
 	nextExp  time.Time // earliest expiry among live; zero when none
 	usage    usageLog
 	usageSeq int64
-	ids      map[string]struct{}
 	audit    []budget.AuditEntry
 }
 
@@ -213,11 +220,11 @@ func (u *user) expire(now time.Time) {
 	var next time.Time
 	live := u.live[:0]
 	for _, id := range u.live {
-		h := u.holds[id]
+		h := u.ids[id]
 		if !now.Before(h.expires) {
 			u.held -= h.amount
 			h.counted = false
-			u.holds[id] = h
+			u.ids[id] = h
 			continue
 		}
 		live = append(live, id)
@@ -260,10 +267,13 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 	}
 	nu := &user{
 		s: req.Settings, window: req.Policy.Window,
-		holds: map[string]hold{}, ids: map[string]struct{}{},
+		ids: map[string]entry{},
 	}
 	v, loaded := s.users.LoadOrStore(req.Settings.UserID, nu)
 	if !loaded {
+		s.mu.Lock()
+		s.userIDs, s.unsorted = append(s.userIDs, req.Settings.UserID), true
+		s.mu.Unlock()
 		return req.Settings, true, nil
 	}
 	u := v.(*user)
@@ -297,14 +307,16 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if !req.Policy.Allows(u.spent, u.held, req.Amount) {
 		return u.finish(req.Policy), false, nil
 	}
-	if _, dup := u.holds[req.HoldID]; dup {
+	e := u.ids[req.HoldID]
+	if e.hold != noHold {
 		return budget.Totals{}, false, fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
 	}
 	held, ok := u.held.Add(req.Amount)
 	if !ok {
 		return budget.Totals{}, false, fmt.Errorf("budget/memory: holds of %q exceed %s", req.UserID, budget.MaxNanos)
 	}
-	u.holds[req.HoldID] = hold{amount: req.Amount, expires: req.ExpiresAt, counted: true}
+	e.amount, e.expires, e.hold, e.counted = req.Amount, req.ExpiresAt, pending, true
+	u.ids[req.HoldID] = e
 	u.live = append(u.live, req.HoldID)
 	u.held = held
 	if u.nextExp.IsZero() || req.ExpiresAt.Before(u.nextExp) {
@@ -327,22 +339,25 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 	if err := u.add(req.Usage); err != nil {
 		return budget.Totals{}, err
 	}
+	if req.Usage.ID == req.HoldID {
+		h.usage = true // add marked the same entry
+	}
 	u.close(req.HoldID, h, settled)
 	return u.finish(req.Policy), nil
 }
 
-func (u *user) openHold(id string) (hold, error) {
-	h, ok := u.holds[id]
-	switch {
-	case !ok:
-		return hold{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
-	case h.state != pending:
-		return hold{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+func (u *user) openHold(id string) (entry, error) {
+	h := u.ids[id]
+	switch h.hold {
+	case noHold:
+		return entry{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
+	case pending:
+		return h, nil
 	}
-	return h, nil
+	return entry{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 }
 
-func (u *user) close(id string, h hold, state holdState) {
+func (u *user) close(id string, h entry, state holdState) {
 	if h.counted {
 		u.held -= h.amount
 		h.counted = false
@@ -353,8 +368,8 @@ func (u *user) close(id string, h hold, state holdState) {
 			u.live = u.live[:last]
 		}
 	}
-	h.state = state
-	u.holds[id] = h
+	h.hold = state
+	u.ids[id] = h
 }
 
 // add records a usage row, refusing a duplicate ID, and counts its cost
@@ -367,16 +382,18 @@ func (u *user) add(r budget.UsageRow) error {
 			return fmt.Errorf("budget/memory: spend of %q exceeds %s", u.s.UserID, budget.MaxNanos)
 		}
 	}
-	n := len(u.ids)
-	if u.ids[r.ID] = struct{}{}; len(u.ids) == n {
+	e := u.ids[r.ID]
+	if e.usage {
 		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
 	}
+	e.usage = true
+	u.ids[r.ID] = e
 	u.usageSeq++
-	e := usage{row: r, seq: u.usageSeq}
+	row := usage{row: r, seq: u.usageSeq}
 	if n := u.usage.n; n == 0 || !r.At.Before(u.usage.at(n-1).row.At) {
-		u.usage.push(e)
+		u.usage.push(row)
 	} else {
-		u.usage.insert(u.search(r.At.Add(1)), e)
+		u.usage.insert(u.search(r.At.Add(1)), row)
 	}
 	u.spent = spent
 	return nil
@@ -564,26 +581,30 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 	return out, nil
 }
 
-// Accounts implements budget.Store. It sorts the user IDs on every call.
+// Accounts implements budget.Store. It keeps the user IDs sorted, sorting
+// again only after new users arrive.
 func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.Account, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
 	search := strings.ToLower(q.Search)
-	var users []*user
-	s.users.Range(func(k, v any) bool {
-		id := k.(string)
-		if id > q.After && strings.Contains(strings.ToLower(id), search) {
-			users = append(users, v.(*user))
-		}
-		return true
-	})
-	slices.SortFunc(users, func(a, b *user) int { return strings.Compare(a.s.UserID, b.s.UserID) })
-	if q.Limit > 0 && len(users) > q.Limit {
-		users = users[:q.Limit]
+	var ids []string
+	s.mu.Lock()
+	if s.unsorted {
+		slices.Sort(s.userIDs)
+		s.unsorted = false
 	}
-	out := make([]budget.Account, len(users))
-	for i, u := range users {
+	i, _ := slices.BinarySearch(s.userIDs, q.After)
+	for ; i < len(s.userIDs) && (q.Limit <= 0 || len(ids) < q.Limit); i++ {
+		if id := s.userIDs[i]; id > q.After && strings.Contains(strings.ToLower(id), search) {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]budget.Account, len(ids))
+	for i, id := range ids {
+		v, _ := s.users.Load(id)
+		u := v.(*user)
 		u.mu.Lock()
 		u.expire(q.Now)
 		out[i] = budget.Account{Settings: u.s, Totals: budget.Totals{Window: u.window, Spent: u.spent, Held: u.held}}
