@@ -56,13 +56,19 @@ const (
 
 // entry is what one ID names for a user: a hold, a usage, or both (Settle
 // records the usage under the hold's ID unless told otherwise). Keeping both
-// in one map makes the usual Reserve + Settle one map insertion, not two.
+// in one map makes the usual Reserve + Settle one map insertion, not two;
+// keeping the entry to two bytes keeps that map, which grows with every
+// call, small.
 type entry struct {
-	amount  budget.Nanos // of the hold
+	hold  holdState
+	usage bool // a usage with this ID is recorded
+}
+
+// liveHold is a pending hold still counted in user.held.
+type liveHold struct {
+	id      string
+	amount  budget.Nanos
 	expires time.Time
-	hold    holdState
-	counted bool // the hold is still in user.held
-	usage   bool // a usage with this ID is recorded
 }
 
 // usage is a recorded row and its insertion number, the tie-break of equal
@@ -118,8 +124,8 @@ type user struct {
 	held     budget.Nanos
 	marked   budget.LevelSet
 	ids      map[string]entry
-	live     []string  // IDs of holds still counted in held
-	nextExp  time.Time // earliest expiry among live; zero when none
+	live     []liveHold // pending holds still counted in held
+	nextExp  time.Time  // earliest expiry among live; zero when none
 	usage    usageLog
 	usageSeq int64
 	audit    []budget.AuditEntry
@@ -219,15 +225,12 @@ func (u *user) expire(now time.Time) {
 	}
 	var next time.Time
 	live := u.live[:0]
-	for _, id := range u.live {
-		h := u.ids[id]
+	for _, h := range u.live {
 		if !now.Before(h.expires) {
 			u.held -= h.amount
-			h.counted = false
-			u.ids[id] = h
 			continue
 		}
-		live = append(live, id)
+		live = append(live, h)
 		if next.IsZero() || h.expires.Before(next) {
 			next = h.expires
 		}
@@ -315,9 +318,9 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if !ok {
 		return budget.Totals{}, false, fmt.Errorf("budget/memory: holds of %q exceed %s", req.UserID, budget.MaxNanos)
 	}
-	e.amount, e.expires, e.hold, e.counted = req.Amount, req.ExpiresAt, pending, true
+	e.hold = pending
 	u.ids[req.HoldID] = e
-	u.live = append(u.live, req.HoldID)
+	u.live = append(u.live, liveHold{id: req.HoldID, amount: req.Amount, expires: req.ExpiresAt})
 	u.held = held
 	if u.nextExp.IsZero() || req.ExpiresAt.Before(u.nextExp) {
 		u.nextExp = req.ExpiresAt
@@ -358,15 +361,12 @@ func (u *user) openHold(id string) (entry, error) {
 }
 
 func (u *user) close(id string, h entry, state holdState) {
-	if h.counted {
-		u.held -= h.amount
-		h.counted = false
-		if i := slices.Index(u.live, id); i >= 0 {
-			last := len(u.live) - 1
-			u.live[i] = u.live[last]
-			u.live[last] = ""
-			u.live = u.live[:last]
-		}
+	if i := slices.IndexFunc(u.live, func(l liveHold) bool { return l.id == id }); i >= 0 {
+		u.held -= u.live[i].amount
+		last := len(u.live) - 1
+		u.live[i] = u.live[last]
+		u.live[last] = liveHold{}
+		u.live = u.live[:last]
 	}
 	h.hold = state
 	u.ids[id] = h
