@@ -339,11 +339,18 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	if err := u.add(req.Usage); err != nil {
-		return budget.Totals{}, err
-	}
 	if req.Usage.ID == req.HoldID {
-		h.usage = true // add marked the same entry
+		// The usual case: the usage takes the hold's ID, and one map
+		// entry records both.
+		if err := u.add(req.Usage, &h); err != nil {
+			return budget.Totals{}, err
+		}
+	} else {
+		e := u.ids[req.Usage.ID]
+		if err := u.add(req.Usage, &e); err != nil {
+			return budget.Totals{}, err
+		}
+		u.ids[req.Usage.ID] = e
 	}
 	u.close(req.HoldID, h, settled)
 	return u.finish(req.Policy), nil
@@ -373,8 +380,12 @@ func (u *user) close(id string, h entry, state holdState) {
 }
 
 // add records a usage row, refusing a duplicate ID, and counts its cost
-// when it falls in the current window. On error nothing changes.
-func (u *user) add(r budget.UsageRow) error {
+// when it falls in the current window. e is the map entry of the row's ID,
+// which add marks and the caller stores. On error nothing changes.
+func (u *user) add(r budget.UsageRow, e *entry) error {
+	if e.usage {
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
+	}
 	spent := u.spent
 	if u.window.Contains(r.At) {
 		var ok bool
@@ -382,12 +393,7 @@ func (u *user) add(r budget.UsageRow) error {
 			return fmt.Errorf("budget/memory: spend of %q exceeds %s", u.s.UserID, budget.MaxNanos)
 		}
 	}
-	e := u.ids[r.ID]
-	if e.usage {
-		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
-	}
 	e.usage = true
-	u.ids[r.ID] = e
 	u.usageSeq++
 	row := usage{row: r, seq: u.usageSeq}
 	if n := u.usage.n; n == 0 || !r.At.Before(u.usage.at(n-1).row.At) {
@@ -421,9 +427,11 @@ func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.To
 		return budget.Totals{}, err
 	}
 	defer u.mu.Unlock()
-	if err := u.add(req.Usage); err != nil {
+	e := u.ids[req.Usage.ID]
+	if err := u.add(req.Usage, &e); err != nil {
 		return budget.Totals{}, err
 	}
+	u.ids[req.Usage.ID] = e
 	return u.finish(req.Policy), nil
 }
 
