@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -68,8 +69,9 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 	if u.AdminNotes != nil && (len(*u.AdminNotes) > MaxNotesLen || !utf8.ValidString(*u.AdminNotes)) {
 		return Settings{}, &ValidationError{Field: "admin_notes", Reason: "must be at most 4096 bytes of UTF-8"}
 	}
+	var floor time.Time // set by a *LateError: no earlier than the stored period
 	for attempt := 0; ; attempt++ {
-		now := m.now()
+		now := latest(m.now(), floor)
 		s, stored, err := m.settingsOrNew(ctx, userID, now)
 		if err != nil {
 			return Settings{}, err
@@ -125,8 +127,9 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 				PreviousLimit: s.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,
 			},
 		})
-		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
-			continue
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			floor = lateStart(err, floor)
+			continue // reread: a changed version fails the IfVersion check above
 		}
 		if err != nil {
 			return Settings{}, fmt.Errorf("budget: update settings of %q: %w", userID, err)
@@ -134,6 +137,23 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		m.fire(newStatus(m.remember(next, nxt), t), t.Alerts, now)
 		return withPeriod(next, nxt.Window), nil
 	}
+}
+
+// latest returns the later of t and floor.
+func latest(t, floor time.Time) time.Time {
+	if t.Before(floor) {
+		return floor
+	}
+	return t
+}
+
+// lateStart returns the period start a *LateError carries, else floor.
+func lateStart(err error, floor time.Time) time.Time {
+	var le *LateError
+	if errors.As(err, &le) {
+		return latest(le.Start, floor)
+	}
+	return floor
 }
 
 func derefOr[T any](p *T, v T) T {
@@ -166,8 +186,9 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 	if len(reason) > MaxReasonLen || !utf8.ValidString(reason) {
 		return AuditEntry{}, &ValidationError{Field: "reason", Reason: "must be at most 1024 bytes of UTF-8"}
 	}
+	var floor time.Time
 	for attempt := 0; ; attempt++ {
-		now := m.now()
+		now := latest(m.now(), floor)
 		s, stored, err := m.settingsOrNew(ctx, userID, now)
 		if err != nil {
 			return AuditEntry{}, err
@@ -204,6 +225,7 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 			},
 		})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			floor = lateStart(err, floor)
 			continue
 		}
 		if err != nil {

@@ -72,6 +72,22 @@ func (e *ValidationError) Is(target error) bool {
 	return target == ErrInvalid || (target == ErrInvalidAmount && e.Field == "limit_usd")
 }
 
+// LateError is the ErrConflict a store returns for a settings change or a
+// reset computed at an instant before the user's current period began: the
+// caller's clock lags another process's, or the call was delayed past a
+// period's end. Start is when the stored period began; the Manager retries
+// with its clock reading no earlier than that.
+type LateError struct {
+	Start time.Time
+}
+
+func (e *LateError) Error() string {
+	return "budget: conflicting change: computed before the current period began at " + e.Start.Format(time.RFC3339Nano)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *LateError) Is(target error) bool { return target == ErrConflict }
+
 // PermissionError says what a principal was refused and why.
 type PermissionError struct {
 	Action string // view, update, reset or administer

@@ -28,11 +28,16 @@ import (
 //
 //  1. returns ErrConflict, changing nothing, if p.Version is not the stored
 //     settings' Version (the Manager re-reads the settings and retries);
-//  2. advances the window: if p.Window differs from the stored window, then
-//     when p.Window.Start is not before the stored window's End it appends
-//     RolloverEntry(...) for the stored window to the audit log; in any case
-//     it sets the spend counter to the sum of the user's usage whose time is
-//     in p.Window, clears the alerted levels and stores p.Window;
+//  2. advances the window, forward only. If p.Window starts before the
+//     stored window, the request was computed at an earlier instant than a
+//     call already applied (it was delayed, or its process's clock is
+//     behind): the store keeps its window and counters and decides the
+//     request against them. Otherwise, if p.Window differs from the stored
+//     window, then when p.Window.Start is not before the stored window's End
+//     it appends RolloverEntry(...) for the stored window to the audit log;
+//     in any case it sets the spend counter to the sum of the user's usage
+//     whose time is in p.Window, clears the alerted levels and stores
+//     p.Window;
 //  3. expires holds: a pending hold whose ExpiresAt is not after Now stops
 //     counting in the live-hold sum (it stays pending, so a late Settle
 //     still records its spend).
@@ -63,9 +68,12 @@ type Store interface {
 	CreateSettings(ctx context.Context, req CreateRequest) (s Settings, created bool, err error)
 
 	// UpdateSettings replaces the user's settings with req.Settings if the
-	// stored version is still req.Current.Version (else ErrConflict). It
-	// advances to req.Current's window, then to req.Next's, and appends
-	// req.Audit to the audit log, all in one step.
+	// stored version is still req.Current.Version (else ErrConflict) and
+	// req.Current's window does not start before the stored one (else a
+	// *LateError with the stored window's start, upon which the Manager
+	// retries no earlier than it). It advances to req.Current's
+	// window, then moves to req.Next's (in either direction: a new period
+	// may start earlier), and appends req.Audit, all in one step.
 	UpdateSettings(ctx context.Context, req UpdateRequest) (Totals, error)
 
 	// Reserve places a hold of req.Amount for req.UserID if
@@ -94,8 +102,9 @@ type Store interface {
 	Totals(ctx context.Context, req TotalsRequest) (Totals, error)
 
 	// Reset starts a new window by hand: if the stored version is
-	// req.Current.Version (else ErrConflict), it advances to req.Current's
-	// window, fills req.Audit.PreviousSpent with the spend in it, appends
+	// req.Current.Version (else ErrConflict) and req.Current's window does
+	// not start before the stored one (else a *LateError), it advances to
+	// req.Current's window, fills req.Audit.PreviousSpent with the spend in it, appends
 	// req.Audit, stores req.Settings and advances to req.Next's window. It
 	// returns the appended entry (with its ID) and the new totals.
 	Reset(ctx context.Context, req ResetRequest) (AuditEntry, Totals, error)

@@ -166,6 +166,36 @@ func (s *Store) begin(ctx context.Context, id string, p budget.Policy, now time.
 	return u, nil
 }
 
+// beginUnless is begin for a call that refuse may turn down (a closed
+// hold, a duplicate usage ID): refuse runs after the version check and
+// before the window advance and expiry, so that a refused call changes
+// nothing, not even the window or the audit log.
+func (s *Store) beginUnless(ctx context.Context, id string, p budget.Policy, now time.Time, refuse func(*user) error) (*user, error) {
+	u, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Version == u.s.Version {
+		err = refuse(u)
+	}
+	if err == nil {
+		err = s.prepare(u, p, now)
+	}
+	if err != nil {
+		u.mu.Unlock()
+		return nil, err
+	}
+	return u, nil
+}
+
+// usageFree refuses a usage ID the user already has.
+func (u *user) usageFree(id string) error {
+	if u.ids[id].usage {
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, id, u.s.UserID)
+	}
+	return nil
+}
+
 func (s *Store) prepare(u *user, p budget.Policy, now time.Time) error {
 	if p.Version != u.s.Version {
 		return fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, u.s.UserID, u.s.Version, p.Version)
@@ -177,9 +207,25 @@ func (s *Store) prepare(u *user, p budget.Policy, now time.Time) error {
 	return nil
 }
 
-// advance moves the user's counters to p's window, auditing a rollover when
-// the new window starts at or after the old one's end.
+// advance moves the user's counters forward to p's window. A late request,
+// whose window starts before the stored one, leaves the window alone.
 func (s *Store) advance(u *user, p budget.Policy, now time.Time) error {
+	if u.window.Equal(p.Window) || late(u.window, p) {
+		return nil
+	}
+	return s.moveTo(u, p, now)
+}
+
+// late reports whether p was computed at an earlier instant than the window
+// stored: its window starts before it.
+func late(stored budget.Window, p budget.Policy) bool {
+	return !stored.IsZero() && p.Window.Start.Before(stored.Start)
+}
+
+// moveTo moves the user's counters to p's window, in either direction,
+// auditing a rollover when the new window starts at or after the old one's
+// end.
+func (s *Store) moveTo(u *user, p budget.Policy, now time.Time) error {
 	if u.window.Equal(p.Window) {
 		return nil
 	}
@@ -287,12 +333,12 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 
 // UpdateSettings implements budget.Store.
 func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (budget.Totals, error) {
-	u, err := s.begin(ctx, req.Settings.UserID, req.Current, req.Now)
+	u, err := s.beginUnless(ctx, req.Settings.UserID, req.Current, req.Now, refuseLate(req.Current))
 	if err != nil {
 		return budget.Totals{}, err
 	}
 	defer u.mu.Unlock()
-	if err := s.advance(u, req.Next, req.Now); err != nil {
+	if err := s.moveTo(u, req.Next, req.Now); err != nil {
 		return budget.Totals{}, err
 	}
 	u.s = req.Settings
@@ -330,7 +376,12 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 
 // Settle implements budget.Store.
 func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
-	u, err := s.begin(ctx, req.Usage.UserID, req.Policy, req.Now)
+	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) error {
+		if _, err := u.openHold(req.HoldID); err != nil {
+			return err
+		}
+		return u.usageFree(req.Usage.ID)
+	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
@@ -407,7 +458,10 @@ func (u *user) add(r budget.UsageRow, e *entry) error {
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
-	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
+	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
+		_, err := u.openHold(req.HoldID)
+		return err
+	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
@@ -422,7 +476,9 @@ func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.
 
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
-	u, err := s.begin(ctx, req.Usage.UserID, req.Policy, req.Now)
+	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) error {
+		return u.usageFree(req.Usage.ID)
+	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
@@ -447,7 +503,7 @@ func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.To
 
 // Reset implements budget.Store.
 func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.AuditEntry, budget.Totals, error) {
-	u, err := s.begin(ctx, req.Settings.UserID, req.Current, req.Now)
+	u, err := s.beginUnless(ctx, req.Settings.UserID, req.Current, req.Now, refuseLate(req.Current))
 	if err != nil {
 		return budget.AuditEntry{}, budget.Totals{}, err
 	}
@@ -464,6 +520,18 @@ func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.Audi
 		u.spent, u.marked, u.window = spent, 0, req.Next.Window
 	}
 	return e.Clone(), u.finish(req.Next), nil
+}
+
+// refuseLate refuses a settings change or reset computed at an earlier
+// instant than the stored window, so that the Manager retries it with a
+// fresh clock rather than move the window back to a period already over.
+func refuseLate(p budget.Policy) func(*user) error {
+	return func(u *user) error {
+		if late(u.window, p) {
+			return &budget.LateError{Start: u.window.Start}
+		}
+		return nil
+	}
 }
 
 // Defaults implements budget.Store.

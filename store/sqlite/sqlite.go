@@ -573,10 +573,34 @@ func (s *Store) begin(tx *sql.Tx, user string, p budget.Policy, now time.Time) (
 	return a, s.expire(tx, a, now)
 }
 
-// advance moves the counters to p's window, recounting the spend inside it
-// from the usage rows (by index, reading only the rows in the window) and
-// auditing a rollover when the new window starts at or after the old end.
+// beginChecked is begin for settings changes and resets, which refuse a
+// late request (a *budget.LateError) instead of deciding it against the
+// stored window; the transaction's rollback undoes what begin did.
+func (s *Store) beginChecked(tx *sql.Tx, user string, p budget.Policy, now time.Time) (*acct, error) {
+	a, err := s.begin(tx, user, p, now)
+	if err == nil && a.late(p) {
+		return nil, &budget.LateError{Start: a.win.Start}
+	}
+	return a, err
+}
+
+// advance moves the counters forward to p's window, recounting the spend
+// inside it from the usage rows (by index, reading only the rows in the
+// window) and auditing a rollover when the new window starts at or after the
+// old end. A late request leaves the stored window alone.
 func (s *Store) advance(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) error {
+	if a.win.Equal(p.Window) || a.late(p) {
+		return nil // current, or a late request: keep the stored window
+	}
+	return s.moveTo(tx, a, p, now)
+}
+
+// late reports whether p was computed at an earlier instant than the stored
+// window: its window starts before it.
+func (a *acct) late(p budget.Policy) bool { return p.Window.Start.Before(a.win.Start) }
+
+// moveTo moves the counters to p's window, in either direction.
+func (s *Store) moveTo(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) error {
 	if a.win.Equal(p.Window) {
 		return nil
 	}
@@ -812,11 +836,11 @@ func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (b
 	}
 	var t budget.Totals
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.Settings.UserID, req.Current, req.Now)
+		a, err := s.beginChecked(tx, req.Settings.UserID, req.Current, req.Now)
 		if err != nil {
 			return err
 		}
-		if err := s.advance(tx, a, req.Next, req.Now); err != nil {
+		if err := s.moveTo(tx, a, req.Next, req.Now); err != nil {
 			return err
 		}
 		if _, err := tx.Stmt(s.st.updateSettings).Exec(append(args, req.Settings.UserID)...); err != nil {
@@ -842,7 +866,7 @@ func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.Audi
 		t budget.Totals
 	)
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		a, err := s.begin(tx, req.Settings.UserID, req.Current, req.Now)
+		a, err := s.beginChecked(tx, req.Settings.UserID, req.Current, req.Now)
 		if err != nil {
 			return err
 		}
@@ -857,7 +881,7 @@ func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.Audi
 		if _, err := tx.Stmt(s.st.updateSettings).Exec(append(args, req.Settings.UserID)...); err != nil {
 			return err
 		}
-		if err := s.advance(tx, a, req.Next, req.Now); err != nil {
+		if err := s.moveTo(tx, a, req.Next, req.Now); err != nil {
 			return err
 		}
 		t, err = s.finish(tx, a, req.Next)

@@ -81,6 +81,7 @@ var cases = []struct {
 	{"AuditLog", testAuditLog},
 	{"ResultsAreCopies", testCopies},
 	{"Closed", testClosed},
+	{"LateResetAndUpdate", testLateResetAndUpdate},
 }
 
 var (
@@ -1314,5 +1315,39 @@ func testTwoManagers(t *testing.T, s budget.Store) {
 		t.Errorf("reserve 0.5 on b after a raised the limit to 10.5: %v", err)
 	} else {
 		_ = r.Release(ctx)
+	}
+}
+
+// testLateResetAndUpdate: a Manager whose clock lags resets and reconfigures
+// a user just after another Manager saw the period end. The store refuses
+// the stale period (a *budget.LateError) and the Manager retries from the
+// stored period's start, so the window never moves back and the period's
+// end is audited once.
+func testLateResetAndUpdate(t *testing.T, s budget.Store) {
+	day2 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	ahead := NewClock(day2.Add(-time.Minute))
+	behind := func() time.Time { return ahead.Now().Add(-2 * time.Second) }
+	a := newManager(s, ahead, budget.Options{})
+	b := budget.NewManager(s, budget.Options{Now: behind})
+	configure(t, a, "u", budget.SettingsUpdate{Limit: ptr(amt("10")), Period: ptr(budget.Daily)})
+	record(t, a, "u", "", "4")
+	ahead.Set(day2.Add(time.Second))
+	record(t, a, "u", "", "1") // a moves the store to the new day
+	e, err := b.Reset(ctx, admin, "u", "late")
+	if err != nil {
+		t.Fatalf("reset from a lagging clock: %v", err)
+	}
+	if e.At.Before(day2) {
+		t.Errorf("reset at %v, before the period the store is in began (%v)", e.At, day2)
+	}
+	if _, err := b.UpdateSettings(ctx, admin, "u", limit("12")); err != nil {
+		t.Fatalf("update from a lagging clock: %v", err)
+	}
+	st := status(t, a, "u")
+	if st.PeriodStart.Before(day2) {
+		t.Errorf("period starts %v after late calls, before the new day", st.PeriodStart)
+	}
+	if n := countAudit(auditOf(t, a, "u"), budget.AuditAutomaticReset); n != 1 {
+		t.Errorf("the day's end audited %d times, want once", n)
 	}
 }
