@@ -1,0 +1,159 @@
+package postgres
+
+import (
+	"strconv"
+	"strings"
+)
+
+// queries are the store's SQL, with table names qualified by the quoted
+// schema. pgx prepares and caches each text per connection on first use.
+type queries struct {
+	settings, create, updateSettings                  string
+	counters, countersNoLock, saveCounters, sumWindow string
+	expire                                            string
+	insertHold, hold, closeHold, insertUsage, rollup  string
+	insertAudit                                       string
+	defaults, lockDefaults, saveDefaults              string
+	history, breakdown, accounts                      string
+	auditUser, auditAll                               string
+	pruneUsers, pruneHolds                            string
+
+	// The fast path's statements (fast.go).
+	fastGuard, fastReserve, fastSettle, fastRelease, fastRecord string
+}
+
+// The fast path's statements share their first twelve parameters: the
+// user, the new spent, held, next_expiry and marked, then the version,
+// window and counters the store last saw. g updates the user's row only if
+// it still holds those, locking it; every write after it reads from g (or
+// from h, which reads from g), so it runs after the lock and writes nothing
+// when g found no row; and the final SELECT fails the whole statement,
+// with SQLSTATE staleCode, unless g (and h) updated exactly one row.
+const fastG = `WITH g AS (UPDATE {s}.users SET spent = $2, held = $3, next_expiry = $4, marked = $5
+		WHERE user_id = $1 AND version = $6 AND win_start = $7 AND win_end = $8 AND spent = $9 AND held = $10
+		AND next_expiry IS NOT DISTINCT FROM $11 AND marked = $12 RETURNING 1)`
+
+// fastH closes the pending, counted hold $13 with state $14.
+const fastH = `,
+	h AS (UPDATE {s}.holds x SET state = $14, counted = false FROM g
+		WHERE x.user_id = $1 AND x.hold_id = $13 AND x.state = 0 AND x.counted RETURNING 1)`
+
+// fastUsage inserts a usage row and its rollup from parameters n to n+8
+// (id, hold_id, provider, model, input and output tokens, cost, at, day),
+// once per row of from.
+func fastUsage(n int, from string) string {
+	// Longer names first: at one position the first pattern that matches wins.
+	r := strings.NewReplacer("$IN", p(n+4), "$OUT", p(n+5), "$I", p(n), "$H", p(n+1), "$P", p(n+2), "$M", p(n+3),
+		"$C", p(n+6), "$AT", p(n+7), "$D", p(n+8), "FROM x", "FROM "+from)
+	return r.Replace(`,
+	u AS (INSERT INTO {s}.usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
+		SELECT $1, $I, $H, $P, $M, $IN, $OUT, $C, $AT FROM x),
+	r AS (INSERT INTO {s}.usage_daily AS d (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)
+		SELECT $1, $D, $P, $M, $C, 1, $IN, $OUT FROM x
+		ON CONFLICT (user_id, day, provider, model) DO UPDATE SET cost = d.cost + excluded.cost,
+		requests = d.requests + 1, input_tokens = d.input_tokens + excluded.input_tokens,
+		output_tokens = d.output_tokens + excluded.output_tokens)`)
+}
+
+func p(n int) string { return "$" + strconv.Itoa(n) }
+
+const (
+	fastCheckG  = ` SELECT {s}.expect_fresh((SELECT COUNT(*) FROM g) = 1)`
+	fastCheckGH = ` SELECT {s}.expect_fresh((SELECT COUNT(*) FROM g) = 1 AND (SELECT COUNT(*) FROM h) = 1)`
+)
+
+const settingsCols = `user_id, limit_nanos, period, custom_days, custom_anchor, timezone, enforce,
+	yellow, orange, red, visible, can_modify, can_reset, admin_notes, reset_at, version, created_at, updated_at`
+
+const countersCols = `version, win_start, win_end, spent, held, next_expiry, marked`
+
+const auditCols = `id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
+	period_start, period_end, before, after, at`
+
+// newQueries returns the queries for the schema whose quoted name is q.
+func newQueries(q string) queries {
+	r := strings.NewReplacer("{s}", q)
+	return queries{
+		settings: r.Replace(`SELECT ` + settingsCols + ` FROM {s}.users WHERE user_id = $1`),
+		create: r.Replace(`INSERT INTO {s}.users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0, 0, 0)
+			ON CONFLICT (user_id) DO NOTHING`),
+		updateSettings: r.Replace(`UPDATE {s}.users SET limit_nanos = $2, period = $3, custom_days = $4,
+			custom_anchor = $5, timezone = $6, enforce = $7, yellow = $8, orange = $9, red = $10, visible = $11,
+			can_modify = $12, can_reset = $13, admin_notes = $14, reset_at = $15, version = $16, created_at = $17,
+			updated_at = $18 WHERE user_id = $1`),
+
+		counters:       r.Replace(`SELECT ` + countersCols + ` FROM {s}.users WHERE user_id = $1 FOR UPDATE`),
+		countersNoLock: r.Replace(`SELECT ` + countersCols + ` FROM {s}.users WHERE user_id = $1`),
+		saveCounters: r.Replace(`UPDATE {s}.users SET win_start = $2, win_end = $3, spent = $4, held = $5,
+			next_expiry = $6, marked = $7 WHERE user_id = $1`),
+		sumWindow: r.Replace(`SELECT COALESCE(SUM(cost), 0)::bigint FROM {s}.usage WHERE user_id = $1 AND at >= $2 AND at < $3`),
+		// expire stops counting the holds expired at $2 and returns their
+		// sum and the earliest expiry among those still counted (the
+		// subquery reads the rows as they were before the update).
+		expire: r.Replace(`WITH gone AS (
+				UPDATE {s}.holds SET counted = false WHERE user_id = $1 AND counted AND expires <= $2 RETURNING amount)
+			SELECT (SELECT COALESCE(SUM(amount), 0)::bigint FROM gone),
+				(SELECT MIN(expires) FROM {s}.holds WHERE user_id = $1 AND counted AND expires > $2)`),
+
+		insertHold: r.Replace(`INSERT INTO {s}.holds (user_id, hold_id, amount, expires, state, counted)
+			VALUES ($1, $2, $3, $4, 0, true)`),
+		hold:      r.Replace(`SELECT amount, expires, state, counted FROM {s}.holds WHERE user_id = $1 AND hold_id = $2`),
+		closeHold: r.Replace(`UPDATE {s}.holds SET state = $3, counted = false WHERE user_id = $1 AND hold_id = $2`),
+		insertUsage: r.Replace(`INSERT INTO {s}.usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
+		rollup: r.Replace(`INSERT INTO {s}.usage_daily AS d (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)
+			VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
+			ON CONFLICT (user_id, day, provider, model) DO UPDATE SET cost = d.cost + excluded.cost,
+			requests = d.requests + 1, input_tokens = d.input_tokens + excluded.input_tokens,
+			output_tokens = d.output_tokens + excluded.output_tokens`),
+
+		insertAudit: r.Replace(`INSERT INTO {s}.audit (user_id, type, actor, actor_admin, reason, previous_limit, new_limit,
+			previous_spent, period_start, period_end, before, after, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+
+		defaults:     r.Replace(`SELECT plan, version, updated_at FROM {s}.defaults WHERE one = 1`),
+		lockDefaults: r.Replace(`SELECT version FROM {s}.defaults WHERE one = 1 FOR UPDATE`),
+		saveDefaults: r.Replace(`UPDATE {s}.defaults SET plan = $1, version = $2, updated_at = $3 WHERE one = 1`),
+
+		history: r.Replace(`SELECT seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at
+			FROM {s}.usage WHERE user_id = $1 AND at >= $2 AND at < $3 AND (at, seq) < ($4, $5)
+			ORDER BY at DESC, seq DESC LIMIT $6`),
+		// breakdown sums the daily rollups of days [$2, $3) and the usage
+		// rows in [$4, $5) and [$6, $7): the partial days at the edges.
+		breakdown: r.Replace(`SELECT provider, model, SUM(cost)::bigint, SUM(requests)::bigint,
+				SUM(input_tokens)::bigint, SUM(output_tokens)::bigint FROM (
+			SELECT provider, model, cost, requests, input_tokens, output_tokens
+				FROM {s}.usage_daily WHERE user_id = $1 AND day >= $2 AND day < $3
+			UNION ALL
+			SELECT provider, model, cost, 1, input_tokens, output_tokens
+				FROM {s}.usage WHERE user_id = $1 AND ((at >= $4 AND at < $5) OR (at >= $6 AND at < $7))
+			) x GROUP BY provider, model`),
+		// accounts recounts the live holds only of users with one expired.
+		accounts: r.Replace(`SELECT ` + settingsCols + `, win_start, win_end, spent,
+				CASE WHEN next_expiry <= $4 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
+					WHERE h.user_id = u.user_id AND h.counted AND h.expires > $4) ELSE held END
+			FROM {s}.users u WHERE user_id > $1 AND user_id ILIKE $2 ESCAPE '\' ORDER BY user_id LIMIT $3`),
+
+		auditUser: r.Replace(`SELECT ` + auditCols + ` FROM {s}.audit WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
+		auditAll:  r.Replace(`SELECT ` + auditCols + ` FROM {s}.audit WHERE id < $1 ORDER BY id DESC LIMIT $2`),
+
+		// pruneUsers locks a page of users, in ID order after $1, and
+		// deletes their usage before both the cut-off $2 and the start of
+		// their window; it returns the last user ID and the rows deleted.
+		pruneUsers: r.Replace(`WITH u AS (
+				SELECT user_id, win_start FROM {s}.users WHERE user_id > $1 ORDER BY user_id LIMIT $3 FOR UPDATE),
+			d AS (DELETE FROM {s}.usage x USING u WHERE x.user_id = u.user_id AND x.at < $2 AND x.at < u.win_start RETURNING 1)
+			SELECT (SELECT MAX(user_id) FROM u), (SELECT COUNT(*) FROM d)`),
+		pruneHolds: r.Replace(`DELETE FROM {s}.holds WHERE state <> 0 AND expires < $1`),
+
+		fastGuard: r.Replace(fastG + fastCheckG),
+		// fastReserve places hold $13 of $14, expiring at $15.
+		fastReserve: r.Replace(fastG + `,
+	n AS (INSERT INTO {s}.holds (user_id, hold_id, amount, expires, state, counted)
+		SELECT $1, $13, $14, $15, 0, true FROM g)` + fastCheckG),
+		fastSettle:  r.Replace(fastG + fastH + fastUsage(15, "h") + fastCheckGH),
+		fastRelease: r.Replace(fastG + fastH + fastCheckGH),
+		fastRecord:  r.Replace(fastG + fastUsage(13, "g") + fastCheckG),
+	}
+}
