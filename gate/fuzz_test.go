@@ -1,0 +1,192 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/pricing"
+	"github.com/llmbudget/budget/store/memory"
+)
+
+// The usage parsers get arbitrary bytes from upstream. These fuzz targets
+// check that they never panic, that how the bytes are split across reads
+// does not change what they find, and that the gate then settles exactly
+// the reported cost — or, when nothing usable was reported, the estimate,
+// never zero. Seed corpora: testdata/fuzz/FuzzJSONUsage and
+// testdata/fuzz/FuzzSSEUsage.
+
+func FuzzJSONUsage(f *testing.F) {
+	f.Add(uint8(0), uint16(7), []byte(`{"id":"x","usage":{"prompt_tokens":1200,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":200}},"user":null}`))
+	f.Add(uint8(4), uint16(1), []byte(`{"usage":{"input_tokens":10,"output_tokens":5,"cache_read_input_tokens":3}}`))
+	f.Fuzz(func(t *testing.T, kind uint8, split uint16, data []byte) {
+		fuzzUsage(t, apiOf(kind), false, split, data)
+	})
+}
+
+func FuzzSSEUsage(f *testing.F) {
+	f.Add(uint8(0), uint16(5), []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}\n\ndata: [DONE]\n\n"))
+	f.Add(uint8(4), uint16(3), []byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n"+
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":30}}\n\n"))
+	f.Fuzz(func(t *testing.T, kind uint8, split uint16, data []byte) {
+		fuzzUsage(t, apiOf(kind), true, split, data)
+	})
+}
+
+var fuzzAPIs = [...]struct {
+	api        api
+	path, body string
+}{
+	{chatCompletions, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}`},
+	{completions, "/v1/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"hi","max_tokens":50}`},
+	{responses, "/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":50}`},
+	{embeddings, "/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`},
+	{messages, "/v1/messages", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}],"max_tokens":50}`},
+}
+
+func apiOf(kind uint8) int { return int(kind) % len(fuzzAPIs) }
+
+func newParser(a api, stream bool) usageParser {
+	if stream {
+		return &sseParser{api: a}
+	}
+	return &jsonParser{api: a}
+}
+
+// parse feeds data to a fresh parser in pieces of size chunk.
+func parse(a api, stream bool, data []byte, chunk int) (pricing.Usage, bool) {
+	p := newParser(a, stream)
+	for len(data) > 0 {
+		n := min(chunk, len(data))
+		p.feed(data[:n])
+		data = data[n:]
+	}
+	p.end()
+	return p.usage()
+}
+
+type fuzzEnv struct {
+	m      *budget.Manager
+	prices *pricing.Table
+	users  atomic.Int64
+}
+
+var (
+	fuzzOnce sync.Once
+	fuzzE    *fuzzEnv
+)
+
+func env(t *testing.T) *fuzzEnv {
+	fuzzOnce.Do(func() {
+		f, err := os.Open("testdata/prices.json")
+		if err != nil {
+			panic(err)
+		}
+		defer f.Close()
+		var p pricing.Table
+		if err := p.LoadLiteLLM(f); err != nil {
+			panic(err)
+		}
+		plan := budget.DefaultUserPlan()
+		plan.Limit = budget.MustAmount("1000000000")
+		fuzzE = &fuzzEnv{m: budget.NewManager(memory.New(), budget.Options{UserPlan: &plan}), prices: &p}
+	})
+	return fuzzE
+}
+
+// chunkedBody returns data in reads of at most n bytes, as a network would.
+type chunkedBody struct {
+	data []byte
+	n    int
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.data)
+	c.data = c.data[k:]
+	return k, nil
+}
+
+func (c *chunkedBody) Close() error { return nil }
+
+func fuzzUsage(t *testing.T, i int, stream bool, split uint16, data []byte) {
+	a, path, body := fuzzAPIs[i].api, fuzzAPIs[i].path, fuzzAPIs[i].body
+	chunk := int(split%512) + 1
+
+	// Splitting must not matter.
+	whole, wholeFinal := parse(a, stream, data, len(data)+1)
+	u, final := parse(a, stream, data, chunk)
+	if u != whole || final != wholeFinal {
+		t.Fatalf("in %d-byte pieces: %+v, %v; whole: %+v, %v", chunk, u, final, whole, wholeFinal)
+	}
+
+	// Through the gate, upstream answering data.
+	e := env(t)
+	contentType := "application/json"
+	if stream {
+		contentType = "text/event-stream"
+	}
+	var settleErr error
+	rt := New(e.m, e.prices, Options{
+		Base: roundTrip(func(*http.Request) (*http.Response, error) {
+			return &http.Response{
+				StatusCode: 200, Header: http.Header{"Content-Type": {contentType}},
+				Body: &chunkedBody{data: data, n: chunk},
+			}, nil
+		}),
+		OnError: func(_ *http.Request, err error) { settleErr = err },
+	})
+	user := fmt.Sprintf("fuzz-%d", e.users.Add(1))
+	req, _ := http.NewRequestWithContext(WithUser(context.Background(), user), http.MethodPost, "http://upstream"+path, strings.NewReader(body))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("the body did not pass through untouched: %v", err)
+	}
+	if settleErr != nil {
+		t.Fatal(settleErr)
+	}
+
+	price, _ := e.prices.Lookup(strings.Split(body, `"`)[3])
+	r, _ := pricing.ParseRequest([]byte(body))
+	q, _ := price.Estimate(r)
+	want := q.Cost
+	if c, err := price.Cost(u); err == nil {
+		if final && u != (pricing.Usage{}) {
+			want = c // the reported usage
+		} else if c.GreaterThan(want) {
+			want = c // partial usage above the estimate
+		}
+	}
+	page, err := e.m.History(context.Background(), budget.UsageQuery{UserID: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 1 {
+		t.Fatalf("%d records, want 1", len(page.Records))
+	}
+	rec := page.Records[0]
+	if !rec.Cost.Equal(want) {
+		t.Fatalf("settled %s, want %s (usage %+v, final %v, estimate %s)", rec.Cost, want, u, final, q.Cost)
+	}
+	if rec.Cost.Sign() <= 0 {
+		t.Fatalf("settled %s: never zero", rec.Cost)
+	}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,84 @@
+package pricing_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/pricing"
+)
+
+// checkTable asserts what every successfully loaded table guarantees: each
+// model has non-negative prices and prices any usage to a non-negative cost
+// of at most 9 decimal places.
+func checkTable(t *testing.T, tab *pricing.Table) {
+	u := pricing.Usage{InputTokens: 1000, CacheReadTokens: 7, CacheWriteTokens: 3, OutputTokens: 999}
+	for _, m := range tab.Models() {
+		p, err := tab.Lookup(m)
+		if err != nil {
+			t.Fatalf("Lookup(%q) after Models: %v", m, err)
+		}
+		if p.Input.Sign() < 0 || p.Output.Sign() < 0 || p.CacheRead.Sign() < 0 || p.CacheWrite.Sign() < 0 || p.MaxOutputTokens < 0 {
+			t.Fatalf("model %q has a negative price: %+v", m, p)
+		}
+		c, err := p.Cost(u)
+		if err != nil {
+			t.Fatalf("Cost(%q): %v", m, err)
+		}
+		if c.Sign() < 0 || c.Exponent() < -budget.Places {
+			t.Fatalf("Cost(%q) = %s", m, c)
+		}
+		if _, err := p.Estimate(pricing.Request{Model: m, PromptTokens: 10, MaxOutputTokens: 10, Choices: 1}); err != nil {
+			t.Fatalf("Estimate(%q): %v", m, err)
+		}
+	}
+}
+
+// FuzzLoadLiteLLM feeds arbitrary bytes to the LiteLLM loader: it must never
+// panic, and a load either fails whole or yields a sound table. The seed
+// corpus is in testdata/fuzz/FuzzLoadLiteLLM.
+func FuzzLoadLiteLLM(f *testing.F) {
+	f.Add([]byte(`{"sample_spec": {"max_tokens": "x"}, "m": {"input_cost_per_token": 2.1875e-06, "output_cost_per_token": 1e-05}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var tab pricing.Table
+		if err := tab.LoadLiteLLM(bytes.NewReader(data)); err != nil {
+			if tab.Len() != 0 {
+				t.Fatalf("failed load left %d models", tab.Len())
+			}
+			return
+		}
+		checkTable(t, &tab)
+	})
+}
+
+// FuzzLoad does the same for this package's own format; seeds in
+// testdata/fuzz/FuzzLoad.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"models": {"m": {"input_per_million": "2.5", "output_per_million": 10, "max_output_tokens": 100}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var tab pricing.Table
+		if err := tab.Load(bytes.NewReader(data)); err != nil {
+			if tab.Len() != 0 {
+				t.Fatalf("failed load left %d models", tab.Len())
+			}
+			return
+		}
+		checkTable(t, &tab)
+	})
+}
+
+// FuzzParseRequest feeds arbitrary request bodies to ParseRequest: no panic,
+// and a parsed request never estimates fewer prompt tokens than the body has
+// bytes. Seeds in testdata/fuzz/FuzzParseRequest.
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2,"tools":[{}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := pricing.ParseRequest(body)
+		if err != nil {
+			return
+		}
+		if r.Model == "" || r.PromptTokens < int64(len(body)) || r.Choices < 1 || r.MaxOutputTokens < 0 {
+			t.Fatalf("ParseRequest(%q) = %+v", body, r)
+		}
+	})
+}
