@@ -48,6 +48,7 @@ import (
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/httpapi"
+	"github.com/llmbudget/budget/store/postgres"
 	"github.com/llmbudget/budget/store/sqlite"
 )
 
@@ -73,6 +74,7 @@ func main() {
 type config struct {
 	addr            string
 	db              string
+	postgres        string
 	tokens          string
 	demo            bool
 	webhook         string
@@ -86,6 +88,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.db, "db", "budget.db", "path of the SQLite database, created if absent")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN (postgres://user@host/db); when set, budgets live there instead of -db, shared by every replica")
 	fs.StringVar(&c.tokens, "tokens", "", `JSON file of bearer tokens: {"<token>": {"user_id": "...", "admin": true}}; without it, two tokens are generated and printed`)
 	fs.BoolVar(&c.demo, "demo", false, "record simulated LLM traffic for a few users (skipped if the database already has it)")
 	fs.StringVar(&c.webhook, "webhook", "", "URL to POST every alert to, signed (optional)")
@@ -121,7 +124,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 
-	store, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	store, where, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -130,7 +133,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if cerr := store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("closing the store: %w", cerr))
 		} else {
-			logger.Info("store closed", "db", cfg.db)
+			logger.Info("store closed", "store", where)
 		}
 	}()
 
@@ -201,7 +204,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	base := "http://" + ln.Addr().String()
 	printWelcome(stdout, base, generated)
-	logger.Info("listening", "url", base+"/api/v1/budget/", "db", cfg.db)
+	logger.Info("listening", "url", base+"/api/v1/budget/", "store", where)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -406,4 +409,15 @@ func (c *demoClock) Set(t time.Time) {
 	c.mu.Lock()
 	c.fixed = t
 	c.mu.Unlock()
+}
+
+// openStore opens PostgreSQL when -postgres is set, else the SQLite file,
+// and says which for the logs (never the DSN, which may hold a password).
+func openStore(ctx context.Context, cfg config) (budget.Store, string, error) {
+	if cfg.postgres != "" {
+		s, err := postgres.Open(ctx, cfg.postgres, postgres.Options{})
+		return s, "postgres", err
+	}
+	s, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	return s, cfg.db, err
 }
