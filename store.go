@@ -2,6 +2,8 @@ package budget
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -335,6 +337,32 @@ type HistoryQuery struct {
 	From, To time.Time // zero: unbounded
 	Cursor   string
 	Limit    int
+}
+
+// UsageCursor is a position in a user's history: the time (Unix
+// nanoseconds) and insertion number of the last row a page returned. The
+// stores in this module use it as their History cursor; a store may define
+// its own, as cursors are opaque to callers.
+type UsageCursor struct {
+	At  int64
+	Seq int64
+}
+
+// String encodes the cursor as "<at>.<seq>".
+func (c UsageCursor) String() string {
+	return strconv.FormatInt(c.At, 10) + "." + strconv.FormatInt(c.Seq, 10)
+}
+
+// ParseUsageCursor decodes a cursor String made; anything else is an error
+// wrapping ErrInvalid.
+func ParseUsageCursor(s string) (UsageCursor, error) {
+	a, b, ok := strings.Cut(s, ".")
+	at, err1 := strconv.ParseInt(a, 10, 64)
+	seq, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return UsageCursor{}, &ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+	}
+	return UsageCursor{at, seq}, nil
 }
 
 // HistoryPage is a page of usage, newest first.

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -568,21 +567,18 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 	return nil
 }
 
-// History implements budget.Store. Cursors are "<unix nanos>.<seq>" of the
-// last row returned.
+// History implements budget.Store, with budget.UsageCursor cursors.
 func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
 	if err := s.check(ctx); err != nil {
 		return budget.HistoryPage{}, err
 	}
 	var curAt, curSeq int64
 	if q.Cursor != "" {
-		a, b, ok := strings.Cut(q.Cursor, ".")
-		var err1, err2 error
-		curAt, err1 = strconv.ParseInt(a, 10, 64)
-		curSeq, err2 = strconv.ParseInt(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return budget.HistoryPage{}, &budget.ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+		c, err := budget.ParseUsageCursor(q.Cursor)
+		if err != nil {
+			return budget.HistoryPage{}, err
 		}
+		curAt, curSeq = c.At, c.Seq
 	}
 	v, ok := s.users.Load(q.UserID)
 	if !ok {
@@ -605,7 +601,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	for i := hi - 1; i >= lo; i-- {
 		if q.Limit > 0 && len(p.Rows) == q.Limit {
 			last := u.usage.at(i + 1)
-			p.Next = strconv.FormatInt(last.row.At.UnixNano(), 10) + "." + strconv.FormatInt(last.seq, 10)
+			p.Next = budget.UsageCursor{At: last.row.At.UnixNano(), Seq: last.seq}.String()
 			break
 		}
 		p.Rows = append(p.Rows, u.usage.at(i).row)

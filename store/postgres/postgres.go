@@ -44,7 +44,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -1097,8 +1096,7 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 
 // ---- queries ----
 
-// History implements budget.Store. Cursors are "<unix nanos>.<seq>" of the
-// last row returned.
+// History implements budget.Store, with budget.UsageCursor cursors.
 func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
 	if err := s.check(ctx); err != nil {
 		return budget.HistoryPage{}, err
@@ -1112,13 +1110,11 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	}
 	curAt, curSeq := int64(math.MaxInt64), int64(math.MaxInt64)
 	if q.Cursor != "" {
-		a, b, ok := strings.Cut(q.Cursor, ".")
-		var err1, err2 error
-		curAt, err1 = strconv.ParseInt(a, 10, 64)
-		curSeq, err2 = strconv.ParseInt(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return budget.HistoryPage{}, &budget.ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+		c, err := budget.ParseUsageCursor(q.Cursor)
+		if err != nil {
+			return budget.HistoryPage{}, err
 		}
+		curAt, curSeq = c.At, c.Seq
 	}
 	var limit *int64
 	if q.Limit > 0 {
@@ -1137,7 +1133,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	for rows.Next() {
 		if q.Limit > 0 && len(p.Rows) == q.Limit {
 			last := p.Rows[len(p.Rows)-1]
-			p.Next = strconv.FormatInt(last.At.UnixNano(), 10) + "." + strconv.FormatInt(seq, 10)
+			p.Next = budget.UsageCursor{At: last.At.UnixNano(), Seq: seq}.String()
 			break
 		}
 		var (

@@ -1034,8 +1034,7 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 
 // ---- queries ----
 
-// History implements budget.Store. Cursors are "<unix nanos>.<seq>" of the
-// last row returned.
+// History implements budget.Store, with budget.UsageCursor cursors.
 func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
 	if err := s.reading(ctx); err != nil {
 		return budget.HistoryPage{}, err
@@ -1049,13 +1048,11 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	}
 	curAt, curSeq := int64(math.MaxInt64), int64(math.MaxInt64)
 	if q.Cursor != "" {
-		a, b, ok := strings.Cut(q.Cursor, ".")
-		var err1, err2 error
-		curAt, err1 = strconv.ParseInt(a, 10, 64)
-		curSeq, err2 = strconv.ParseInt(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return budget.HistoryPage{}, &budget.ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
+		c, err := budget.ParseUsageCursor(q.Cursor)
+		if err != nil {
+			return budget.HistoryPage{}, err
 		}
+		curAt, curSeq = c.At, c.Seq
 	}
 	limit := q.Limit
 	if limit <= 0 {
@@ -1073,7 +1070,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	for rows.Next() {
 		if len(p.Rows) == limit {
 			last := p.Rows[len(p.Rows)-1]
-			p.Next = strconv.FormatInt(last.At.UnixNano(), 10) + "." + strconv.FormatInt(seq, 10)
+			p.Next = budget.UsageCursor{At: last.At.UnixNano(), Seq: seq}.String()
 			break
 		}
 		var (
