@@ -1,0 +1,577 @@
+package storetest
+
+// The reference model of RunModel: a small, single-threaded implementation
+// of what a Manager over a correct Store does, written apart from every
+// store and from the Manager's internals. It keeps plain maps and slices,
+// computes money with decimal arithmetic, and recounts spend from the usage
+// rows instead of keeping counters. It uses budget.PeriodWindow for the
+// calendar (periods are the domain's public function) and nothing else of
+// the library's rules: limits, holds and their expiry, windows with resets,
+// rollover audit entries and alerts are written out here again.
+
+import (
+	"cmp"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/llmbudget/budget"
+	"github.com/shopspring/decimal"
+)
+
+// refKind is the outcome of one operation, as the caller sees it.
+type refKind string
+
+const (
+	refOK        refKind = "ok"
+	refExceeded  refKind = "exceeded"  // ErrBudgetExceeded
+	refClosed    refKind = "closed"    // ErrReservationClosed
+	refDuplicate refKind = "duplicate" // ErrDuplicate
+	refNotFound  refKind = "notfound"  // ErrNotFound
+	refInvalid   refKind = "invalid"   // ErrInvalid or ErrInvalidAmount
+	refInjected  refKind = "injected"  // ErrInjected
+	refCanceled  refKind = "canceled"  // context.Canceled
+)
+
+var (
+	refHundred = decimal.NewFromInt(100)
+	refBP      = decimal.NewFromInt(10000)
+)
+
+type refHoldState uint8
+
+const (
+	refPending refHoldState = iota
+	refSettled
+	refReleased
+)
+
+type refHold struct {
+	amount  decimal.Decimal
+	expires time.Time
+	state   refHoldState
+}
+
+type refRow struct {
+	id       string // "" when the Manager made the ID up
+	holdID   string
+	provider string
+	model    string
+	in, out  int64
+	cost     decimal.Decimal
+	at       time.Time
+}
+
+type refAudit struct {
+	user          string // "" for the defaults
+	typ           budget.AuditType
+	actor         string
+	prevLimit     decimal.Decimal
+	newLimit      decimal.Decimal
+	prevSpent     decimal.Decimal
+	periodStart   time.Time
+	periodEnd     time.Time
+	at            time.Time
+	reason        string
+	beforeVersion int64 // settings entries: the versions around the change
+	afterVersion  int64
+}
+
+type refAlert struct {
+	user   string
+	level  budget.Level
+	status budget.Status
+	at     time.Time
+}
+
+// refUser is one user: settings, the window last seen, the usage rows, the
+// holds and the levels alerted in the window.
+type refUser struct {
+	id      string
+	plan    budget.Plan
+	resetAt time.Time
+	version int64
+
+	window budget.Window
+	marked map[budget.Level]bool
+	rows   []refRow
+	ids    map[string]bool // usage IDs
+	holds  map[string]*refHold
+	live   map[string]*refHold // the holds that still count
+	audit  []refAudit
+
+	// sumWin, sumN and sum memoize spentIn: the sum of the first sumN rows
+	// inside sumWin. Rows are only ever appended, so it stays valid.
+	// sorted says the rows are in time order (the clock never went back).
+	sorted bool
+	sumWin budget.Window
+	sumN   int
+	sum    decimal.Decimal
+}
+
+// refModel is the whole reference state.
+type refModel struct {
+	ttl       time.Duration
+	adminPlan budget.Plan
+	userPlan  budget.Plan
+	defaults  *budget.Plan // stored by UpdateDefaults
+	defVer    int64
+	isAdmin   func(string) bool
+	users     map[string]*refUser
+	log       []refAudit // every entry, in order
+	zones     map[string]*time.Location
+
+	alerts []refAlert // expected to be reported by the current operation
+}
+
+func newRefModel(ttl time.Duration, adminPlan, userPlan budget.Plan, isAdmin func(string) bool) *refModel {
+	return &refModel{
+		ttl: ttl, adminPlan: adminPlan, userPlan: userPlan, isAdmin: isAdmin,
+		users: map[string]*refUser{}, zones: map[string]*time.Location{},
+	}
+}
+
+func (m *refModel) loc(name string) *time.Location {
+	if name == "" || name == "UTC" {
+		return time.UTC
+	}
+	if l, ok := m.zones[name]; ok {
+		return l
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(fmt.Sprintf("storetest: reference model: zone %q: %v", name, err))
+	}
+	m.zones[name] = l
+	return l
+}
+
+// localMidnight is the start of now's local day, for zones whose midnight
+// no DST change touches (the generator only asks for those).
+func localMidnight(now time.Time, loc *time.Location) time.Time {
+	y, mo, d := now.In(loc).Date()
+	return time.Date(y, mo, d, 0, 0, 0, 0, loc)
+}
+
+// window is the window of u's settings that holds now: the regular period,
+// starting at the last manual reset instead when that happened inside it.
+func (m *refModel) window(u *refUser, now time.Time) budget.Window {
+	w := budget.PeriodWindow(u.plan.Period, u.plan.CustomDays, u.plan.CustomAnchor, m.loc(u.plan.Timezone), now)
+	if !u.resetAt.IsZero() && !u.resetAt.Before(w.Start) && !u.resetAt.After(now) {
+		w.Start = u.resetAt
+	}
+	return w
+}
+
+// spentIn is the cost of u's usage whose time is in w.
+func (u *refUser) spentIn(w budget.Window) decimal.Decimal {
+	if !u.sumWin.Equal(w) || u.sumN > len(u.rows) {
+		u.sumWin, u.sumN, u.sum = w, 0, decimal.Zero
+		if u.sorted {
+			// Rows are in time order: skip those before the window.
+			u.sumN = sort.Search(len(u.rows), func(i int) bool { return !u.rows[i].at.Before(w.Start) })
+		}
+	}
+	for _, r := range u.rows[u.sumN:] {
+		if w.Contains(r.at) {
+			u.sum = u.sum.Add(r.cost)
+		}
+	}
+	u.sumN = len(u.rows)
+	return u.sum
+}
+
+func (u *refUser) spent() decimal.Decimal { return u.spentIn(u.window) }
+
+// held is the sum of the holds that still count.
+func (u *refUser) held() decimal.Decimal {
+	sum := decimal.Zero
+	for _, h := range u.live {
+		sum = sum.Add(h.amount)
+	}
+	return sum
+}
+
+// uncount stops counting a hold.
+func (u *refUser) uncount(id string) {
+	delete(u.live, id)
+}
+
+// level is the alert level of spent: the highest threshold reached, where
+// spent reaches t percent of limit when spent × 100 ≥ limit × t.
+func refLevel(p budget.Plan, spent decimal.Decimal) budget.Level {
+	if spent.Sign() <= 0 {
+		return budget.Green
+	}
+	l := budget.Green
+	for i, t := range []decimal.Decimal{p.Thresholds.Yellow, p.Thresholds.Orange, p.Thresholds.Red} {
+		if spent.Mul(refHundred).Cmp(p.Limit.Mul(t)) >= 0 {
+			l = budget.Level(i + 1)
+		}
+	}
+	return l
+}
+
+// status is what Status returns for u now.
+func (m *refModel) status(u *refUser) budget.Status {
+	spent, held := u.spent(), u.held()
+	rem := u.plan.Limit.Sub(spent).Sub(held)
+	if rem.Sign() < 0 {
+		rem = decimal.Zero
+	}
+	pct := decimal.Zero
+	switch {
+	case spent.Sign() <= 0:
+	case u.plan.Limit.Sign() <= 0:
+		pct = refHundred
+	default:
+		q, _ := spent.Mul(refBP).QuoRem(u.plan.Limit, 0) // whole basis points, rounded down
+		pct = q.Shift(-2)
+	}
+	return budget.Status{
+		UserID: u.id, Limit: u.plan.Limit, Spent: spent, Reserved: held, Remaining: rem, Percent: pct,
+		Level: refLevel(u.plan, spent), Enforced: u.plan.Enforce, Period: u.plan.Period,
+		CustomDays: u.plan.CustomDays, Timezone: cmp.Or(u.plan.Timezone, "UTC"),
+		PeriodStart: u.window.Start, PeriodEnd: u.window.End,
+	}
+}
+
+func (m *refModel) plan(userID string) budget.Plan {
+	switch {
+	case m.isAdmin != nil && m.isAdmin(userID):
+		return m.adminPlan
+	case m.defaults != nil:
+		return *m.defaults
+	}
+	return m.userPlan
+}
+
+// user returns the user, creating their settings from the defaults on
+// first use, as every Manager entry point that touches a user does.
+func (m *refModel) user(id string, now time.Time) *refUser {
+	if u := m.users[id]; u != nil {
+		return u
+	}
+	p := m.plan(id)
+	if p.Period == budget.Custom && p.CustomAnchor.IsZero() {
+		p.CustomAnchor = localMidnight(now, m.loc(p.Timezone))
+	}
+	u := &refUser{
+		id: id, plan: p, version: 1, marked: map[budget.Level]bool{},
+		ids: map[string]bool{}, holds: map[string]*refHold{}, live: map[string]*refHold{}, sorted: true,
+	}
+	u.window = m.window(u, now)
+	m.users[id] = u
+	return u
+}
+
+// advance moves u to window w, auditing an automatic rollover when w starts
+// at or after the end of the window u was in; limit is the new policy's.
+func (m *refModel) advance(u *refUser, w budget.Window, limit decimal.Decimal, now time.Time) {
+	if u.window.Start.Equal(w.Start) && u.window.End.Equal(w.End) {
+		return
+	}
+	if !w.Start.Before(u.window.End) {
+		m.appendAudit(u, refAudit{
+			typ: budget.AuditAutomaticReset, actor: budget.SystemActor, reason: "period ended",
+			prevLimit: limit, newLimit: limit, prevSpent: u.spent(),
+			periodStart: u.window.Start, periodEnd: u.window.End, at: now,
+		})
+	}
+	u.window = w
+	u.marked = map[budget.Level]bool{}
+}
+
+// appendAudit appends e to u's log (u may be nil) and to the whole log.
+func (m *refModel) appendAudit(u *refUser, e refAudit) {
+	if u != nil {
+		e.user = u.id
+		u.audit = append(u.audit, e)
+	}
+	m.log = append(m.log, e)
+}
+
+// expire stops counting the holds whose time is up.
+func (m *refModel) expire(u *refUser, now time.Time) {
+	for id, h := range u.live {
+		if !now.Before(h.expires) {
+			u.uncount(id)
+		}
+	}
+}
+
+// begin is what every call carrying a policy does first: advance to the
+// window of now, then expire holds.
+func (m *refModel) begin(u *refUser, now time.Time) {
+	m.advance(u, m.window(u, now), u.plan.Limit, now)
+	m.expire(u, now)
+}
+
+// finish marks the levels reached and not yet alerted in the window, and
+// expects the Manager to report them when report is set.
+func (m *refModel) finish(u *refUser, now time.Time, report bool) {
+	lv := refLevel(u.plan, u.spent())
+	var fire []budget.Level
+	for l := budget.Yellow; l <= lv; l++ {
+		if !u.marked[l] {
+			u.marked[l] = true
+			fire = append(fire, l)
+		}
+	}
+	if !report || len(fire) == 0 {
+		return
+	}
+	st := m.status(u)
+	for _, l := range fire {
+		m.alerts = append(m.alerts, refAlert{user: u.id, level: l, status: st, at: now})
+	}
+}
+
+// takeAlerts returns and forgets the alerts expected so far.
+func (m *refModel) takeAlerts() []refAlert {
+	a := m.alerts
+	m.alerts = nil
+	return a
+}
+
+// The store operations. Each first decides whether the store refuses the
+// request with an error, in which case nothing changes; otherwise it
+// applies the request. report says whether the Manager gets the reply
+// (false when the reply is lost), which decides whether alerts are
+// reported.
+
+func (m *refModel) reserve(u *refUser, holdID string, amount decimal.Decimal, now time.Time, report bool) (refKind, budget.Status) {
+	m.begin(u, now)
+	allowed := !u.plan.Enforce || u.spent().Add(u.held()).Add(amount).Cmp(u.plan.Limit) <= 0
+	if allowed {
+		h := &refHold{amount: amount, expires: now.Add(m.ttl)}
+		u.holds[holdID], u.live[holdID] = h, h
+	}
+	m.finish(u, now, report)
+	if !allowed {
+		return refExceeded, m.status(u)
+	}
+	return refOK, m.status(u)
+}
+
+// closable says why a hold cannot be closed, or refOK.
+func (u *refUser) closable(holdID string) refKind {
+	h := u.holds[holdID]
+	switch {
+	case h == nil:
+		return refNotFound
+	case h.state != refPending:
+		return refClosed
+	}
+	return refOK
+}
+
+func (m *refModel) settle(u *refUser, holdID string, row refRow, now time.Time, report bool) refKind {
+	if k := u.closable(holdID); k != refOK {
+		return k
+	}
+	if row.id != "" && u.ids[row.id] {
+		return refDuplicate
+	}
+	m.begin(u, now)
+	m.addRow(u, row)
+	u.holds[holdID].state = refSettled
+	u.uncount(holdID)
+	m.finish(u, now, report)
+	return refOK
+}
+
+func (m *refModel) release(u *refUser, holdID string, now time.Time) refKind {
+	if k := u.closable(holdID); k != refOK {
+		return k
+	}
+	m.begin(u, now)
+	u.holds[holdID].state = refReleased
+	u.uncount(holdID)
+	// The Manager's Release discards the totals: levels marked here are
+	// never reported.
+	m.finish(u, now, false)
+	return refOK
+}
+
+func (m *refModel) record(u *refUser, row refRow, now time.Time, report bool) refKind {
+	if row.id != "" && u.ids[row.id] {
+		return refDuplicate
+	}
+	m.begin(u, now)
+	m.addRow(u, row)
+	m.finish(u, now, report)
+	return refOK
+}
+
+func (m *refModel) addRow(u *refUser, r refRow) {
+	if r.id != "" {
+		u.ids[r.id] = true
+	}
+	if n := len(u.rows); n > 0 && r.at.Before(u.rows[n-1].at) {
+		u.sorted = false
+	}
+	u.rows = append(u.rows, r)
+}
+
+func (m *refModel) totals(u *refUser, now time.Time, report bool) {
+	m.begin(u, now)
+	m.finish(u, now, report)
+}
+
+// reset is a manual reset by actor; it returns the audit entry.
+func (m *refModel) reset(u *refUser, actor, reason string, now time.Time, report bool) refAudit {
+	m.begin(u, now)
+	e := refAudit{
+		typ: budget.AuditManualReset, actor: actor, reason: reason,
+		prevLimit: u.plan.Limit, newLimit: u.plan.Limit, prevSpent: u.spent(),
+		periodStart: u.window.Start, periodEnd: now, at: now,
+	}
+	m.appendAudit(u, e)
+	u.resetAt = now
+	u.version++
+	m.advance(u, m.window(u, now), u.plan.Limit, now)
+	m.finish(u, now, report)
+	return e
+}
+
+// refUpdate is a settings change, with nil fields unchanged.
+type refUpdate struct {
+	limit      *decimal.Decimal
+	period     *budget.Period
+	days       *int
+	anchor     *time.Time
+	tz         *string
+	enforce    *bool
+	thresholds *budget.Thresholds
+}
+
+func (r refUpdate) settingsUpdate() budget.SettingsUpdate {
+	u := budget.SettingsUpdate{
+		Limit: r.limit, Period: r.period, CustomDays: r.days, CustomAnchor: r.anchor,
+		Timezone: r.tz, Enforce: r.enforce,
+	}
+	if r.thresholds != nil {
+		u.Yellow, u.Orange, u.Red = &r.thresholds.Yellow, &r.thresholds.Orange, &r.thresholds.Red
+	}
+	return u
+}
+
+// apply is the plan after the update: a period other than custom has no
+// length in days (unless given) and no anchor; a plan that becomes custom
+// without an anchor is anchored at the start of now's local day.
+func (m *refModel) apply(p budget.Plan, r refUpdate, now time.Time) budget.Plan {
+	return m.applyPlan(p, r, now, true)
+}
+
+func (m *refModel) applyPlan(p budget.Plan, r refUpdate, now time.Time, anchor bool) budget.Plan {
+	if r.limit != nil {
+		p.Limit = *r.limit
+	}
+	if r.period != nil {
+		p.Period = *r.period
+		if p.Period != budget.Custom && r.days == nil {
+			p.CustomDays = 0
+		}
+	}
+	if r.days != nil {
+		p.CustomDays = *r.days
+	}
+	if r.anchor != nil {
+		p.CustomAnchor = *r.anchor
+	}
+	if p.Period != budget.Custom {
+		p.CustomAnchor = time.Time{}
+	}
+	if r.tz != nil {
+		p.Timezone = *r.tz
+	}
+	if r.enforce != nil {
+		p.Enforce = *r.enforce
+	}
+	if r.thresholds != nil {
+		p.Thresholds = *r.thresholds
+	}
+	if anchor && p.Period == budget.Custom && p.CustomAnchor.IsZero() {
+		p.CustomAnchor = localMidnight(now, m.loc(p.Timezone))
+	}
+	return p
+}
+
+// applyDefaults is apply for the defaults, which stay unanchored: each
+// new user on a custom period is anchored when created.
+func (m *refModel) applyDefaults(p budget.Plan, r refUpdate) budget.Plan {
+	return m.applyPlan(p, r, time.Time{}, false)
+}
+
+func refSamePlan(a, b budget.Plan) bool {
+	return a.Limit.Equal(b.Limit) && a.Period == b.Period && a.CustomDays == b.CustomDays &&
+		a.CustomAnchor.Equal(b.CustomAnchor) && a.Timezone == b.Timezone && a.Enforce == b.Enforce &&
+		a.Thresholds.Yellow.Equal(b.Thresholds.Yellow) && a.Thresholds.Orange.Equal(b.Thresholds.Orange) &&
+		a.Thresholds.Red.Equal(b.Thresholds.Red) && a.Permissions == b.Permissions
+}
+
+// update changes u's plan to next (which differs from the current one).
+func (m *refModel) update(u *refUser, next budget.Plan, actor string, now time.Time, report bool) {
+	m.begin(u, now)
+	before := u.version
+	prev := u.plan.Limit
+	u.plan = next
+	u.version++
+	m.advance(u, m.window(u, now), next.Limit, now)
+	m.appendAudit(u, refAudit{
+		typ: budget.AuditSettings, actor: actor, prevLimit: prev, newLimit: next.Limit, at: now,
+		beforeVersion: before, afterVersion: u.version,
+	})
+	m.finish(u, now, report)
+}
+
+// listed is what ListUsers shows for u: a user whose stored window is not
+// the current one gets fresh totals (with alerts); the others are shown
+// from their stored counters with holds expired.
+func (m *refModel) listed(u *refUser, now time.Time) budget.Status {
+	if w := m.window(u, now); !u.window.Start.Equal(w.Start) || !u.window.End.Equal(w.End) {
+		m.totals(u, now, true)
+	} else {
+		m.expire(u, now)
+	}
+	return m.status(u)
+}
+
+// sortedUsers returns the users in ID order.
+func (m *refModel) sortedUsers() []*refUser {
+	out := make([]*refUser, 0, len(m.users))
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// refGroup is one provider and model of a breakdown.
+type refGroup struct {
+	cost          decimal.Decimal
+	requests      int64
+	input, output int64
+}
+
+// breakdown groups u's usage in w by provider and model.
+func (u *refUser) breakdown(w budget.Window) map[[2]string]*refGroup {
+	out := map[[2]string]*refGroup{}
+	for _, r := range u.rows {
+		if !w.Contains(r.at) {
+			continue
+		}
+		k := [2]string{r.provider, r.model}
+		g := out[k]
+		if g == nil {
+			g = &refGroup{cost: decimal.Zero}
+			out[k] = g
+		}
+		g.cost = g.cost.Add(r.cost)
+		g.requests++
+		g.input += r.in
+		g.output += r.out
+	}
+	return out
+}
