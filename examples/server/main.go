@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/dashboard"
 	"github.com/llmbudget/budget/httpapi"
 	"github.com/llmbudget/budget/store/postgres"
 	"github.com/llmbudget/budget/store/sqlite"
@@ -185,9 +186,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", api))
 	// ---- DASHBOARD ----
-	// A later change mounts the dashboard here, for example:
-	//
-	//	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", dashboardHandler))
+	// The dashboard's pages are public; they ask for a token, keep it in
+	// the tab's sessionStorage and send it as a bearer header to the API.
+	dash, err := dashboard.New(dashboard.Options{APIBase: "/api/v1/budget"})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", dash))
 	// ---- END DASHBOARD ----
 
 	srv := &http.Server{
@@ -237,6 +242,7 @@ func printWelcome(w io.Writer, base string, gen *generatedTokens) {
 	// One write, so that the text is never interleaved with log lines.
 	var b strings.Builder
 	fmt.Fprintf(&b, "budget API at %s/api/v1/budget/\n", base)
+	fmt.Fprintf(&b, "dashboard at %s/dashboard/budget (admins: %s/dashboard/admin/budget); sign in with a token\n", base, base)
 	if gen != nil {
 		fmt.Fprintf(&b, `
 No -tokens file, so these tokens were generated for this run only:

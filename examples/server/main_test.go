@@ -514,3 +514,39 @@ func TestShutdownFinishesRequests(t *testing.T) {
 		t.Fatal("run did not return after the last request")
 	}
 }
+
+// TestServerDashboard: the dashboard is mounted at /dashboard/, its pages
+// load without a token (they ask for one) and never put one in a URL.
+func TestServerDashboard(t *testing.T) {
+	srv := startServer(t, "-db", filepath.Join(t.TempDir(), "budget.db"))
+	if !strings.Contains(srv.out.String(), srv.base+"/dashboard/budget") {
+		t.Errorf("the welcome text does not give the dashboard's address:\n%s", srv.out.String())
+	}
+	if regexp.MustCompile(`/dashboard/\S*bgt_`).MatchString(srv.out.String()) {
+		t.Errorf("a token is printed in a dashboard URL:\n%s", srv.out.String())
+	}
+	for _, tc := range []struct{ path, ctype string }{
+		{"/dashboard/budget", "text/html"},
+		{"/dashboard/admin/budget", "text/html"},
+		{"/dashboard/assets/user.js", "text/javascript"},
+		{"/dashboard/assets/style.css", "text/css"},
+	} {
+		resp, body := get(t, srv.base+tc.path, "")
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ctype) {
+			t.Errorf("GET %s: %s %s", tc.path, resp.Status, resp.Header.Get("Content-Type"))
+			continue
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: CSP %q", tc.path, csp)
+		}
+		if tc.ctype == "text/html" && !strings.Contains(string(body), `content="/api/v1/budget"`) {
+			t.Errorf("GET %s: the page does not point at /api/v1/budget", tc.path)
+		}
+	}
+	if resp, _ := get(t, srv.base+"/dashboard/nope", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /dashboard/nope: %s", resp.Status)
+	}
+	if err := srv.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,237 @@
+// Shared helpers: the API client, the token, DOM building and formatting.
+// Every piece of data reaches the page as text (textContent or text
+// nodes); nothing here parses HTML.
+
+const TOKEN_KEY = "llmbudget.dashboard.token";
+
+const meta = document.querySelector('meta[name="budget-api"]');
+export const apiBase = (meta ? meta.getAttribute("content") : "").replace(/\/+$/, "");
+
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch (e) {
+    return "";
+  }
+}
+
+export function setToken(t) {
+  try {
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (e) {
+    // storage disabled: the token lives until the page is left
+  }
+}
+
+// ApiError is a failed call: status and the problem document.
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || "HTTP " + status);
+    this.status = status;
+    this.problem = problem || {};
+  }
+}
+
+// api calls the budget API; it resolves to {data, etag}.
+export async function api(path, opts = {}) {
+  const headers = { Accept: "application/json" };
+  const tok = getToken();
+  if (tok) headers.Authorization = "Bearer " + tok;
+  const init = { method: opts.method || "GET", headers, cache: "no-store", credentials: "same-origin" };
+  if (opts.body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(opts.body);
+  }
+  if (opts.etag) headers["If-Match"] = opts.etag;
+  let res;
+  try {
+    res = await fetch(apiBase + path, init);
+  } catch (e) {
+    throw new ApiError(0, { title: "Network error", detail: "The budget service could not be reached." });
+  }
+  let data = null;
+  if ((res.headers.get("Content-Type") || "").includes("json")) {
+    data = await res.json().catch(() => null);
+  }
+  if (!res.ok) throw new ApiError(res.status, data || { title: res.statusText });
+  return { data, etag: res.headers.get("ETag") };
+}
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+// el builds an element. attrs are set with setAttribute (no event
+// handler attributes: listeners go through addEventListener); children
+// that are strings become text nodes.
+export function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (/^on/i.test(k)) throw new Error("el: event handler attributes are not allowed");
+    if (v === false || v === null || v === undefined) continue;
+    e.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(e, children);
+  return e;
+}
+
+function append(parent, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(parent, c);
+    else if (c instanceof Node) parent.appendChild(c);
+    else parent.appendChild(document.createTextNode(String(c)));
+  }
+}
+
+export function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+export function setText(id, text) {
+  const n = typeof id === "string" ? document.getElementById(id) : id;
+  if (n) n.textContent = text;
+}
+
+export function fmtUSD(s) {
+  const n = Number(s);
+  if (s === undefined || s === null || s === "" || !isFinite(n)) return String(s ?? "–");
+  const small = n !== 0 && Math.abs(n) < 0.01;
+  return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: small ? 6 : 2 });
+}
+
+export function fmtNum(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+export function fmtDate(iso, withTime) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  if (isNaN(d)) return String(iso);
+  return withTime ? d.toLocaleString() : d.toLocaleDateString();
+}
+
+export function daysUntil(iso) {
+  const ms = new Date(iso) - Date.now();
+  return Math.max(0, Math.ceil(ms / 86400000));
+}
+
+// The levels: a word and an icon with every colour, never colour alone.
+export const LEVELS = {
+  green: { word: "Healthy", icon: "✓" },
+  yellow: { word: "Warning", icon: "!" },
+  orange: { word: "High", icon: "▲" },
+  red: { word: "Over limit", icon: "✕" },
+};
+
+export function levelBadge(level) {
+  const l = LEVELS[level] ? level : "green";
+  const info = LEVELS[l];
+  return el("span", { class: "badge badge-" + l },
+    el("span", { class: "badge-icon", "aria-hidden": "true" }, info.icon),
+    " " + info.word);
+}
+
+// showMessage writes a status line at the top of the page.
+export function showMessage(text, kind) {
+  const m = document.getElementById("message");
+  if (!m) return;
+  m.className = "message" + (text ? " message-" + (kind || "info") : "");
+  m.textContent = text || "";
+}
+
+// fieldErrors shows a problem next to the field it names (data-field),
+// or in fallback; it returns whether a field took it.
+export function showProblem(form, err, fallback) {
+  clearErrors(form);
+  const p = (err && err.problem) || {};
+  const text = p.detail || p.title || (err && err.message) || "Something went wrong.";
+  if (p.field && form) {
+    const box = form.querySelector('[data-field="' + cssEscape(p.field) + '"]');
+    if (box) {
+      const e = box.querySelector(".error");
+      if (e) e.textContent = text;
+      const input = box.querySelector("input, select, textarea");
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      return true;
+    }
+  }
+  if (fallback) fallback.textContent = text;
+  return false;
+}
+
+export function clearErrors(form) {
+  if (!form) return;
+  for (const e of form.querySelectorAll(".error")) e.textContent = "";
+  for (const i of form.querySelectorAll("[aria-invalid]")) i.removeAttribute("aria-invalid");
+}
+
+function cssEscape(s) {
+  return window.CSS && CSS.escape ? CSS.escape(s) : String(s).replace(/[^a-zA-Z0-9_-]/g, "");
+}
+
+// setupLogin wires the login box and the sign-out button. start runs
+// with a token; it is called again after each sign-in.
+export function setupLogin(start) {
+  const login = document.getElementById("login");
+  const form = document.getElementById("login-form");
+  const input = document.getElementById("login-token");
+  const logout = document.getElementById("logout");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const t = input.value.trim();
+    if (!t) {
+      input.focus();
+      return;
+    }
+    setToken(t);
+    input.value = "";
+    login.hidden = true;
+    logout.hidden = false;
+    start();
+  });
+  logout.addEventListener("click", () => {
+    setToken("");
+    location.reload();
+  });
+  if (getToken()) {
+    logout.hidden = false;
+    start();
+  } else {
+    askLogin();
+  }
+}
+
+// askLogin shows the login box (after a 401, or with no token).
+export function askLogin(text) {
+  const app = document.getElementById("app");
+  if (app) app.hidden = true;
+  document.getElementById("login").hidden = false;
+  document.getElementById("logout").hidden = !getToken();
+  showMessage(text || "", text ? "error" : "info");
+  document.getElementById("login-token").focus();
+}
+
+// isEditing reports whether the user is busy in a form: refreshes must
+// not overwrite what they type.
+export function isDirty(form) {
+  return form.dataset.dirty === "true" || form.contains(document.activeElement);
+}
+
+export function trackDirty(form) {
+  form.addEventListener("input", () => {
+    form.dataset.dirty = "true";
+  });
+  form.addEventListener("change", () => {
+    form.dataset.dirty = "true";
+  });
+}

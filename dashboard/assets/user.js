@@ -1,0 +1,277 @@
+// The user's page: status, settings, breakdown and history of their own
+// budget.
+import {
+  api, query, el, clear, setText, fmtUSD, fmtNum, fmtDate, daysUntil, LEVELS, levelBadge,
+  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty,
+} from "./common.js";
+import { barChart } from "./charts.js";
+
+const REFRESH_MS = 30000;
+const PAGE = 20;
+
+const $ = (id) => document.getElementById(id);
+const form = $("settings-form");
+let settings = null; // the last settings read
+let etag = null;
+let shownVersion = null; // the version the form shows
+let timer = null;
+const history = { cursors: [""], index: 0 };
+
+const FIELDS = [
+  // [input id, member, kind, needs "can modify"]
+  ["s-limit", "limit_usd", "text", true],
+  ["s-period", "budget_period", "select", true],
+  ["s-days", "custom_period_days", "int", true],
+  ["s-tz", "timezone", "text", true],
+  ["s-enforce", "enforce_budget", "bool", true],
+  ["s-yellow", "alert_threshold_yellow", "text", false],
+  ["s-orange", "alert_threshold_orange", "text", false],
+  ["s-red", "alert_threshold_red", "text", false],
+];
+
+function handle(err) {
+  if (err.status === 401) {
+    stop();
+    askLogin("Your token was not accepted. Sign in again.");
+    return true;
+  }
+  if (err.status === 403 && err.problem && err.problem.hidden) {
+    stop();
+    $("app").hidden = true;
+    $("hidden-page").hidden = false;
+    showMessage("");
+    return true;
+  }
+  return false;
+}
+
+function stop() {
+  if (timer) clearInterval(timer);
+  timer = null;
+}
+
+async function loadStatus() {
+  const { data: s } = await api("/status");
+  const body = $("status-body");
+  clear(body);
+  const pct = Math.max(0, Number(s.percent_used) || 0);
+  const info = LEVELS[s.alert_level] || LEVELS.green;
+  const bar = el("div", { class: "progress progress-" + s.alert_level, role: "progressbar",
+    "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.min(100, pct)),
+    "aria-valuetext": pct.toFixed(1) + "% used, " + info.word },
+  el("div", { class: "progress-fill" }));
+  bar.firstChild.style.width = Math.min(100, pct) + "%";
+  const days = daysUntil(s.current_period_end);
+  body.append(
+    el("p", { class: "level-line" }, levelBadge(s.alert_level), " ", el("span", { class: "pct" }, pct.toFixed(1) + "% used")),
+    bar,
+    el("dl", { class: "figures" },
+      el("div", {}, el("dt", {}, "Spent"), el("dd", {}, fmtUSD(s.spent_usd))),
+      el("div", {}, el("dt", {}, "Limit"), el("dd", {}, fmtUSD(s.limit_usd))),
+      el("div", {}, el("dt", {}, "Remaining"), el("dd", {}, fmtUSD(s.remaining_usd))),
+      Number(s.reserved_usd) > 0 ? el("div", {}, el("dt", {}, "In flight"), el("dd", {}, fmtUSD(s.reserved_usd))) : null),
+    el("p", { class: "period" },
+      "Period: " + fmtDate(s.current_period_start) + " – " + fmtDate(s.current_period_end) +
+      " (" + s.budget_period + ", " + s.timezone + "). Resets in " + days + (days === 1 ? " day." : " days.")),
+    el("p", { class: "hint" }, s.enforce_budget
+      ? "Calls that would go over the limit are refused."
+      : "The limit is not enforced: calls are allowed past it."));
+}
+
+function fillSettings(s) {
+  for (const [id, member, kind, needsModify] of FIELDS) {
+    const input = $(id);
+    const v = s[member];
+    if (kind === "bool") input.checked = !!v;
+    else input.value = v === undefined || v === null ? "" : String(v);
+    const editable = !needsModify || s.user_can_modify_limit;
+    input.disabled = !editable;
+    const box = input.closest(".field");
+    let note = box.querySelector(".locked");
+    if (!editable && !note) {
+      note = el("p", { class: "hint locked", id: id + "-locked" }, "Only your administrator can change this.");
+      box.appendChild(note);
+      input.setAttribute("aria-describedby", id + "-locked");
+    } else if (editable && note) {
+      note.remove();
+      input.removeAttribute("aria-describedby");
+    }
+  }
+  $("s-days").closest(".field").hidden = $("s-period").value !== "custom";
+  setText("settings-permission", s.user_can_modify_limit
+    ? "You can change your limit, period, timezone, enforcement and alert thresholds."
+    : "Your administrator manages your limit, period, timezone and enforcement; you can change your alert thresholds.");
+  $("reset-area").hidden = !s.user_can_reset_budget;
+  form.dataset.dirty = "false";
+  shownVersion = s.version;
+}
+
+async function loadSettings(force) {
+  const { data, etag: tag } = await api("/settings");
+  settings = data;
+  etag = tag;
+  if (force || (!isDirty(form) && shownVersion !== data.version)) fillSettings(data);
+}
+
+function collect() {
+  const body = {};
+  for (const [id, member, kind] of FIELDS) {
+    const input = $(id);
+    if (input.disabled) continue;
+    let v;
+    if (kind === "bool") v = input.checked;
+    else if (kind === "int") {
+      if (input.closest(".field").hidden) continue;
+      v = input.value.trim() === "" ? undefined : Number(input.value);
+    } else v = input.value.trim();
+    if (v === undefined) continue;
+    const old = settings[member];
+    if (String(v) !== String(old === undefined ? "" : old)) body[member] = v;
+  }
+  return body;
+}
+
+async function save(ev) {
+  ev.preventDefault();
+  clearErrors(form);
+  const body = collect();
+  if (!Object.keys(body).length) {
+    setText("settings-error", "Nothing changed.");
+    return;
+  }
+  try {
+    const { data, etag: tag } = await api("/settings", { method: "PUT", body, etag });
+    settings = data;
+    etag = tag;
+    fillSettings(data);
+    showMessage("Settings saved.", "ok");
+    await Promise.all([loadStatus()]);
+  } catch (err) {
+    if (handle(err)) return;
+    if (err.status === 412) {
+      setText("settings-error", "Your settings were changed elsewhere while you were editing. " +
+        "Your edits are still in the form; review them against the latest values and save again.");
+      const keep = collect();
+      await loadSettings(true).catch(() => {});
+      for (const [id, member, kind] of FIELDS) {
+        if (!(member in keep)) continue;
+        if (kind === "bool") $(id).checked = keep[member];
+        else $(id).value = String(keep[member]);
+      }
+      form.dataset.dirty = "true";
+      return;
+    }
+    showProblem(form, err, $("settings-error"));
+  }
+}
+
+async function loadBreakdown() {
+  const { data } = await api("/usage/breakdown");
+  const draw = (fig, items, key, title) => {
+    for (const n of [...fig.childNodes]) if (n.nodeName.toLowerCase() !== "figcaption") n.remove();
+    fig.appendChild(barChart(items.map((i) => ({
+      label: i[key] || "(unknown)", value: Number(i.cost_usd) || 0,
+      text: fmtUSD(i.cost_usd),
+    })), title));
+  };
+  draw($("by-provider"), data.by_provider || [], "provider", "Spending by provider");
+  draw($("by-model"), data.by_model || [], "model", "Spending by model");
+}
+
+async function loadHistory() {
+  const cursor = history.cursors[history.index];
+  const { data } = await api("/usage/history" + query({ limit: PAGE, cursor }));
+  const tb = $("history-body");
+  clear(tb);
+  const rows = data.usage || [];
+  if (!rows.length) tb.appendChild(el("tr", {}, el("td", { colspan: "6" }, "No usage recorded.")));
+  for (const u of rows) {
+    tb.appendChild(el("tr", {},
+      el("td", {}, fmtDate(u.at, true)), el("td", {}, u.provider), el("td", {}, u.model),
+      el("td", { class: "num" }, fmtNum(u.input_tokens)), el("td", { class: "num" }, fmtNum(u.output_tokens)),
+      el("td", { class: "num" }, fmtUSD(u.cost_usd))));
+  }
+  history.cursors.length = history.index + 1;
+  if (data.next_cursor) history.cursors.push(data.next_cursor);
+  $("history-next").disabled = !data.next_cursor;
+  $("history-first").disabled = history.index === 0;
+  setText("history-page", "Page " + (history.index + 1));
+}
+
+async function refresh(first) {
+  try {
+    await loadStatus();
+    await loadSettings(first);
+    await Promise.all([loadBreakdown(), loadHistory()]);
+    $("hidden-page").hidden = true;
+    $("login").hidden = true;
+    $("app").hidden = false;
+    if (first) showMessage("");
+    setText("updated", "Last updated " + new Date().toLocaleTimeString() + ".");
+  } catch (err) {
+    if (!handle(err)) showMessage("Could not load your budget: " + err.message, "error");
+  }
+}
+
+function start() {
+  stop();
+  history.cursors = [""];
+  history.index = 0;
+  settings = null;
+  refresh(true);
+  timer = setInterval(() => refresh(false), REFRESH_MS);
+}
+
+trackDirty(form);
+form.addEventListener("submit", save);
+$("s-period").addEventListener("change", () => {
+  $("s-days").closest(".field").hidden = $("s-period").value !== "custom";
+});
+$("settings-revert").addEventListener("click", () => {
+  clearErrors(form);
+  if (settings) fillSettings(settings);
+});
+$("history-next").addEventListener("click", () => {
+  if (history.index + 1 < history.cursors.length) history.index++;
+  loadHistory().catch((e) => handle(e) || showMessage(e.message, "error"));
+});
+$("history-first").addEventListener("click", () => {
+  history.index = 0;
+  loadHistory().catch((e) => handle(e) || showMessage(e.message, "error"));
+});
+
+const resetForm = $("reset-form");
+$("reset-open").addEventListener("click", () => {
+  resetForm.hidden = false;
+  $("reset-open").hidden = true;
+  $("reset-reason").focus();
+});
+$("reset-cancel").addEventListener("click", () => {
+  resetForm.hidden = true;
+  $("reset-open").hidden = false;
+  $("reset-open").focus();
+});
+resetForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const reason = $("reset-reason").value.trim();
+  if (!reason) {
+    setText("reset-error", "Give a reason for the reset.");
+    $("reset-reason").focus();
+    return;
+  }
+  try {
+    await api("/reset", { method: "POST", body: { reason } });
+    $("reset-reason").value = "";
+    setText("reset-error", "");
+    resetForm.hidden = true;
+    $("reset-open").hidden = false;
+    showMessage("Budget reset. A new period has started.", "ok");
+    history.cursors = [""];
+    history.index = 0;
+    await refresh(false);
+  } catch (err) {
+    if (!handle(err)) setText("reset-error", err.message);
+  }
+});
+
+setupLogin(start);
