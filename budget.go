@@ -542,14 +542,20 @@ func (r *Reservation) Release(ctx context.Context) error {
 	}
 	m := r.m
 	now := m.now()
-	_, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) error {
-		_, err := m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now})
+	var t Totals
+	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
+		t, err = m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrReservationClosed) {
 		return fmt.Errorf("budget: release %s for %q: %w", r.id, r.userID, err)
 	}
 	r.closed = true
+	if err == nil && t.Alerts != 0 {
+		// A Release can be the first call of a new period, whose
+		// recount may already reach a level.
+		m.fire(newStatus(c, t), t.Alerts, now)
+	}
 	return nil
 }
 
