@@ -53,12 +53,15 @@ import (
 //
 // Being over the limit is a result (Reserve's allowed is false), not an
 // error. Errors are ErrNotFound, ErrConflict, ErrDuplicate,
-// ErrReservationClosed as each method documents, or a failure of the store
-// itself, which the Manager returns wrapped and never treats as allowed.
-// Results are copies: the caller may keep and modify them.
+// ErrReservationClosed and *LateError as each method documents, or a
+// failure of the store itself, which the Manager returns wrapped and never
+// treats as allowed. A call that returns an error changes nothing, not even
+// the window advance or expiry of steps 2 and 3. Results are copies: the
+// caller may keep and modify them.
 //
 // The package store/storetest is the executable form of this contract:
-// every Store must pass storetest.Run unchanged.
+// every Store must pass storetest.Run unchanged, and should pass
+// storetest.RunModel and storetest.RunFaults.
 type Store interface {
 	// Settings returns the user's settings, or ErrNotFound.
 	Settings(ctx context.Context, userID string) (Settings, error)
