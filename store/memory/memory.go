@@ -187,14 +187,6 @@ func (s *Store) beginUnless(ctx context.Context, id string, p budget.Policy, now
 	return u, nil
 }
 
-// usageFree refuses a usage ID the user already has.
-func (u *user) usageFree(id string) error {
-	if u.ids[id].usage {
-		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, id, u.s.UserID)
-	}
-	return nil
-}
-
 func (s *Store) prepare(u *user, p budget.Policy, now time.Time) error {
 	if p.Version != u.s.Version {
 		return fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, u.s.UserID, u.s.Version, p.Version)
@@ -347,17 +339,19 @@ func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (b
 
 // Reserve implements budget.Store.
 func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
-	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
+	var e entry
+	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
+		if e = u.ids[req.HoldID]; e.hold != noHold {
+			return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
+		}
+		return nil
+	})
 	if err != nil {
 		return budget.Totals{}, false, err
 	}
 	defer u.mu.Unlock()
 	if !req.Policy.Allows(u.spent, u.held, req.Amount) {
 		return u.finish(req.Policy), false, nil
-	}
-	e := u.ids[req.HoldID]
-	if e.hold != noHold {
-		return budget.Totals{}, false, fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
 	}
 	held, ok := u.held.Add(req.Amount)
 	if !ok {
@@ -375,28 +369,31 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 
 // Settle implements budget.Store.
 func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
-	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) error {
-		if _, err := u.openHold(req.HoldID); err != nil {
+	// h is the hold's map entry, e the usage ID's when the usage does not
+	// take the hold's ID (by default it does, and h records both).
+	same := req.Usage.ID == req.HoldID
+	var h, e entry
+	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) (err error) {
+		if h, err = u.openHold(req.HoldID); err != nil {
 			return err
 		}
-		return u.usageFree(req.Usage.ID)
+		if !same {
+			e = u.ids[req.Usage.ID]
+		}
+		if (same && h.usage) || e.usage {
+			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.s.UserID)
+		}
+		return nil
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
 	defer u.mu.Unlock()
-	h, err := u.openHold(req.HoldID)
-	if err != nil {
-		return budget.Totals{}, err
-	}
-	if req.Usage.ID == req.HoldID {
-		// The usual case: the usage takes the hold's ID, and one map
-		// entry records both.
+	if same {
 		if err := u.add(req.Usage, &h); err != nil {
 			return budget.Totals{}, err
 		}
 	} else {
-		e := u.ids[req.Usage.ID]
 		if err := u.add(req.Usage, &e); err != nil {
 			return budget.Totals{}, err
 		}
@@ -457,32 +454,32 @@ func (u *user) add(r budget.UsageRow, e *entry) error {
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
-	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
-		_, err := u.openHold(req.HoldID)
+	var h entry
+	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) (err error) {
+		h, err = u.openHold(req.HoldID)
 		return err
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
 	defer u.mu.Unlock()
-	h, err := u.openHold(req.HoldID)
-	if err != nil {
-		return budget.Totals{}, err
-	}
 	u.close(req.HoldID, h, released)
 	return u.finish(req.Policy), nil
 }
 
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
+	var e entry
 	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) error {
-		return u.usageFree(req.Usage.ID)
+		if e = u.ids[req.Usage.ID]; e.usage {
+			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.s.UserID)
+		}
+		return nil
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
 	defer u.mu.Unlock()
-	e := u.ids[req.Usage.ID]
 	if err := u.add(req.Usage, &e); err != nil {
 		return budget.Totals{}, err
 	}
