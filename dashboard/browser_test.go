@@ -1,0 +1,569 @@
+package dashboard_test
+
+// Browser tests: the dashboard's pages in a real (headless) Chromium,
+// driven through github.com/chromedp/chromedp against an in-process
+// server (the budget API over a SQLite store, and the dashboard).
+//
+// They need Chromium: /usr/bin/chromium, chromium-browser or $CHROME.
+// Without one they skip, except on CI ($CI set), where they fail.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/shopspring/decimal"
+
+	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/dashboard"
+	"github.com/llmbudget/budget/httpapi"
+	"github.com/llmbudget/budget/store/sqlite"
+)
+
+// The tokens of the test server, by principal.
+var browserTokens = map[string]budget.Principal{
+	"tok-root":  {UserID: "root", Admin: true},
+	"tok-alice": {UserID: "alice"},
+	"tok-bob":   {UserID: "bob"},
+	"tok-carol": {UserID: "carol"},
+	"tok-dave":  {UserID: "dave"},
+}
+
+// The sessionStorage key of the token (common.js's TOKEN_KEY).
+const tokenKey = "llmbudget.dashboard.token"
+
+const (
+	desktopW, desktopH = 1280, 900
+	narrowW, narrowH   = 375, 812
+	waitTimeout        = 10 * time.Second
+)
+
+// findChrome returns the path of a Chromium to drive, or skips the test
+// (fails it on CI) when there is none.
+func findChrome(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROME"); p != "" {
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+		t.Fatalf("$CHROME is %q, which is not an executable", p)
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium found on CI: install it (apt-get install -y chromium) or set CHROME")
+	}
+	t.Skip("no Chromium found: apt-get install -y chromium, or set CHROME")
+	return ""
+}
+
+// browserServer is the test's server: the API at /api/v1/budget/ and the
+// dashboard at /dashboard/, over a Manager the test can seed and inspect.
+type browserServer struct {
+	url string
+	m   *budget.Manager
+}
+
+func newBrowserServer(t *testing.T) *browserServer {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "budget.db"), sqlite.Options{Durability: sqlite.DurabilityNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	m := budget.NewManager(st, budget.Options{IsAdmin: func(id string) bool { return id == "root" }})
+	api, err := httpapi.New(m, httpapi.Options{
+		Authenticate: func(r *http.Request) (budget.Principal, error) {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if p, known := browserTokens[tok]; ok && known {
+				return p, nil
+			}
+			return budget.Principal{}, errors.New("unknown token")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash, err := dashboard.New(dashboard.Options{APIBase: "/api/v1/budget"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", api))
+	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", dash))
+	srv := httptest.NewServer(mux) // on loopback
+	t.Cleanup(srv.Close)
+	s := &browserServer{url: srv.URL, m: m}
+	s.seed(t)
+	return s
+}
+
+// seed gives a few users plans and usage, so that the pages look like a
+// service in use.
+func (s *browserServer) seed(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	root := budget.Principal{UserID: "root", Admin: true}
+	amount := func(v string) *decimal.Decimal { a := budget.MustAmount(v); return &a }
+	str := func(v string) *string { return &v }
+	weekly := budget.Weekly
+	for user, u := range map[string]budget.SettingsUpdate{
+		"bob":   {Limit: amount("12"), Timezone: str("Europe/London"), AdminNotes: str("research team")},
+		"carol": {Limit: amount("4"), Timezone: str("America/New_York")},
+		"erin":  {Limit: amount("5"), AdminNotes: str("contractor, capped")},
+		"frank": {Limit: amount("10"), Period: &weekly},
+	} {
+		if _, err := s.m.UpdateSettings(ctx, root, user, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type call struct {
+		provider, model string
+		in, out         int64
+		cost            string
+	}
+	usage := map[string][]call{
+		"alice": {{"openai", "gpt-4o", 12000, 900, "0.039"}, {"anthropic", "claude-sonnet-4", 30000, 2000, "0.12"}, {"openai", "gpt-4o-mini", 8000, 700, "0.0016"}, {"anthropic", "claude-3-5-haiku", 50000, 4000, "0.056"}},
+		"bob":   {{"openai", "gpt-4o", 900000, 60000, "2.85"}, {"anthropic", "claude-sonnet-4", 1400000, 140000, "6.30"}},
+		"carol": {{"anthropic", "claude-sonnet-4", 700000, 90000, "3.45"}},
+		"dave":  {{"openai", "gpt-4o-mini", 20000, 3000, "0.0048"}},
+		"erin":  {{"openai", "gpt-4o", 1500000, 120000, "4.95"}, {"anthropic", "claude-sonnet-4", 150000, 10000, "0.60"}},
+		"frank": {{"anthropic", "claude-3-5-haiku", 6000000, 500000, "6.80"}, {"openai", "gpt-4o-mini", 6000000, 800000, "1.38"}},
+	}
+	for user, calls := range usage {
+		for _, c := range calls {
+			if _, err := s.m.Record(ctx, user, budget.Usage{
+				Provider: c.provider, Model: c.model, InputTokens: c.in, OutputTokens: c.out,
+				Cost: budget.MustAmount(c.cost),
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// tab is one browser tab and what it has seen: console messages,
+// exceptions, CSP violations and JavaScript dialogs.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+	srv *browserServer
+
+	mu       sync.Mutex
+	problems []string // CSP violations, exceptions, console errors
+	dialogs  []string
+}
+
+// newTab opens a tab that fails t, at the end, on any CSP violation,
+// exception, console error or dialog.
+func newTab(t *testing.T, browser context.Context, srv *browserServer) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
+	t.Cleanup(cancelT)
+	tb := &tab{t: t, ctx: ctx, srv: srv}
+	err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *page.EventJavascriptDialogOpening:
+			tb.mu.Lock()
+			tb.dialogs = append(tb.dialogs, string(ev.Type)+": "+ev.Message)
+			tb.mu.Unlock()
+			// Dismiss it, or the page stays blocked (not from the
+			// listener: it must not run commands).
+			go chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{})
+				return err
+			}))
+		case *runtime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range ev.Args {
+				if a.Value != nil {
+					parts = append(parts, string(a.Value))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			text := strings.Join(parts, " ")
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert || strings.Contains(text, "Content Security Policy") {
+				tb.problem("console." + string(ev.Type) + ": " + text)
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			tb.problem("exception: " + text)
+		case *log.EventEntryAdded:
+			e := ev.Entry
+			if strings.HasSuffix(e.URL, "/favicon.ico") {
+				break // asked for by the non-HTML document open uses
+			}
+			if e.Level == log.EntryLevelError || strings.Contains(e.Text, "Content Security Policy") || e.Source == log.EntrySourceSecurity {
+				tb.problem("log (" + string(e.Source) + ", " + string(e.Level) + "): " + e.Text + " " + e.URL)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every document reports its CSP violations to the console, where the
+	// listener above sees them (the browser logs most of them too, but not
+	// necessarily all).
+	tb.run(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("Content Security Policy violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "(inline)"));
+});`,
+		})
+		return err
+	}), chromedp.EmulateViewport(desktopW, desktopH))
+	t.Cleanup(tb.check)
+	return tb
+}
+
+func (tb *tab) problem(s string) {
+	tb.mu.Lock()
+	tb.problems = append(tb.problems, s)
+	tb.mu.Unlock()
+}
+
+// check fails the test on what the tab saw that it should not have.
+func (tb *tab) check() {
+	tb.t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, p := range tb.problems {
+		tb.t.Errorf("in the browser: %s", p)
+	}
+	for _, d := range tb.dialogs {
+		tb.t.Errorf("a JavaScript dialog opened: %s", d)
+	}
+}
+
+func (tb *tab) run(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	if err := chromedp.Do(tb.ctx, actions...); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is true.
+func (tb *tab) waitFor(what, expr string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) || tb.ctx.Err() != nil {
+			body, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+			tb.t.Fatalf("waiting for %s (%s): err %v; the page says:\n%s", what, expr, err, body)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+}
+
+// open loads a dashboard page signed in with token, set in
+// sessionStorage the way the login box stores it.
+func (tb *tab) open(pagePath, token string) {
+	tb.t.Helper()
+	tb.run(
+		// Any document of the origin will do to reach its sessionStorage.
+		chromedp.Navigate(tb.srv.url+"/dashboard/assets/style.css"),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any]("sessionStorage.setItem("+strconv.Quote(tokenKey)+", "+strconv.Quote(token)+")")(ctx, tg)
+			return err
+		}),
+		chromedp.Navigate(tb.srv.url+pagePath),
+	)
+	tb.waitFor("the page to load its data", `!document.getElementById("app").hidden && document.querySelector("#status-body dl, #users-body tr")`)
+}
+
+func (tb *tab) text(sel string) string {
+	tb.t.Helper()
+	return eval[string](tb, "document.querySelector("+strconv.Quote(sel)+").textContent")
+}
+
+// noHorizontalOverflow checks the page at a phone's width.
+func (tb *tab) noHorizontalOverflow(name string) {
+	tb.t.Helper()
+	tb.run(chromedp.EmulateViewport(narrowW, narrowH))
+	defer tb.run(chromedp.EmulateViewport(desktopW, desktopH))
+	tb.waitFor("the narrow layout", "document.documentElement.clientWidth === "+strconv.Itoa(narrowW))
+	type widths struct {
+		Scroll  int      `json:"scroll"`
+		Client  int      `json:"client"`
+		Culprit []string `json:"culprit"`
+	}
+	w := eval[widths](tb, `(() => {
+  const d = document.documentElement;
+  const culprit = [];
+  for (const e of document.body.querySelectorAll("*")) {
+    const r = e.getBoundingClientRect();
+    if (r.width && r.right > d.clientWidth + 0.5) culprit.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.split(" ").join(".") : "") + " right=" + Math.round(r.right));
+  }
+  return {scroll: d.scrollWidth, client: d.clientWidth, culprit: culprit.slice(0, 10)};
+})()`)
+	if w.Scroll > w.Client {
+		tb.t.Errorf("%s at %d px: scrollWidth %d > clientWidth %d; past the edge: %v", name, narrowW, w.Scroll, w.Client, w.Culprit)
+	}
+}
+
+// updateScreenshots makes the browser test write its screenshots over the
+// README's, in testdata/screenshots; otherwise they go to
+// $TMPDIR/budget-dashboard-screenshots, so that a test run leaves the tree as
+// it found it:
+//
+//	go test ./dashboard -run Browser -update-screenshots
+var updateScreenshots = flag.Bool("update-screenshots", false, "write the browser test's screenshots to testdata/screenshots")
+
+// screenshot saves the whole page, at the desktop width, as name: in
+// testdata/screenshots with -update-screenshots, else outside the tree
+// (logged).
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "screenshots")
+	if !*updateScreenshots {
+		dir = filepath.Join(os.TempDir(), "budget-dashboard-screenshots")
+		defer tb.t.Logf("screenshot: %s", filepath.Join(dir, name))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+func TestBrowser(t *testing.T) {
+	chrome := findChrome(t)
+	start := time.Now()
+	srv := newBrowserServer(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(desktopW, desktopH),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	// Start the browser now, so that its start-up is not charged to the
+	// first subtest.
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("starting %s: %v", chrome, err)
+	}
+	t.Logf("browser started in %v", time.Since(start).Round(time.Millisecond))
+
+	t.Run("ViewOnlyUserSignsIn", func(t *testing.T) {
+		tb := newTab(t, browser, srv)
+		tb.run(chromedp.Navigate(srv.url + "/dashboard/budget"))
+		tb.waitFor("the login box", `!document.getElementById("login").hidden`)
+		// Sign in through the login box.
+		tb.run(
+			chromedp.SendKeys(chromedp.ID("login-token"), "tok-alice", chromedp.NodeVisible),
+			chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`), chromedp.NodeVisible),
+		)
+		tb.waitFor("the status", `!document.getElementById("app").hidden && document.querySelector("#status-body dl")`)
+		if got := eval[string](tb, "sessionStorage.getItem("+strconv.Quote(tokenKey)+")"); got != "tok-alice" {
+			t.Errorf("sessionStorage holds %q, want the token", got)
+		}
+		status := tb.text("#status-body")
+		for _, want := range []string{"Spent", "$0.22", "Limit", "$30.00", "Remaining", "Healthy"} {
+			if !strings.Contains(status, want) {
+				t.Errorf("the status lacks %q: %s", want, status)
+			}
+		}
+		tb.waitFor("the history", `document.querySelectorAll("#history-body tr").length === 4`)
+		// View-only: what needs "can modify" is disabled, and says so.
+		for _, id := range []string{"s-limit", "s-period", "s-days", "s-tz", "s-enforce"} {
+			if !eval[bool](tb, `document.getElementById("`+id+`").disabled`) {
+				t.Errorf("#%s is editable by a view-only user", id)
+			}
+		}
+		if !strings.Contains(tb.text("#settings-form"), "Only your administrator can change this.") {
+			t.Error("the locked fields do not say why")
+		}
+		if !eval[bool](tb, `document.getElementById("reset-area").hidden`) {
+			t.Error("a user without the reset permission is offered a reset")
+		}
+		tb.screenshot("user.png")
+		tb.noHorizontalOverflow("the user page")
+	})
+
+	t.Run("AdminGrantsModifyThenUserChangesLimit", func(t *testing.T) {
+		admin := newTab(t, browser, srv)
+		admin.open("/dashboard/admin/budget", "tok-root")
+		admin.run(chromedp.Click(chromedp.CSS(`button[aria-label="Configure bob"]`), chromedp.NodeVisible))
+		admin.waitFor("the configure dialog", `document.getElementById("configure").open && document.getElementById("c-user_can_modify_limit")`)
+		if eval[bool](admin, `document.getElementById("c-user_can_modify_limit").checked`) {
+			t.Fatal("bob can already modify his limit")
+		}
+		admin.run(
+			chromedp.Click(chromedp.ID("c-user_can_modify_limit"), chromedp.NodeVisible),
+			chromedp.Click(chromedp.CSS(`#configure-form button[type="submit"]`), chromedp.NodeVisible),
+		)
+		admin.waitFor("the save", `document.getElementById("message").textContent === "Saved the budget of bob."`)
+		if s, err := srv.m.Settings(context.Background(), "bob"); err != nil || !s.Permissions.CanModify {
+			t.Fatalf("after the grant: %+v, %v", s.Permissions, err)
+		}
+
+		user := newTab(t, browser, srv)
+		user.open("/dashboard/budget", "tok-bob")
+		if eval[bool](user, `document.getElementById("s-limit").disabled`) {
+			t.Fatal("the limit is still disabled after the grant")
+		}
+		// Select what the field holds, so that typing replaces it.
+		eval[any](user, `void document.getElementById("s-limit").select()`)
+		user.run(
+			chromedp.SendKeys(chromedp.ID("s-limit"), "45", chromedp.NodeVisible),
+			chromedp.Click(chromedp.ID("settings-save"), chromedp.NodeVisible),
+		)
+		user.waitFor("the save", `document.getElementById("message").textContent === "Settings saved."`)
+		user.waitFor("the new limit in the status", `document.getElementById("status-body").textContent.includes("$45.00")`)
+		s, err := srv.m.Settings(context.Background(), "bob")
+		if err != nil || !s.Limit.Equal(budget.MustAmount("45")) {
+			t.Errorf("bob's limit after the save: %v, %v", s.Limit, err)
+		}
+	})
+
+	t.Run("AdminResetInAuditLog", func(t *testing.T) {
+		tb := newTab(t, browser, srv)
+		tb.open("/dashboard/admin/budget", "tok-root")
+		const reason = "browser test: refund of a runaway job"
+		tb.run(chromedp.Click(chromedp.CSS(`button[aria-label="Reset carol"]`), chromedp.NodeVisible))
+		tb.waitFor("the reset dialog", `document.getElementById("reset").open`)
+		tb.run(
+			chromedp.SendKeys(chromedp.ID("r-reason"), reason, chromedp.NodeVisible),
+			chromedp.Click(chromedp.CSS(`#reset-form button[type="submit"]`), chromedp.NodeVisible),
+		)
+		tb.waitFor("the reset", `document.getElementById("message").textContent === "Reset the budget of carol."`)
+		tb.waitFor("the audit entry", `[...document.querySelectorAll("#audit-body tr")].some((r) => r.textContent.includes(`+strconv.Quote(reason)+`))`)
+		row := eval[[]string](tb, `[...[...document.querySelectorAll("#audit-body tr")].find((r) => r.textContent.includes(`+strconv.Quote(reason)+`)).cells].map((c) => c.textContent)`)
+		if len(row) != 7 || row[1] != "carol" || row[2] != string(budget.AuditManualReset) || row[3] != "root (admin)" || row[4] != reason || row[6] != "$3.45" {
+			t.Errorf("the audit row of the reset: %q", row)
+		}
+		// The list shows carol back at nothing spent.
+		tb.waitFor("carol's row at $0.00", `[...document.querySelectorAll("#users-body tr")].some((r) => r.textContent.startsWith("carol") && r.cells[2].textContent === "$0.00")`)
+	})
+
+	t.Run("AdminOverview", func(t *testing.T) {
+		// After the subtests above the audit log has entries of each kind:
+		// the admin page's screenshot, and its narrow layout.
+		tb := newTab(t, browser, srv)
+		tb.open("/dashboard/admin/budget", "tok-root")
+		tb.waitFor("every user", `document.querySelectorAll("#users-body tr").length === 6 && document.querySelectorAll("#audit-body tr").length > 1`)
+		if got := tb.text("#sum-over"); got != "1" {
+			t.Errorf("users over budget: %q, want 1 (erin)", got)
+		}
+		tb.screenshot("admin.png")
+		tb.noHorizontalOverflow("the admin page")
+	})
+
+	t.Run("AdminNoteIsText", func(t *testing.T) {
+		tb := newTab(t, browser, srv)
+		tb.open("/dashboard/admin/budget", "tok-root")
+		const note = `<img src=x onerror=alert(1)>`
+		tb.run(chromedp.Click(chromedp.CSS(`button[aria-label="Configure dave"]`), chromedp.NodeVisible))
+		tb.waitFor("the configure dialog", `document.getElementById("configure").open`)
+		tb.run(
+			chromedp.SendKeys(chromedp.ID("c-notes"), note, chromedp.NodeVisible),
+			chromedp.Click(chromedp.CSS(`#configure-form button[type="submit"]`), chromedp.NodeVisible),
+		)
+		tb.waitFor("the save", `document.getElementById("message").textContent === "Saved the budget of dave."`)
+		if s, err := srv.m.Settings(context.Background(), "dave"); err != nil || s.AdminNotes != note {
+			t.Fatalf("dave's notes: %q, %v", s.AdminNotes, err)
+		}
+		tb.waitFor("the note in the list", `[...document.querySelectorAll("#users-body th")].some((c) => c.textContent.includes(`+strconv.Quote(note)+`))`)
+		// Give an image's error handler, had one been created, time to run.
+		time.Sleep(300 * time.Millisecond)
+		visible := eval[bool](tb, `document.getElementById("users-body").innerText.includes(`+strconv.Quote(note)+`)`)
+		if !visible {
+			t.Error("the note's literal text is not visible in the list")
+		}
+		if n := eval[int](tb, `document.getElementsByTagName("img").length`); n != 0 {
+			t.Errorf("the note made %d <img> elements", n)
+		}
+		// Reopened, the dialog shows the note as it was typed.
+		tb.run(chromedp.Click(chromedp.CSS(`button[aria-label="Configure dave"]`), chromedp.NodeVisible))
+		tb.waitFor("the configure dialog", `document.getElementById("configure").open && document.getElementById("c-notes").value === `+strconv.Quote(note))
+		tb.run(chromedp.Click(chromedp.ID("configure-cancel"), chromedp.NodeVisible))
+		tb.waitFor("the dialog to close", `!document.getElementById("configure").open`)
+	})
+
+	t.Run("ViolationsAreDetected", func(t *testing.T) {
+		// The CSP check above means something only if a violation would
+		// be seen: make one, on a tab whose problems are checked here.
+		tb := newTab(t, browser, srv)
+		tb.open("/dashboard/budget", "tok-dave")
+		eval[any](tb, `void document.body.appendChild(Object.assign(document.createElement("script"), {textContent: "1"}))`)
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			tb.mu.Lock()
+			seen := fmt.Sprint(tb.problems)
+			n := len(tb.problems)
+			if strings.Contains(seen, "Content Security Policy") {
+				tb.problems = nil
+			}
+			tb.mu.Unlock()
+			if strings.Contains(seen, "Content Security Policy") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("an inline script went unreported (%d problems: %s)", n, seen)
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+	})
+	t.Logf("browser tests took %v", time.Since(start).Round(time.Millisecond))
+}
