@@ -138,7 +138,7 @@ const (
 	adminToken = "admin-token-0123456789abcdef"
 )
 
-func writeTokens(t *testing.T, dir string) string {
+func writeTokens(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "tokens.json")
 	b, _ := json.Marshal(map[string]tokenEntry{
@@ -548,5 +548,77 @@ func TestServerDashboard(t *testing.T) {
 	}
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkDashboardLoad measures what opening a populated dashboard costs
+// the server with -demo data: each op fetches a page, its assets and the API
+// calls its script makes on load, one after another as a browser's first
+// paint needs them. The target is populated pages within a second.
+//
+//	go test -run '^$' -bench DashboardLoad ./examples/server/
+func BenchmarkDashboardLoad(b *testing.B) {
+	dir := b.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := newOutput()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "budget.db"), "-demo", "-tokens", writeTokens(b, dir)}, out)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var base string
+	for deadline := time.Now().Add(30 * time.Second); base == "" && time.Now().Before(deadline); {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case <-out.changed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if base == "" {
+		b.Fatalf("the server did not start:\n%s", out.String())
+	}
+	pages := []struct {
+		token string
+		paths []string
+	}{
+		{userToken, []string{"/dashboard/budget", "/dashboard/assets/style.css", "/dashboard/assets/common.js",
+			"/dashboard/assets/charts.js", "/dashboard/assets/user.js", "/api/v1/budget/status", "/api/v1/budget/settings",
+			"/api/v1/budget/usage/breakdown", "/api/v1/budget/usage/history?limit=20"}},
+		{adminToken, []string{"/dashboard/admin/budget", "/dashboard/assets/style.css", "/dashboard/assets/common.js",
+			"/dashboard/assets/admin.js", "/api/v1/budget/admin/list?limit=50", "/api/v1/budget/admin/audit?limit=20",
+			"/api/v1/budget/admin/defaults"}},
+	}
+	fetch := func(path, token string) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %s", path, resp.Status)
+		}
+	}
+	for _, p := range pages {
+		name := "user"
+		if p.token == adminToken {
+			name = "admin"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, path := range p.paths {
+					fetch(path, p.token)
+				}
+			}
+		})
 	}
 }
