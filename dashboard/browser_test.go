@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/shopspring/decimal"
 
 	"github.com/llmbudget/budget"
@@ -43,6 +44,7 @@ var browserTokens = map[string]budget.Principal{
 	"tok-bob":   {UserID: "bob"},
 	"tok-carol": {UserID: "carol"},
 	"tok-dave":  {UserID: "dave"},
+	"tok-grace": {UserID: "grace"},
 }
 
 // The sessionStorage key of the token (common.js's TOKEN_KEY).
@@ -376,6 +378,63 @@ func (tb *tab) screenshot(name string) {
 	}
 }
 
+// focused describes the element that has the focus, and whether it shows
+// a focus indicator (an outline or a box shadow).
+type focused struct {
+	ID        string `json:"id"`
+	Label     string `json:"label"`
+	Tag       string `json:"tag"`
+	Indicator bool   `json:"indicator"`
+	Style     string `json:"style"`
+}
+
+func (f focused) String() string {
+	s := f.Tag
+	if f.ID != "" {
+		s += "#" + f.ID
+	}
+	if f.Label != "" {
+		s += "[" + f.Label + "]"
+	}
+	return s
+}
+
+// focus returns what has the focus.
+func (tb *tab) focus() focused {
+	tb.t.Helper()
+	return eval[focused](tb, `(() => {
+  const e = document.activeElement;
+  if (!e) return {id: "", label: "", tag: "", indicator: false, style: ""};
+  const cs = getComputedStyle(e);
+  const outline = cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0;
+  const shadow = cs.boxShadow !== "none" && cs.boxShadow !== "";
+  return {id: e.id || "", label: e.getAttribute("aria-label") || "", tag: e.tagName.toLowerCase(),
+    indicator: outline || shadow, style: "outline " + cs.outlineStyle + " " + cs.outlineWidth + " " + cs.outlineColor + ", box-shadow " + cs.boxShadow};
+})()`)
+}
+
+// tabTo presses Tab, and only Tab, until what has the focus satisfies
+// want, at most maxTabs times. Each control it passes must show a focus
+// indicator. It returns the controls passed, the last one included.
+func (tb *tab) tabTo(what string, want func(focused) bool) []focused {
+	tb.t.Helper()
+	const maxTabs = 60
+	var path []focused
+	for range maxTabs {
+		tb.run(chromedp.KeyEvent(kb.Tab))
+		f := tb.focus()
+		path = append(path, f)
+		if f.Tag != "body" && !f.Indicator {
+			tb.t.Errorf("%s has the keyboard focus but shows no focus indicator (%s)", f, f.Style)
+		}
+		if want(f) {
+			return path
+		}
+	}
+	tb.t.Fatalf("%d presses of Tab did not reach %s; the focus went through %v", maxTabs, what, path)
+	return nil
+}
+
 func TestBrowser(t *testing.T) {
 	chrome := findChrome(t)
 	start := time.Now()
@@ -564,6 +623,98 @@ func TestBrowser(t *testing.T) {
 			}
 			time.Sleep(40 * time.Millisecond)
 		}
+	})
+	t.Run("KeyboardOnly", func(t *testing.T) {
+		// grace may change her limit: set through the Manager.
+		ctx := context.Background()
+		root := budget.Principal{UserID: "root", Admin: true}
+		limit, yes := budget.MustAmount("20"), true
+		if _, err := srv.m.UpdateSettings(ctx, root, "grace", budget.SettingsUpdate{Limit: &limit, CanModify: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		tb := newTab(t, browser, srv)
+		tb.open("/dashboard/budget", "tok-grace")
+		tb.waitFor("the editable limit", `!document.getElementById("s-limit").disabled && document.getElementById("s-limit").value === "20"`)
+		// From the top of the page: nothing focused.
+		eval[any](tb, `void (document.activeElement && document.activeElement.blur())`)
+		if f := tb.focus(); f.Tag != "body" {
+			t.Fatalf("after blur, %s has the focus", f)
+		}
+		path := tb.tabTo("the limit", func(f focused) bool { return f.ID == "s-limit" })
+		t.Logf("Tab ×%d to the limit: %v", len(path), path)
+		if len(path) == 0 || path[0].String() != "a" {
+			t.Errorf("the first Tab stop is %v, want the skip link", path[:1])
+		}
+		// Chromium selects a text field's content when Tab enters it;
+		// make sure, so that typing replaces it.
+		if !eval[bool](tb, `(() => { const e = document.getElementById("s-limit"); return e.selectionStart === 0 && e.selectionEnd === e.value.length; })()`) {
+			t.Log("Tab left the limit's text unselected; selecting it")
+			eval[any](tb, `void document.getElementById("s-limit").select()`)
+		}
+		tb.run(chromedp.KeyEvent("37.5"))
+		if got := eval[string](tb, `document.getElementById("s-limit").value`); got != "37.5" {
+			t.Fatalf("the limit field holds %q after typing, want 37.5", got)
+		}
+		path = tb.tabTo("the save button", func(f focused) bool { return f.ID == "settings-save" })
+		t.Logf("Tab ×%d to save: %v", len(path), path)
+		tb.run(chromedp.KeyEvent("\r"))
+		tb.waitFor("the save", `document.getElementById("message").textContent === "Settings saved."`)
+		tb.waitFor("the new limit in the status", `document.getElementById("status-body").textContent.includes("$37.50")`)
+		if s, err := srv.m.Settings(ctx, "grace"); err != nil || !s.Limit.Equal(budget.MustAmount("37.5")) {
+			t.Errorf("grace's limit after the keyboard save: %v, %v", s.Limit, err)
+		}
+
+		// The admin page's configure dialog, by keyboard: Enter opens it,
+		// Escape closes it, and the focus goes back to its button.
+		admin := newTab(t, browser, srv)
+		admin.open("/dashboard/admin/budget", "tok-root")
+		eval[any](admin, `void (document.activeElement && document.activeElement.blur())`)
+		const conf = "Configure bob"
+		path = admin.tabTo("the "+conf+" button", func(f focused) bool { return f.Label == conf })
+		t.Logf("Tab ×%d to %q on the admin page", len(path), conf)
+		admin.run(chromedp.KeyEvent("\r"))
+		admin.waitFor("the configure dialog", `document.getElementById("configure").open && document.getElementById("configure").contains(document.activeElement)`)
+		if f := admin.focus(); !f.Indicator {
+			t.Errorf("in the dialog, %s has the focus but shows no focus indicator (%s)", f, f.Style)
+		}
+		if got := admin.text("#configure-h"); got != conf {
+			t.Errorf("the dialog's title is %q, want %q", got, conf)
+		}
+		admin.run(chromedp.KeyEvent(kb.Escape))
+		admin.waitFor("the dialog to close", `!document.getElementById("configure").open`)
+		admin.waitFor("the focus back on "+conf, `document.activeElement && document.activeElement.getAttribute("aria-label") === `+strconv.Quote(conf))
+		if f := admin.focus(); !f.Indicator {
+			t.Errorf("back from the dialog, %s shows no focus indicator (%s)", f, f.Style)
+		}
+	})
+
+	t.Run("StatusWithinASecond", func(t *testing.T) {
+		// Signed in, the user page shows the seeded status within 1 s of
+		// the navigation's start.
+		tb := newTab(t, browser, srv)
+		tb.run(
+			chromedp.Navigate(srv.url+"/dashboard/assets/style.css"),
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := chromedp.Evaluate[any]("sessionStorage.setItem("+strconv.Quote(tokenKey)+", \"tok-alice\")")(ctx, tg)
+				return err
+			}),
+		)
+		const within = time.Second
+		const spent = `(() => { const dt = [...document.querySelectorAll("#status-body dt")].find((d) => d.textContent === "Spent"); return dt ? dt.nextElementSibling.textContent : ""; })()`
+		t0 := time.Now()
+		tb.run(chromedp.Navigate(srv.url + "/dashboard/budget"))
+		loaded := time.Since(t0)
+		for {
+			got, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](spent))
+			if err == nil && got == "$0.22" {
+				break
+			}
+			if time.Since(t0) > within {
+				t.Fatalf("after %v (load event at %v) the spent value reads %q (err %v), want $0.22 within %v", time.Since(t0).Round(time.Millisecond), loaded.Round(time.Millisecond), got, err, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("the spent value showed %v after the navigation started (load event at %v)", time.Since(t0).Round(time.Millisecond), loaded.Round(time.Millisecond))
 	})
 	t.Logf("browser tests took %v", time.Since(start).Round(time.Millisecond))
 }
