@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -366,6 +367,25 @@ func ParseUsageCursor(s string) (UsageCursor, error) {
 		return UsageCursor{}, &ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
 	}
 	return UsageCursor{at, seq}, nil
+}
+
+// Bounds returns q's range for a store that keeps times as Unix
+// nanoseconds: From and To (the widest when unset), and the cursor the page
+// continues before (the greatest when q.Cursor is empty). An invalid cursor
+// is an error wrapping ErrInvalid.
+func (q HistoryQuery) Bounds() (from, to int64, before UsageCursor, err error) {
+	from, to = math.MinInt64, math.MaxInt64
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	before = UsageCursor{math.MaxInt64, math.MaxInt64}
+	if q.Cursor != "" {
+		before, err = ParseUsageCursor(q.Cursor)
+	}
+	return from, to, before, err
 }
 
 // HistoryPage is a page of usage, newest first.

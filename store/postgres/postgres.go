@@ -1101,21 +1101,11 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	if err := s.check(ctx); err != nil {
 		return budget.HistoryPage{}, err
 	}
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !q.From.IsZero() {
-		from = q.From.UnixNano()
+	from, to, before, err := q.Bounds()
+	if err != nil {
+		return budget.HistoryPage{}, err
 	}
-	if !q.To.IsZero() {
-		to = q.To.UnixNano()
-	}
-	curAt, curSeq := int64(math.MaxInt64), int64(math.MaxInt64)
-	if q.Cursor != "" {
-		c, err := budget.ParseUsageCursor(q.Cursor)
-		if err != nil {
-			return budget.HistoryPage{}, err
-		}
-		curAt, curSeq = c.At, c.Seq
-	}
+	curAt, curSeq := before.At, before.Seq
 	var limit *int64
 	if q.Limit > 0 {
 		l := int64(q.Limit) + 1 // one more says whether there is a next page

@@ -1039,21 +1039,11 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	if err := s.reading(ctx); err != nil {
 		return budget.HistoryPage{}, err
 	}
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !q.From.IsZero() {
-		from = q.From.UnixNano()
+	from, to, before, err := q.Bounds()
+	if err != nil {
+		return budget.HistoryPage{}, err
 	}
-	if !q.To.IsZero() {
-		to = q.To.UnixNano()
-	}
-	curAt, curSeq := int64(math.MaxInt64), int64(math.MaxInt64)
-	if q.Cursor != "" {
-		c, err := budget.ParseUsageCursor(q.Cursor)
-		if err != nil {
-			return budget.HistoryPage{}, err
-		}
-		curAt, curSeq = c.At, c.Seq
-	}
+	curAt, curSeq := before.At, before.Seq
 	limit := q.Limit
 	if limit <= 0 {
 		limit = math.MaxInt32
