@@ -52,6 +52,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/internal/sqlcodec"
 	"github.com/shopspring/decimal"
 )
 
@@ -421,10 +422,11 @@ func (s *Store) attempt(ctx context.Context, fn func(*txn) error) error {
 
 // Times are stored as Unix nanoseconds, which cover 1678 to 2262.
 func unix(t time.Time) (int64, error) {
-	if t.Year() < 1678 || t.Year() > 2261 {
-		return 0, fmt.Errorf("budget/postgres: time %v is outside the years 1678-2261 this store keeps", t)
+	n, err := sqlcodec.Unix(t)
+	if err != nil {
+		return 0, fmt.Errorf("budget/postgres: %w", err)
 	}
-	return t.UnixNano(), nil
+	return n, nil
 }
 
 // nullUnix is unix for a time that may be zero, stored as NULL.
@@ -436,30 +438,17 @@ func nullUnix(t time.Time) (*int64, error) {
 	return &n, err
 }
 
-func fromUnix(n int64) time.Time { return time.Unix(0, n).UTC() }
-
 func fromNull(n *int64) time.Time {
 	if n == nil {
 		return time.Time{}
 	}
-	return fromUnix(*n)
+	return sqlcodec.FromUnix(*n)
 }
 
 // nanos converts a validated decimal amount for storage.
 func nanos(d decimal.Decimal) (int64, error) {
 	n, err := budget.ToNanos(d)
 	return int64(n), err
-}
-
-const dayNanos = int64(24 * time.Hour)
-
-// dayOf returns the UTC day number of a Unix-nanosecond time.
-func dayOf(at int64) int64 {
-	d := at / dayNanos
-	if at%dayNanos < 0 {
-		d--
-	}
-	return d
 }
 
 // ---- settings ----
@@ -490,7 +479,7 @@ func scanSettings(row pgx.Row, extra ...any) (budget.Settings, error) {
 	s.Period = budget.Period(period)
 	s.Limit = budget.Nanos(limit).Decimal()
 	s.CustomAnchor, s.ResetAt = fromNull(anchor), fromNull(resetAt)
-	s.CreatedAt, s.UpdatedAt = fromUnix(created), fromUnix(updated)
+	s.CreatedAt, s.UpdatedAt = sqlcodec.FromUnix(created), sqlcodec.FromUnix(updated)
 	return s, nil
 }
 
@@ -585,7 +574,7 @@ func (a *acct) scan(row pgx.Row) error {
 	if err := row.Scan(&a.version, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
 		return err
 	}
-	a.win = budget.Window{Start: fromUnix(ws), End: fromUnix(we)}
+	a.win = budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}
 	a.spent, a.held, a.marked = budget.Nanos(spent), budget.Nanos(held), budget.LevelSet(marked)
 	a.read = a.snap()
 	return nil
@@ -833,8 +822,8 @@ func (s *Store) addUsage(t *txn, a *acct, r budget.UsageRow) error {
 		a.spent = spent
 	}
 	t.write(s.q.insertUsage, r.UserID, r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at)
-	t.write(s.q.rollup, r.UserID, dayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens)
-	t.ops.usage = []any{r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at, dayOf(at)}
+	t.write(s.q.rollup, r.UserID, sqlcodec.DayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens)
+	t.ops.usage = []any{r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at, sqlcodec.DayOf(at)}
 	return nil
 }
 
@@ -984,10 +973,10 @@ func (s *Store) writeAudit(t *txn, e budget.AuditEntry, id *int64) error {
 
 // jsonOf encodes settings for a jsonb column; nil is NULL.
 func jsonOf(s *budget.Settings) (any, error) {
-	if s == nil {
-		return nil, nil
+	b, err := sqlcodec.SettingsJSON(s)
+	if b == nil {
+		return nil, err
 	}
-	b, err := json.Marshal(s)
 	return json.RawMessage(b), err
 }
 
@@ -1029,17 +1018,14 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 		}
 		e.Type = budget.AuditType(typ)
 		e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
-		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), fromUnix(at)
+		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), sqlcodec.FromUnix(at)
 		for _, f := range [...]struct {
 			src []byte
 			dst **budget.Settings
 		}{{before, &e.Before}, {after, &e.After}} {
-			if f.src != nil {
-				var set budget.Settings
-				if err := json.Unmarshal(f.src, &set); err != nil {
-					return nil, fmt.Errorf("budget/postgres: corrupt audit entry %d: %w", e.ID, err)
-				}
-				*f.dst = &set
+			var err error
+			if *f.dst, err = sqlcodec.ParseSettings(f.src); err != nil {
+				return nil, fmt.Errorf("budget/postgres: corrupt audit entry %d: %w", e.ID, err)
 			}
 		}
 		out = append(out, e)
@@ -1066,7 +1052,7 @@ func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
 	if err := json.Unmarshal(plan, &d.Plan); err != nil {
 		return budget.Defaults{}, fmt.Errorf("budget/postgres: corrupt defaults: %w", err)
 	}
-	d.UpdatedAt = fromUnix(at)
+	d.UpdatedAt = sqlcodec.FromUnix(at)
 	return d, nil
 }
 
@@ -1133,7 +1119,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 		if err := rows.Scan(&seq, &r.ID, &r.UserID, &r.HoldID, &r.Provider, &r.Model, &r.InputTokens, &r.OutputTokens, &cost, &at); err != nil {
 			return budget.HistoryPage{}, interpret(err)
 		}
-		r.Cost, r.At = budget.Nanos(cost), fromUnix(at)
+		r.Cost, r.At = budget.Nanos(cost), sqlcodec.FromUnix(at)
 		p.Rows = append(p.Rows, r)
 	}
 	rows.Close()
@@ -1147,15 +1133,9 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	from, to := q.From.UnixNano(), q.To.UnixNano()
-	firstDay := dayOf(from-1) + 1 // first whole day starting at or after from
-	lastDay := dayOf(to)          // days before lastDay end at or before to
-	// Without a whole day inside, the range is read from the rows alone.
-	days, spans := [2]int64{0, 0}, [4]int64{from, to, 0, 0}
-	if firstDay < lastDay {
-		days, spans = [2]int64{firstDay, lastDay}, [4]int64{from, firstDay * dayNanos, lastDay * dayNanos, to}
-	}
-	rows, err := s.pool.Query(ctx, s.q.breakdown, q.UserID, days[0], days[1], spans[0], spans[1], spans[2], spans[3])
+	firstDay, lastDay, spans := sqlcodec.Split(q.From.UnixNano(), q.To.UnixNano())
+	spans = append(spans, [2]int64{}) // the query takes two spans; an empty one matches nothing
+	rows, err := s.pool.Query(ctx, s.q.breakdown, q.UserID, firstDay, lastDay, spans[0][0], spans[0][1], spans[1][0], spans[1][1])
 	if err != nil {
 		return nil, interpret(err)
 	}
@@ -1186,7 +1166,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 		l := int64(q.Limit)
 		limit = &l
 	}
-	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q.Search) + "%"
+	pattern := sqlcodec.Contains(q.Search)
 	rows, err := s.pool.Query(ctx, s.q.accounts, q.After, pattern, limit, q.Now.UnixNano())
 	if err != nil {
 		return nil, interpret(err)
@@ -1200,7 +1180,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 			return nil, interpret(err)
 		}
 		out = append(out, budget.Account{Settings: set, Totals: budget.Totals{
-			Window: budget.Window{Start: fromUnix(ws), End: fromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
+			Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
 		}})
 	}
 	return out, interpret(rows.Err())

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/internal/sqlcodec"
 	"github.com/shopspring/decimal"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
@@ -388,10 +389,11 @@ func (s *Store) run(batch []*op, isolate bool) bool {
 
 // Times are stored as Unix nanoseconds, which cover 1678 to 2262.
 func unix(t time.Time) (int64, error) {
-	if t.Year() < 1678 || t.Year() > 2261 {
-		return 0, fmt.Errorf("budget/sqlite: time %v is outside the years 1678-2261 this store keeps", t)
+	n, err := sqlcodec.Unix(t)
+	if err != nil {
+		return 0, fmt.Errorf("budget/sqlite: %w", err)
 	}
-	return t.UnixNano(), nil
+	return n, nil
 }
 
 func nullUnix(t time.Time) (sql.NullInt64, error) {
@@ -402,13 +404,11 @@ func nullUnix(t time.Time) (sql.NullInt64, error) {
 	return sql.NullInt64{Int64: n, Valid: true}, err
 }
 
-func fromUnix(n int64) time.Time { return time.Unix(0, n).UTC() }
-
 func fromNull(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}
 	}
-	return fromUnix(n.Int64)
+	return sqlcodec.FromUnix(n.Int64)
 }
 
 // nanos converts a validated decimal amount for storage.
@@ -456,7 +456,7 @@ func scanSettings(row scanner, extra ...any) (budget.Settings, error) {
 	s.Limit = budget.Nanos(limit).Decimal()
 	s.CustomAnchor, s.ResetAt = fromNull(anchor), fromNull(resetAt)
 	s.Enforce, s.Visible, s.CanModify, s.CanReset = enforce == 1, visible == 1, canModify == 1, canRst == 1
-	s.CreatedAt, s.UpdatedAt = fromUnix(created), fromUnix(updated)
+	s.CreatedAt, s.UpdatedAt = sqlcodec.FromUnix(created), sqlcodec.FromUnix(updated)
 	return s, nil
 }
 
@@ -549,7 +549,7 @@ func (a *acct) scan(row scanner) error {
 	if err := row.Scan(&a.version, &a.limit, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
 		return err
 	}
-	a.win = budget.Window{Start: fromUnix(ws), End: fromUnix(we)}
+	a.win = budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}
 	a.spent, a.held, a.marked = budget.Nanos(spent), budget.Nanos(held), budget.LevelSet(marked)
 	return nil
 }
@@ -733,22 +733,11 @@ func (s *Store) addUsage(tx *sql.Tx, a *acct, r budget.UsageRow) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, r.UserID)
 	}
-	if _, err := tx.Stmt(s.st.rollup).Exec(r.UserID, dayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens); err != nil {
+	if _, err := tx.Stmt(s.st.rollup).Exec(r.UserID, sqlcodec.DayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens); err != nil {
 		return err
 	}
 	a.spent = spent
 	return nil
-}
-
-const dayNanos = int64(24 * time.Hour)
-
-// dayOf returns the UTC day number of a Unix-nanosecond time.
-func dayOf(at int64) int64 {
-	d := at / dayNanos
-	if at%dayNanos < 0 {
-		d--
-	}
-	return d
 }
 
 // step runs one policy-carrying operation for a user in the writer: begin
@@ -918,11 +907,8 @@ func (s *Store) insertAudit(tx *sql.Tx, e budget.AuditEntry) error {
 }
 
 func jsonOf(s *budget.Settings) (sql.NullString, error) {
-	if s == nil {
-		return sql.NullString{}, nil
-	}
-	b, err := json.Marshal(s)
-	return sql.NullString{String: string(b), Valid: true}, err
+	b, err := sqlcodec.SettingsJSON(s)
+	return sql.NullString{String: string(b), Valid: b != nil}, err
 }
 
 // Audit implements budget.Store.
@@ -964,17 +950,14 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 		}
 		e.Type, e.ActorAdmin = budget.AuditType(typ), admin == 1
 		e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
-		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), fromUnix(at)
+		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), sqlcodec.FromUnix(at)
 		for _, f := range [...]struct {
 			src sql.NullString
 			dst **budget.Settings
 		}{{before, &e.Before}, {after, &e.After}} {
-			if f.src.Valid {
-				var set budget.Settings
-				if err := json.Unmarshal([]byte(f.src.String), &set); err != nil {
-					return nil, fmt.Errorf("budget/sqlite: corrupt audit entry %d: %w", e.ID, err)
-				}
-				*f.dst = &set
+			var err error
+			if *f.dst, err = sqlcodec.ParseSettings([]byte(f.src.String)); err != nil {
+				return nil, fmt.Errorf("budget/sqlite: corrupt audit entry %d: %w", e.ID, err)
 			}
 		}
 		out = append(out, e)
@@ -1002,7 +985,7 @@ func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
 	if err := json.Unmarshal([]byte(plan), &d.Plan); err != nil {
 		return budget.Defaults{}, fmt.Errorf("budget/sqlite: corrupt defaults: %w", err)
 	}
-	d.UpdatedAt = fromUnix(at)
+	d.UpdatedAt = sqlcodec.FromUnix(at)
 	return d, nil
 }
 
@@ -1070,7 +1053,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 		if err := rows.Scan(&seq, &r.ID, &r.UserID, &r.HoldID, &r.Provider, &r.Model, &r.InputTokens, &r.OutputTokens, &cost, &at); err != nil {
 			return budget.HistoryPage{}, interpret(err)
 		}
-		r.Cost, r.At = budget.Nanos(cost), fromUnix(at)
+		r.Cost, r.At = budget.Nanos(cost), sqlcodec.FromUnix(at)
 		p.Rows = append(p.Rows, r)
 	}
 	return p, interpret(rows.Err())
@@ -1082,9 +1065,7 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 	if err := s.reading(ctx); err != nil {
 		return nil, err
 	}
-	from, to := q.From.UnixNano(), q.To.UnixNano()
-	firstDay := dayOf(from-1) + 1 // first whole day starting at or after from
-	lastDay := dayOf(to)          // days before lastDay end at or before to
+	firstDay, lastDay, spans := sqlcodec.Split(q.From.UnixNano(), q.To.UnixNano())
 	type key struct{ provider, model string }
 	groups := map[key]*budget.UsageGroup{}
 	add := func(rows *sql.Rows) error {
@@ -1111,7 +1092,6 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 		}
 		return rows.Err()
 	}
-	spans := [][2]int64{{from, to}}
 	if firstDay < lastDay {
 		rows, err := s.st.breakdownDays.QueryContext(ctx, q.UserID, firstDay, lastDay)
 		if err != nil {
@@ -1120,7 +1100,6 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 		if err := add(rows); err != nil {
 			return nil, interpret(err)
 		}
-		spans = [][2]int64{{from, firstDay * dayNanos}, {lastDay * dayNanos, to}}
 	}
 	for _, sp := range spans {
 		if sp[0] >= sp[1] {
@@ -1150,7 +1129,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	if limit <= 0 {
 		limit = -1
 	}
-	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q.Search) + "%"
+	pattern := sqlcodec.Contains(q.Search)
 	rows, err := s.st.accounts.QueryContext(ctx, q.After, pattern, limit)
 	if err != nil {
 		return nil, interpret(err)
@@ -1173,7 +1152,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 			}
 		}
 		out = append(out, budget.Account{Settings: set, Totals: budget.Totals{
-			Window: budget.Window{Start: fromUnix(ws), End: fromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
+			Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
 		}})
 	}
 	return out, interpret(rows.Err())
