@@ -139,6 +139,14 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 	}
 }
 
+// storedVersion is the version a store holds for d: 0 when none is stored.
+func storedVersion(d Defaults, stored bool) int64 {
+	if !stored {
+		return 0
+	}
+	return d.Version
+}
+
 // latest returns the later of t and floor.
 func latest(t, floor time.Time) time.Time {
 	if t.Before(floor) {
@@ -239,14 +247,24 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 // Defaults returns what new regular users start with: the defaults an admin
 // stored with UpdateDefaults, else Options.UserPlan, else DefaultUserPlan().
 func (m *Manager) Defaults(ctx context.Context) (Defaults, error) {
+	d, _, err := m.defaults(ctx)
+	return d, err
+}
+
+// builtInDefaultsVersion is the Version of defaults no admin has stored, so
+// that every version, the built-in one included, can be an IfVersion.
+const builtInDefaultsVersion = 1
+
+// defaults returns the defaults and whether an admin stored them.
+func (m *Manager) defaults(ctx context.Context) (Defaults, bool, error) {
 	d, err := m.store.Defaults(ctx)
 	if errors.Is(err, ErrNotFound) {
-		return Defaults{Plan: m.userPlan}, nil
+		return Defaults{Plan: m.userPlan, Version: builtInDefaultsVersion}, false, nil
 	}
 	if err != nil {
-		return Defaults{}, fmt.Errorf("budget: loading defaults: %w", err)
+		return Defaults{}, false, fmt.Errorf("budget: loading defaults: %w", err)
 	}
-	return d, nil
+	return d, true, nil
 }
 
 // UpdateDefaults changes what new regular users start with, on behalf of an
@@ -262,7 +280,7 @@ func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u Setting
 	}
 	for attempt := 0; ; attempt++ {
 		now := m.now()
-		d, err := m.Defaults(ctx)
+		d, stored, err := m.defaults(ctx)
 		if err != nil {
 			return Defaults{}, err
 		}
@@ -275,7 +293,7 @@ func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u Setting
 		}
 		before, after := Settings{Plan: d.Plan, Version: d.Version}, Settings{Plan: next.Plan, Version: next.Version}
 		err = m.store.UpdateDefaults(ctx, DefaultsRequest{
-			Defaults: next, ExpectVersion: d.Version,
+			Defaults: next, ExpectVersion: storedVersion(d, stored),
 			Audit: AuditEntry{
 				Type: AuditDefaults, Actor: actor.UserID, ActorAdmin: actor.Admin,
 				PreviousLimit: d.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,

@@ -60,8 +60,9 @@ type Settings struct {
 // Defaults are what new regular users start with, and their version.
 type Defaults struct {
 	Plan
-	// Version is 0 for the built-in or Options-supplied defaults, and
-	// increases with every UpdateDefaults.
+	// Version is 1 for the built-in or Options-supplied defaults, and
+	// increases with every UpdateDefaults; it is the compare-and-set token
+	// of UpdateDefaults' IfVersion and the HTTP ETag.
 	Version   int64
 	UpdatedAt time.Time
 }

@@ -195,18 +195,7 @@ func (s *server) putDefaults(w http.ResponseWriter, r *http.Request, p budget.Pr
 	if err != nil {
 		return err
 	}
-	u.IfVersion = pc.ifVersion(0)
-	if pc.set && pc.version == 0 {
-		// If-Match: "0", the built-in defaults. The core reads IfVersion 0
-		// as "no condition", so check here; this one case is not atomic.
-		d, err := s.m.Defaults(r.Context())
-		if err != nil {
-			return err
-		}
-		if d.Version != 0 {
-			return budget.ErrConflict
-		}
-	}
+	u.IfVersion = pc.ifVersion(1) // defaults versions start at 1, the built-in ones
 	d, err := s.m.UpdateDefaults(r.Context(), p, u)
 	if err != nil {
 		return err

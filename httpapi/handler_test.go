@@ -183,16 +183,16 @@ func TestDefaults(t *testing.T) {
 	f := newFixture(t)
 	r := f.do(req{method: "GET", path: "/admin/defaults", token: "tok-root"})
 	got := r.json(t)
-	if r.header.Get("ETag") != `"0"` || got["limit_usd"] != "30" || got["version"] != json.Number("0") || got["user_id"] != nil {
+	if r.header.Get("ETag") != `"1"` || got["limit_usd"] != "30" || got["version"] != json.Number("1") || got["user_id"] != nil {
 		t.Fatalf("GET /admin/defaults: %s %s", r.header.Get("ETag"), r.body)
 	}
 	put := func(ifMatch, body string) response {
 		return f.do(req{method: "PUT", path: "/admin/defaults", token: "tok-root", body: body, header: map[string]string{"If-Match": ifMatch}})
 	}
-	if r = put(`"0"`, `{"limit_usd": "25", "user_can_reset_budget": true}`); r.status != 200 || r.header.Get("ETag") != `"1"` {
+	if r = put(`"1"`, `{"limit_usd": "25", "user_can_reset_budget": true}`); r.status != 200 || r.header.Get("ETag") != `"2"` {
 		t.Fatalf("PUT defaults: %d %s", r.status, r.body)
 	}
-	if r = put(`"0"`, `{"limit_usd": "26"}`); r.status != http.StatusPreconditionFailed {
+	if r = put(`"1"`, `{"limit_usd": "26"}`); r.status != http.StatusPreconditionFailed {
 		t.Fatalf("PUT defaults with the built-in version: %d %s", r.status, r.body)
 	}
 	// A new user starts with the new defaults.

@@ -126,7 +126,7 @@ type refModel struct {
 
 func newRefModel(ttl time.Duration, adminPlan, userPlan budget.Plan, isAdmin func(string) bool) *refModel {
 	return &refModel{
-		ttl: ttl, adminPlan: adminPlan, userPlan: userPlan, isAdmin: isAdmin,
+		ttl: ttl, adminPlan: adminPlan, userPlan: userPlan, isAdmin: isAdmin, defVer: 1,
 		users: map[string]*refUser{}, zones: map[string]*time.Location{},
 	}
 }

@@ -952,7 +952,7 @@ func testDefaults(t *testing.T, s budget.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Version != 1 || !d.Limit.Equal(amt("5")) {
+	if d.Version != 2 || !d.Limit.Equal(amt("5")) { // the built-in defaults are version 1
 		t.Errorf("defaults %+v", d)
 	}
 	late, err := m.Settings(ctx, "late")
@@ -967,7 +967,7 @@ func testDefaults(t *testing.T, s budget.Store) {
 	}
 	// A second Manager on the same store sees the stored defaults.
 	m2 := newManager(s, NewClock(start), budget.Options{})
-	if got, err := m2.Defaults(ctx); err != nil || !got.Limit.Equal(amt("5")) || got.Version != 1 {
+	if got, err := m2.Defaults(ctx); err != nil || !got.Limit.Equal(amt("5")) || got.Version != 2 {
 		t.Errorf("defaults from another manager: %+v %v", got, err)
 	}
 	if _, err := m.UpdateDefaults(ctx, admin, budget.SettingsUpdate{Limit: ptr(amt("6")), IfVersion: 7}); !errors.Is(err, budget.ErrConflict) {
