@@ -305,3 +305,29 @@ func TestBreakdownNeedsBothBounds(t *testing.T) {
 		t.Errorf("breakdown with only from: %v", err)
 	}
 }
+
+// alertingRelease is a store whose Release reports that it marked a level,
+// as a store may when the Release is the first call of a period.
+type alertingRelease struct{ budget.Store }
+
+func (s alertingRelease) Release(ctx context.Context, r budget.ReleaseRequest) (budget.Totals, error) {
+	t, err := s.Store.Release(ctx, r)
+	t.Alerts = t.Alerts.With(budget.Yellow)
+	return t, err
+}
+
+func TestReleaseReportsAlerts(t *testing.T) {
+	now := t0
+	var got []budget.Level
+	m := testManager(alertingRelease{memory.New()}, &now, budget.Options{OnAlert: func(a budget.Alert) { got = append(got, a.Level) }})
+	r, err := m.Reserve(ctx, "u", budget.MustAmount("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != budget.Yellow {
+		t.Errorf("alerts after a Release whose store call marked yellow: %v", got)
+	}
+}
