@@ -180,22 +180,10 @@ func (s *server) getDefaults(w http.ResponseWriter, r *http.Request, p budget.Pr
 
 // PUT /admin/defaults
 func (s *server) putDefaults(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	if _, err := readQuery(r); err != nil {
-		return err
-	}
-	pc, err := ifMatch(r)
+	u, err := readSettingsUpdate(w, r)
 	if err != nil {
 		return err
 	}
-	o, err := readObject(w, r, settingsBody, false)
-	if err != nil {
-		return err
-	}
-	u, err := o.update()
-	if err != nil {
-		return err
-	}
-	u.IfVersion = pc.ifVersion(1) // defaults versions start at 1, the built-in ones
 	d, err := s.m.UpdateDefaults(r.Context(), p, u)
 	if err != nil {
 		return err

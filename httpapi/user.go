@@ -47,28 +47,38 @@ func (s *server) getSettings(w http.ResponseWriter, r *http.Request, p budget.Pr
 
 // PUT /settings
 func (s *server) putSettings(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	if _, err := readQuery(r); err != nil {
-		return err
-	}
-	pc, err := ifMatch(r)
+	u, err := readSettingsUpdate(w, r)
 	if err != nil {
 		return err
 	}
-	o, err := readObject(w, r, settingsBody, false)
-	if err != nil {
-		return err
-	}
-	u, err := o.update()
-	if err != nil {
-		return err
-	}
-	u.IfVersion = pc.ifVersion(1) // settings versions start at 1
 	set, err := s.m.UpdateSettings(r.Context(), p, p.UserID, u)
 	if err != nil {
 		return err
 	}
 	setETag(w, set.Version)
 	return writeJSON(w, userSettings(set))
+}
+
+// readSettingsUpdate reads a PUT of settings or defaults: no query, an
+// optional If-Match (versions of both start at 1) and a body of settings.
+func readSettingsUpdate(w http.ResponseWriter, r *http.Request) (budget.SettingsUpdate, error) {
+	if _, err := readQuery(r); err != nil {
+		return budget.SettingsUpdate{}, err
+	}
+	pc, err := ifMatch(r)
+	if err != nil {
+		return budget.SettingsUpdate{}, err
+	}
+	o, err := readObject(w, r, settingsBody, false)
+	if err != nil {
+		return budget.SettingsUpdate{}, err
+	}
+	u, err := o.update()
+	if err != nil {
+		return budget.SettingsUpdate{}, err
+	}
+	u.IfVersion = pc.ifVersion(1)
+	return u, nil
 }
 
 // POST /reset
