@@ -8,7 +8,8 @@ package postgres_test
 //     through the same pool. BenchmarkInterleaved runs the baseline and the
 //     store in turns of 200ms, so both see the same disk, and reports
 //     "x-baseline-rate" (pairs/s over updates/s; target ≥ 0.4), or for one
-//     goroutine "x-baseline-ns" (time per pair over time per update).
+//     goroutine "x-baseline-ns" (time per pair over time per update), and
+//     "batch-size", the fast statements per commit.
 //   - O(1) in history: BenchmarkHistory runs Status and Reserve+Settle on
 //     a schema with 200,000 usage rows (20,000 of them the user's own, in
 //     the current period) and on an "empty" one (one row with the same
@@ -190,6 +191,9 @@ func benchInterleaved(b *testing.B, goroutines int, fast bool) {
 			}
 		}
 		round++
+	}
+	if nb, ns, _ := postgres.BatchCounts(s); nb > 0 {
+		b.ReportMetric(float64(ns)/float64(nb), "batch-size")
 	}
 	if done, stale := postgres.FastCounts(s); done+stale > 0 {
 		b.ReportMetric(float64(done)/float64(2*pairs), "fast-share")

@@ -167,8 +167,11 @@ func (s *Store) fastStep(ctx context.Context, e *cached, user string, p budget.P
 	}
 	tot = s.finish(t, &a, p)
 	sql, args := s.fastStatement(&a, &t.ops)
-	var fresh bool
-	err = s.pool.QueryRow(ctx, sql, args...).Scan(&fresh)
+	err = s.commitFast(&fastWrite{ctx: ctx, user: user, sql: sql, args: args, done: make(chan struct{})})
+	if err == errAlone {
+		var fresh bool
+		err = s.pool.QueryRow(ctx, sql, args...).Scan(&fresh)
+	}
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:

@@ -21,7 +21,8 @@
 // the counters are still those, else falls back to the transaction (see
 // fast.go), so a Reserve or a Settle usually costs one round trip, and
 // holds the row lock only while the server runs it, not across a round
-// trip to the client.
+// trip to the client. Those statements, from concurrent calls for
+// different users, share commits (see group.go).
 //
 // Nothing is ever deleted unless you call Prune, which removes old usage
 // rows outside every user's current window and keeps the daily rollups.
@@ -100,6 +101,7 @@ type Store struct {
 	retries int
 	closed  atomic.Bool
 	cache   cache // counters last seen, for the fast path
+	group   group // fast statements waiting for a commit
 
 	// Counts of fast steps that answered and that found stale counters.
 	fastDone, fastStale atomic.Int64
@@ -109,6 +111,10 @@ type Store struct {
 	// that locks a user's row, right after the lock, with the backend's
 	// process ID.
 	locked func(ctx context.Context, pid uint32)
+	// flushing, when set (by tests), runs before every batch of fast
+	// statements is sent, with the backend's process ID and the number of
+	// statements.
+	flushing func(ctx context.Context, pid uint32, n int)
 }
 
 var _ budget.Store = (*Store)(nil)
