@@ -103,6 +103,31 @@ func policyOf(t *testing.T, s budget.Store, user string, now time.Time) budget.P
 	}
 }
 
+// holdRowLock records a usage of 1 for user through mh, on holder (whose
+// fast path must be off), and pauses that transaction right after it locks
+// the user's row. release lets it commit, and fails t if it did not.
+func holdRowLock(t *testing.T, holder *postgres.Store, mh *budget.Manager, user string) (release func()) {
+	t.Helper()
+	gate, locked := make(chan struct{}), make(chan struct{})
+	postgres.SetLocked(holder, func(context.Context, uint32) {
+		close(locked)
+		<-gate
+	})
+	held := make(chan error, 1)
+	go func() {
+		_, err := mh.Record(context.Background(), user, budget.Usage{ID: "holder", Cost: budget.MustAmount("1")})
+		held <- err
+	}()
+	<-locked
+	return func() {
+		t.Helper()
+		close(gate)
+		if err := <-held; err != nil {
+			t.Fatalf("the lock holder's record: %v", err)
+		}
+	}
+}
+
 // TestFastPathKilled kills the backend of a fast-path statement while it
 // waits for the user's row lock: the call fails closed, nothing of it is
 // written, and the store goes on.
@@ -128,17 +153,7 @@ func TestFastPathKilled(t *testing.T) {
 	}
 	before, _ := postgres.FastCounts(fast)
 	// holder pauses inside its transaction, holding the row lock.
-	gate, locked := make(chan struct{}), make(chan struct{})
-	postgres.SetLocked(holder, func(context.Context, uint32) {
-		close(locked)
-		<-gate
-	})
-	held := make(chan error, 1)
-	go func() {
-		_, err := mh.Record(ctx, "u", budget.Usage{ID: "holder", Cost: budget.MustAmount("1")})
-		held <- err
-	}()
-	<-locked
+	unlock := holdRowLock(t, holder, mh, "u")
 	done := make(chan error, 1)
 	go func() {
 		_, err := mf.Reserve(ctx, "u", budget.MustAmount("1"))
@@ -165,10 +180,7 @@ func TestFastPathKilled(t *testing.T) {
 		t.Fatalf("reserve whose backend was killed: %v, want a store failure", err)
 	}
 	t.Log(err)
-	close(gate)
-	if err := <-held; err != nil {
-		t.Fatalf("the lock holder's record: %v", err)
-	}
+	unlock()
 	if after, _ := postgres.FastCounts(fast); after != before {
 		t.Errorf("the killed statement counted as a fast step")
 	}

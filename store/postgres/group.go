@@ -44,8 +44,7 @@ var errAlone = errors.New("budget/postgres: batch rolled back; statement to be s
 type group struct {
 	mu       sync.Mutex
 	pending  []*fastWrite
-	flushers int            // batches being sent, up to maxFlushers
-	loops    sync.WaitGroup // flush loops handed off to goroutines
+	flushers int // batches being sent, up to maxFlushers
 
 	// Counts of batches sent, statements in them, and batches rolled back,
 	// for tests and benchmarks.
@@ -110,10 +109,8 @@ func (s *Store) handOff() {
 		g.mu.Unlock()
 		return
 	}
-	g.loops.Add(1)
 	g.mu.Unlock()
 	go func() {
-		defer g.loops.Done()
 		for {
 			g.mu.Lock()
 			if len(g.pending) == 0 {

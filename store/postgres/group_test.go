@@ -207,17 +207,7 @@ func TestGroupCommitKilled(t *testing.T) {
 	}
 	warm(t, m, users...)
 	// holder pauses inside its transaction, holding b's row lock.
-	gate, locked := make(chan struct{}), make(chan struct{})
-	postgres.SetLocked(holder, func(context.Context, uint32) {
-		close(locked)
-		<-gate
-	})
-	held := make(chan error, 1)
-	go func() {
-		_, err := mh.Record(ctx, "b", budget.Usage{ID: "holder", Cost: budget.MustAmount("1")})
-		held <- err
-	}()
-	<-locked
+	unlock := holdRowLock(t, holder, mh, "b")
 	batchPID := make(chan uint32, 1)
 	release := stallFlushers(t, s, m, func(ctx context.Context, pid uint32, n int) {
 		if n == len(users) {
@@ -255,10 +245,7 @@ func TestGroupCommitKilled(t *testing.T) {
 			t.Errorf("reserve in the killed batch: %v, want a store failure", err)
 		}
 	}
-	close(gate)
-	if err := <-held; err != nil {
-		t.Fatalf("the lock holder's record: %v", err)
-	}
+	unlock()
 	var holds int
 	if err := db.QueryRow(ctx, qualify(schema, `SELECT COUNT(*) FROM {s}.holds WHERE state = 0 AND user_id IN ('a', 'b', 'c')`)).Scan(&holds); err != nil {
 		t.Fatal(err)
