@@ -231,9 +231,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 // Schema returns the name of the schema the store's tables live in.
 func (s *Store) Schema() string { return s.schema }
 
-// Close marks the store closed, waits for calls in flight and closes the
-// pool if Open opened it (a pool given to New stays open). Calls after
-// Close return budget.ErrClosed.
+// Close marks the store closed and, if Open opened the pool, closes it,
+// which waits for the connections calls in flight are using (a pool given
+// to New stays open). Calls after Close return budget.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
