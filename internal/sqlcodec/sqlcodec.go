@@ -1,7 +1,8 @@
 // Package sqlcodec holds what the SQL stores (store/sqlite, store/postgres)
 // encode alike: times as Unix nanoseconds, UTC day numbers for the daily
-// rollups, settings snapshots in the audit log as JSON, and LIKE patterns.
-// Driver-specific work (null types, statements) stays in each store.
+// rollups, settings snapshots in the audit log as JSON, LIKE patterns, and
+// the decoding of settings and audit rows, whose columns both stores keep
+// in the same order. Statements and driver errors stay in each store.
 package sqlcodec
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmbudget/budget"
+	"github.com/shopspring/decimal"
 )
 
 // Unix returns t as Unix nanoseconds, the form both SQL stores keep times
@@ -24,6 +26,15 @@ func Unix(t time.Time) (int64, error) {
 
 // FromUnix returns the UTC time of Unix nanoseconds n.
 func FromUnix(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// FromNullUnix returns the UTC time of Unix nanoseconds *n, or the zero
+// time for NULL.
+func FromNullUnix(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return FromUnix(*n)
+}
 
 // DayNanos is the length of a rollup day.
 const DayNanos = int64(24 * time.Hour)
@@ -75,4 +86,74 @@ func ParseSettings(b []byte) (*budget.Settings, error) {
 // matches strings containing s.
 func Contains(s string) string {
 	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// Scanner is a row of either driver: *sql.Row, *sql.Rows, pgx.Row and
+// pgx.Rows all scan alike. Both drivers scan NULL into a pointer
+// destination as nil, and SQLite's 0 and 1 into a bool.
+type Scanner interface{ Scan(dest ...any) error }
+
+// SettingsCols are the columns ScanSettings reads, in order.
+const SettingsCols = `user_id, limit_nanos, period, custom_days, custom_anchor, timezone, enforce,
+	yellow, orange, red, visible, can_modify, can_reset, admin_notes, reset_at, version, created_at, updated_at`
+
+// ScanSettings scans a row of SettingsCols, then the extra destinations.
+func ScanSettings(row Scanner, extra ...any) (budget.Settings, error) {
+	var (
+		s                   budget.Settings
+		period              string
+		limit               int64
+		created, updated    int64
+		anchor, resetAt     *int64
+		yellow, orange, red string
+	)
+	dest := append([]any{&s.UserID, &limit, &period, &s.CustomDays, &anchor, &s.Timezone, &s.Enforce,
+		&yellow, &orange, &red, &s.Visible, &s.CanModify, &s.CanReset, &s.AdminNotes, &resetAt, &s.Version, &created, &updated}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return budget.Settings{}, err
+	}
+	var err error
+	if s.Thresholds.Yellow, err = decimal.NewFromString(yellow); err == nil {
+		if s.Thresholds.Orange, err = decimal.NewFromString(orange); err == nil {
+			s.Thresholds.Red, err = decimal.NewFromString(red)
+		}
+	}
+	if err != nil {
+		return budget.Settings{}, fmt.Errorf("budget: corrupt thresholds of %q in the store: %w", s.UserID, err)
+	}
+	s.Period = budget.Period(period)
+	s.Limit = budget.Nanos(limit).Decimal()
+	s.CustomAnchor, s.ResetAt = FromNullUnix(anchor), FromNullUnix(resetAt)
+	s.CreatedAt, s.UpdatedAt = FromUnix(created), FromUnix(updated)
+	return s, nil
+}
+
+// AuditCols are the columns ScanAudit reads, in order.
+const AuditCols = `id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
+	period_start, period_end, before, after, at`
+
+// ScanAudit scans a row of AuditCols.
+func ScanAudit(row Scanner) (budget.AuditEntry, error) {
+	var (
+		e                       budget.AuditEntry
+		typ                     string
+		prevLimit, newLim, prev int64
+		ps, pe                  *int64
+		before, after           []byte
+		at                      int64
+	)
+	if err := row.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &e.ActorAdmin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &at); err != nil {
+		return budget.AuditEntry{}, err
+	}
+	e.Type = budget.AuditType(typ)
+	e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
+	e.PeriodStart, e.PeriodEnd, e.At = FromNullUnix(ps), FromNullUnix(pe), FromUnix(at)
+	var err error
+	if e.Before, err = ParseSettings(before); err == nil {
+		e.After, err = ParseSettings(after)
+	}
+	if err != nil {
+		return budget.AuditEntry{}, fmt.Errorf("budget: corrupt audit entry %d in the store: %w", e.ID, err)
+	}
+	return e, nil
 }

@@ -71,3 +71,79 @@ func TestContains(t *testing.T) {
 		t.Errorf("Contains = %q", got)
 	}
 }
+
+// row is a Scanner over fixed column values, assigned as the drivers would.
+type row []any
+
+func (r row) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return fmt.Errorf("%d destinations for %d columns", len(dest), len(r))
+	}
+	for i, d := range dest {
+		switch d := d.(type) {
+		case *string:
+			*d = r[i].(string)
+		case *int64:
+			*d = r[i].(int64)
+		case *int:
+			*d = r[i].(int)
+		case *bool:
+			*d = r[i].(bool)
+		case **int64:
+			*d, _ = r[i].(*int64)
+		case *[]byte:
+			*d, _ = r[i].([]byte)
+		default:
+			return fmt.Errorf("column %d: cannot scan into %T", i, d)
+		}
+	}
+	return nil
+}
+
+func TestScanSettings(t *testing.T) {
+	anchor := int64(86400e9)
+	cols := row{"u", int64(12_500_000_000), "custom", 10, &anchor, "Europe/Paris", true,
+		"50", "75.5", "100", true, false, true, "notes", (*int64)(nil), int64(4), int64(1e9), int64(2e9)}
+	s, err := ScanSettings(cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UserID != "u" || !s.Limit.Equal(decimal.RequireFromString("12.5")) || s.Period != budget.Custom || s.CustomDays != 10 ||
+		!s.CustomAnchor.Equal(time.Unix(86400, 0)) || !s.ResetAt.IsZero() || !s.Thresholds.Orange.Equal(decimal.RequireFromString("75.5")) ||
+		!s.Enforce || s.CanModify || !s.CanReset || s.AdminNotes != "notes" || s.Version != 4 || !s.UpdatedAt.Equal(time.Unix(2, 0)) {
+		t.Errorf("scanned %+v", s)
+	}
+	cols[8] = "seventy"
+	if _, err := ScanSettings(cols); err == nil {
+		t.Error("corrupt thresholds accepted")
+	}
+	extra := append(row{}, cols...)
+	extra[8] = "75"
+	var n int64
+	if _, err := ScanSettings(append(extra, int64(7)), &n); err != nil || n != 7 {
+		t.Errorf("extra column: %d, %v", n, err)
+	}
+}
+
+func TestScanAudit(t *testing.T) {
+	after, err := SettingsJSON(&budget.Settings{UserID: "u", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := int64(3e9)
+	cols := row{int64(9), "u", string(budget.AuditManualReset), "admin", true, "why", int64(10e9), int64(20e9), int64(5e9),
+		&start, (*int64)(nil), []byte(nil), after, int64(4e9)}
+	e, err := ScanAudit(cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ID != 9 || e.Type != budget.AuditManualReset || !e.ActorAdmin || !e.NewLimit.Equal(decimal.NewFromInt(20)) ||
+		!e.PreviousSpent.Equal(decimal.NewFromInt(5)) || !e.PeriodStart.Equal(time.Unix(3, 0)) || !e.PeriodEnd.IsZero() ||
+		e.Before != nil || e.After == nil || e.After.Version != 2 || !e.At.Equal(time.Unix(4, 0)) {
+		t.Errorf("scanned %+v", e)
+	}
+	cols[12] = []byte("{")
+	if _, err := ScanAudit(cols); err == nil {
+		t.Error("corrupt settings snapshot accepted")
+	}
+}

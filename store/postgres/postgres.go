@@ -444,13 +444,6 @@ func nullUnix(t time.Time) (*int64, error) {
 	return &n, err
 }
 
-func fromNull(n *int64) time.Time {
-	if n == nil {
-		return time.Time{}
-	}
-	return sqlcodec.FromUnix(*n)
-}
-
 // nanos converts a validated decimal amount for storage.
 func nanos(d decimal.Decimal) (int64, error) {
 	n, err := budget.ToNanos(d)
@@ -458,36 +451,6 @@ func nanos(d decimal.Decimal) (int64, error) {
 }
 
 // ---- settings ----
-
-func scanSettings(row pgx.Row, extra ...any) (budget.Settings, error) {
-	var (
-		s                   budget.Settings
-		period              string
-		limit               int64
-		created, updated    int64
-		anchor, resetAt     *int64
-		yellow, orange, red string
-	)
-	dest := append([]any{&s.UserID, &limit, &period, &s.CustomDays, &anchor, &s.Timezone, &s.Enforce,
-		&yellow, &orange, &red, &s.Visible, &s.CanModify, &s.CanReset, &s.AdminNotes, &resetAt, &s.Version, &created, &updated}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		return budget.Settings{}, err
-	}
-	var err error
-	if s.Thresholds.Yellow, err = decimal.NewFromString(yellow); err == nil {
-		if s.Thresholds.Orange, err = decimal.NewFromString(orange); err == nil {
-			s.Thresholds.Red, err = decimal.NewFromString(red)
-		}
-	}
-	if err != nil {
-		return budget.Settings{}, fmt.Errorf("budget/postgres: corrupt thresholds of %q: %w", s.UserID, err)
-	}
-	s.Period = budget.Period(period)
-	s.Limit = budget.Nanos(limit).Decimal()
-	s.CustomAnchor, s.ResetAt = fromNull(anchor), fromNull(resetAt)
-	s.CreatedAt, s.UpdatedAt = sqlcodec.FromUnix(created), sqlcodec.FromUnix(updated)
-	return s, nil
-}
 
 // settingsArgs returns the settings columns, user_id first, in order.
 func settingsArgs(s budget.Settings) ([]any, error) {
@@ -512,7 +475,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, e
 	if err := s.check(ctx); err != nil {
 		return budget.Settings{}, err
 	}
-	set, err := scanSettings(s.pool.QueryRow(ctx, s.q.settings, userID))
+	set, err := sqlcodec.ScanSettings(s.pool.QueryRow(ctx, s.q.settings, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return budget.Settings{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, userID)
 	}
@@ -1011,28 +974,9 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	defer rows.Close()
 	var out []budget.AuditEntry
 	for rows.Next() {
-		var (
-			e                       budget.AuditEntry
-			typ                     string
-			prevLimit, newLim, prev int64
-			ps, pe                  *int64
-			before, after           []byte
-			at                      int64
-		)
-		if err := rows.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &e.ActorAdmin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &at); err != nil {
+		e, err := sqlcodec.ScanAudit(rows)
+		if err != nil {
 			return nil, interpret(err)
-		}
-		e.Type = budget.AuditType(typ)
-		e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
-		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), sqlcodec.FromUnix(at)
-		for _, f := range [...]struct {
-			src []byte
-			dst **budget.Settings
-		}{{before, &e.Before}, {after, &e.After}} {
-			var err error
-			if *f.dst, err = sqlcodec.ParseSettings(f.src); err != nil {
-				return nil, fmt.Errorf("budget/postgres: corrupt audit entry %d: %w", e.ID, err)
-			}
 		}
 		out = append(out, e)
 	}
@@ -1181,7 +1125,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	var out []budget.Account
 	for rows.Next() {
 		var ws, we, spent, held int64
-		set, err := scanSettings(rows, &ws, &we, &spent, &held)
+		set, err := sqlcodec.ScanSettings(rows, &ws, &we, &spent, &held)
 		if err != nil {
 			return nil, interpret(err)
 		}

@@ -3,6 +3,8 @@ package postgres
 import (
 	"strconv"
 	"strings"
+
+	"github.com/llmbudget/budget/internal/sqlcodec"
 )
 
 // queries are the store's SQL, with table names qualified by the quoted
@@ -62,20 +64,14 @@ const (
 	fastCheckGH = ` SELECT {s}.expect_fresh((SELECT COUNT(*) FROM g) = 1 AND (SELECT COUNT(*) FROM h) = 1)`
 )
 
-const settingsCols = `user_id, limit_nanos, period, custom_days, custom_anchor, timezone, enforce,
-	yellow, orange, red, visible, can_modify, can_reset, admin_notes, reset_at, version, created_at, updated_at`
-
 const countersCols = `version, win_start, win_end, spent, held, next_expiry, marked`
-
-const auditCols = `id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
-	period_start, period_end, before, after, at`
 
 // newQueries returns the queries for the schema whose quoted name is q.
 func newQueries(q string) queries {
 	r := strings.NewReplacer("{s}", q)
 	return queries{
-		settings: r.Replace(`SELECT ` + settingsCols + ` FROM {s}.users WHERE user_id = $1`),
-		create: r.Replace(`INSERT INTO {s}.users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+		settings: r.Replace(`SELECT ` + sqlcodec.SettingsCols + ` FROM {s}.users WHERE user_id = $1`),
+		create: r.Replace(`INSERT INTO {s}.users (` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, marked)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0, 0, 0)
 			ON CONFLICT (user_id) DO NOTHING`),
 		updateSettings: r.Replace(`UPDATE {s}.users SET limit_nanos = $2, period = $3, custom_days = $4,
@@ -130,13 +126,13 @@ func newQueries(q string) queries {
 				FROM {s}.usage WHERE user_id = $1 AND ((at >= $4 AND at < $5) OR (at >= $6 AND at < $7))
 			) x GROUP BY provider, model`),
 		// accounts recounts the live holds only of users with one expired.
-		accounts: r.Replace(`SELECT ` + settingsCols + `, win_start, win_end, spent,
+		accounts: r.Replace(`SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent,
 				CASE WHEN next_expiry <= $4 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
 					WHERE h.user_id = u.user_id AND h.counted AND h.expires > $4) ELSE held END
 			FROM {s}.users u WHERE user_id > $1 AND user_id ILIKE $2 ESCAPE '\' ORDER BY user_id LIMIT $3`),
 
-		auditUser: r.Replace(`SELECT ` + auditCols + ` FROM {s}.audit WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
-		auditAll:  r.Replace(`SELECT ` + auditCols + ` FROM {s}.audit WHERE id < $1 ORDER BY id DESC LIMIT $2`),
+		auditUser: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
+		auditAll:  r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE id < $1 ORDER BY id DESC LIMIT $2`),
 
 		// pruneUsers locks a page of users, in ID order after $1, and
 		// deletes their usage before both the cut-off $2 and the start of

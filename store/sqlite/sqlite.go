@@ -404,13 +404,6 @@ func nullUnix(t time.Time) (sql.NullInt64, error) {
 	return sql.NullInt64{Int64: n, Valid: true}, err
 }
 
-func fromNull(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return sqlcodec.FromUnix(n.Int64)
-}
-
 // nanos converts a validated decimal amount for storage.
 func nanos(d decimal.Decimal) (int64, error) {
 	n, err := budget.ToNanos(d)
@@ -425,40 +418,6 @@ func b2i(b bool) int64 {
 }
 
 // ---- settings ----
-
-const settingsCols = `user_id, limit_nanos, period, custom_days, custom_anchor, timezone, enforce,
-	yellow, orange, red, visible, can_modify, can_reset, admin_notes, reset_at, version, created_at, updated_at`
-
-type scanner interface{ Scan(...any) error }
-
-func scanSettings(row scanner, extra ...any) (budget.Settings, error) {
-	var (
-		s                                   budget.Settings
-		limit, created, updated             int64
-		anchor, resetAt                     sql.NullInt64
-		enforce, visible, canModify, canRst int64
-		yellow, orange, red                 string
-	)
-	dest := append([]any{&s.UserID, &limit, &s.Period, &s.CustomDays, &anchor, &s.Timezone, &enforce,
-		&yellow, &orange, &red, &visible, &canModify, &canRst, &s.AdminNotes, &resetAt, &s.Version, &created, &updated}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		return budget.Settings{}, err
-	}
-	var err error
-	if s.Thresholds.Yellow, err = decimal.NewFromString(yellow); err == nil {
-		if s.Thresholds.Orange, err = decimal.NewFromString(orange); err == nil {
-			s.Thresholds.Red, err = decimal.NewFromString(red)
-		}
-	}
-	if err != nil {
-		return budget.Settings{}, fmt.Errorf("budget/sqlite: corrupt thresholds of %q: %w", s.UserID, err)
-	}
-	s.Limit = budget.Nanos(limit).Decimal()
-	s.CustomAnchor, s.ResetAt = fromNull(anchor), fromNull(resetAt)
-	s.Enforce, s.Visible, s.CanModify, s.CanReset = enforce == 1, visible == 1, canModify == 1, canRst == 1
-	s.CreatedAt, s.UpdatedAt = sqlcodec.FromUnix(created), sqlcodec.FromUnix(updated)
-	return s, nil
-}
 
 // settingsArgs returns the settings columns after user_id, in order.
 func settingsArgs(s budget.Settings) ([]any, error) {
@@ -492,7 +451,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, e
 	if err := s.reading(ctx); err != nil {
 		return budget.Settings{}, err
 	}
-	set, err := scanSettings(s.st.settingsR.QueryRowContext(ctx, userID))
+	set, err := sqlcodec.ScanSettings(s.st.settingsR.QueryRowContext(ctx, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return budget.Settings{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, userID)
 	}
@@ -523,7 +482,7 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 			out, created = req.Settings, true
 			return nil
 		}
-		out, err = scanSettings(tx.Stmt(s.st.settings).QueryRow(req.Settings.UserID))
+		out, err = sqlcodec.ScanSettings(tx.Stmt(s.st.settings).QueryRow(req.Settings.UserID))
 		return err
 	})
 	return out, created, interpret(err)
@@ -543,7 +502,7 @@ type acct struct {
 	marked  budget.LevelSet
 }
 
-func (a *acct) scan(row scanner) error {
+func (a *acct) scan(row sqlcodec.Scanner) error {
 	var ws, we int64
 	var spent, held, marked int64
 	if err := row.Scan(&a.version, &a.limit, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
@@ -936,29 +895,9 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	defer rows.Close()
 	var out []budget.AuditEntry
 	for rows.Next() {
-		var (
-			e                       budget.AuditEntry
-			typ                     string
-			admin                   int64
-			prevLimit, newLim, prev int64
-			ps, pe                  sql.NullInt64
-			before, after           sql.NullString
-			at                      int64
-		)
-		if err := rows.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &admin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &at); err != nil {
+		e, err := sqlcodec.ScanAudit(rows)
+		if err != nil {
 			return nil, interpret(err)
-		}
-		e.Type, e.ActorAdmin = budget.AuditType(typ), admin == 1
-		e.PreviousLimit, e.NewLimit, e.PreviousSpent = budget.Nanos(prevLimit).Decimal(), budget.Nanos(newLim).Decimal(), budget.Nanos(prev).Decimal()
-		e.PeriodStart, e.PeriodEnd, e.At = fromNull(ps), fromNull(pe), sqlcodec.FromUnix(at)
-		for _, f := range [...]struct {
-			src sql.NullString
-			dst **budget.Settings
-		}{{before, &e.Before}, {after, &e.After}} {
-			var err error
-			if *f.dst, err = sqlcodec.ParseSettings([]byte(f.src.String)); err != nil {
-				return nil, fmt.Errorf("budget/sqlite: corrupt audit entry %d: %w", e.ID, err)
-			}
 		}
 		out = append(out, e)
 	}
@@ -1142,7 +1081,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 			ws, we, spent, held int64
 			nextExp             sql.NullInt64
 		)
-		set, err := scanSettings(rows, &ws, &we, &spent, &held, &nextExp)
+		set, err := sqlcodec.ScanSettings(rows, &ws, &we, &spent, &held, &nextExp)
 		if err != nil {
 			return nil, interpret(err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+
+	"github.com/llmbudget/budget/internal/sqlcodec"
 )
 
 // stmts are the store's prepared statements: the write ones on the writer
@@ -29,8 +31,8 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{w, &s.settings, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ?`},
-		{w, &s.create, `INSERT INTO users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+		{w, &s.settings, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
+		{w, &s.create, `INSERT INTO users (` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, marked)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)
 			ON CONFLICT (user_id) DO NOTHING`},
 		{w, &s.updateSettings, `UPDATE users SET limit_nanos = ?, period = ?, custom_days = ?, custom_anchor = ?,
@@ -63,7 +65,7 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
 
-		{r, &s.settingsR, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ?`},
+		{r, &s.settingsR, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
 		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
 		{r, &s.history, `SELECT seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at FROM usage
 			WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
@@ -71,13 +73,11 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 			FROM usage_daily WHERE user_id = ? AND day >= ? AND day < ? GROUP BY provider, model`},
 		{r, &s.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
 			FROM usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
-		{r, &s.accounts, `SELECT ` + settingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
+		{r, &s.accounts, `SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
 			WHERE user_id > ? AND user_id LIKE ? ESCAPE '\' ORDER BY user_id LIMIT ?`},
 		{r, &s.liveHeld, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires > ?`},
-		{r, &s.auditUser, `SELECT id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
-			period_start, period_end, before, after, at FROM audit WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`},
-		{r, &s.auditAll, `SELECT id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
-			period_start, period_end, before, after, at FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
+		{r, &s.auditUser, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`},
+		{r, &s.auditAll, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.defaults, `SELECT plan, version, updated_at FROM defaults WHERE one = 1`},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.sql)
