@@ -157,3 +157,41 @@ func ScanAudit(row Scanner) (budget.AuditEntry, error) {
 	}
 	return e, nil
 }
+
+// Rows is a result set of either driver.
+type Rows interface {
+	Scanner
+	Next() bool
+}
+
+// UsageCols are the columns ScanHistory reads, in order: seq orders rows
+// that share a time.
+const UsageCols = `seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at`
+
+// ScanHistory reads a history page from rows of UsageCols, newest first,
+// fetched with a LIMIT of limit+1 (no LIMIT when limit <= 0): a row beyond
+// limit means there is a next page, whose cursor it sets. The caller
+// checks the rows' error.
+func ScanHistory(rows Rows, limit int) (budget.HistoryPage, error) {
+	var (
+		p   budget.HistoryPage
+		seq int64
+	)
+	for rows.Next() {
+		if limit > 0 && len(p.Rows) == limit {
+			last := p.Rows[len(p.Rows)-1]
+			p.Next = budget.UsageCursor{At: last.At.UnixNano(), Seq: seq}.String()
+			break
+		}
+		var (
+			r        budget.UsageRow
+			cost, at int64
+		)
+		if err := rows.Scan(&seq, &r.ID, &r.UserID, &r.HoldID, &r.Provider, &r.Model, &r.InputTokens, &r.OutputTokens, &cost, &at); err != nil {
+			return budget.HistoryPage{}, err
+		}
+		r.Cost, r.At = budget.Nanos(cost), FromUnix(at)
+		p.Rows = append(p.Rows, r)
+	}
+	return p, nil
+}

@@ -147,3 +147,36 @@ func TestScanAudit(t *testing.T) {
 		t.Error("corrupt settings snapshot accepted")
 	}
 }
+
+// rows is a Rows over fixed rows.
+type rows struct {
+	all []row
+	i   int
+}
+
+func (r *rows) Next() bool { r.i++; return r.i <= len(r.all) }
+
+func (r *rows) Scan(dest ...any) error { return r.all[r.i-1].Scan(dest...) }
+
+func TestScanHistory(t *testing.T) {
+	usage := func(seq, at int64) row {
+		return row{seq, fmt.Sprint("id", seq), "u", "", "openai", "gpt-4o", int64(10), int64(2), seq * 1000, at}
+	}
+	all := []row{usage(7, 300), usage(5, 200), usage(4, 200)}
+	p, err := ScanHistory(&rows{all: all}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rows) != 2 || p.Rows[1].ID != "id5" || p.Rows[1].Cost != 5000 || !p.Rows[1].At.Equal(time.Unix(0, 200)) {
+		t.Fatalf("page %+v", p)
+	}
+	c, err := budget.ParseUsageCursor(p.Next)
+	if err != nil || c.At != 200 || c.Seq != 5 {
+		t.Errorf("next page after %+v (%v), want at 200, seq 5", c, err)
+	}
+	for _, limit := range []int{0, 3} {
+		if p, err := ScanHistory(&rows{all: all}, limit); err != nil || len(p.Rows) != 3 || p.Next != "" {
+			t.Errorf("limit %d: %d rows, next %q, %v; want all 3 and no next page", limit, len(p.Rows), p.Next, err)
+		}
+	}
+}

@@ -1052,25 +1052,9 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 		return budget.HistoryPage{}, interpret(err)
 	}
 	defer rows.Close()
-	var (
-		p   budget.HistoryPage
-		seq int64
-	)
-	for rows.Next() {
-		if q.Limit > 0 && len(p.Rows) == q.Limit {
-			last := p.Rows[len(p.Rows)-1]
-			p.Next = budget.UsageCursor{At: last.At.UnixNano(), Seq: seq}.String()
-			break
-		}
-		var (
-			r        budget.UsageRow
-			cost, at int64
-		)
-		if err := rows.Scan(&seq, &r.ID, &r.UserID, &r.HoldID, &r.Provider, &r.Model, &r.InputTokens, &r.OutputTokens, &cost, &at); err != nil {
-			return budget.HistoryPage{}, interpret(err)
-		}
-		r.Cost, r.At = budget.Nanos(cost), sqlcodec.FromUnix(at)
-		p.Rows = append(p.Rows, r)
+	p, err := sqlcodec.ScanHistory(rows, q.Limit)
+	if err != nil {
+		return budget.HistoryPage{}, interpret(err)
 	}
 	rows.Close()
 	return p, interpret(rows.Err())

@@ -112,7 +112,7 @@ func newQueries(q string) queries {
 		lockDefaults: r.Replace(`SELECT version FROM {s}.defaults WHERE one = 1 FOR UPDATE`),
 		saveDefaults: r.Replace(`UPDATE {s}.defaults SET plan = $1, version = $2, updated_at = $3 WHERE one = 1`),
 
-		history: r.Replace(`SELECT seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at
+		history: r.Replace(`SELECT ` + sqlcodec.UsageCols + `
 			FROM {s}.usage WHERE user_id = $1 AND at >= $2 AND at < $3 AND (at, seq) < ($4, $5)
 			ORDER BY at DESC, seq DESC LIMIT $6`),
 		// breakdown sums the daily rollups of days [$2, $3) and the usage

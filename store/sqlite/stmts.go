@@ -67,7 +67,7 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 
 		{r, &s.settingsR, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
 		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
-		{r, &s.history, `SELECT seq, id, user_id, hold_id, provider, model, input_tokens, output_tokens, cost, at FROM usage
+		{r, &s.history, `SELECT ` + sqlcodec.UsageCols + ` FROM usage
 			WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
 		{r, &s.breakdownDays, `SELECT provider, model, SUM(cost), SUM(requests), SUM(input_tokens), SUM(output_tokens)
 			FROM usage_daily WHERE user_id = ? AND day >= ? AND day < ? GROUP BY provider, model`},
