@@ -260,3 +260,72 @@ func TestGroupCommitKilled(t *testing.T) {
 	}
 	checkCounters(t, schema)
 }
+
+// TestGroupCommitInstances runs two stores on one schema, each with a
+// goroutine per user, so that one store's batches mix statements on
+// counters the other store just changed (rolled back and sent alone) with
+// good ones: every settled cost is counted exactly once, and the counters
+// equal the rows.
+func TestGroupCommitInstances(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	c := storetest.NewClock(storetestStart)
+	stores := []*postgres.Store{open(t, schema), open(t, schema)}
+	managers := []*budget.Manager{
+		budget.NewManager(stores[0], budget.Options{Now: c.Now}),
+		budget.NewManager(stores[1], budget.Options{Now: c.Now}),
+	}
+	const users, calls = 8, 30
+	for i := range users {
+		setLimit(t, managers[0], fmt.Sprintf("u%d", i), "1000")
+	}
+	var (
+		mu    sync.Mutex
+		spent = make(map[string]budget.Nanos)
+		wg    sync.WaitGroup
+	)
+	for si, m := range managers {
+		for g := range users {
+			wg.Go(func() {
+				u := fmt.Sprintf("u%d", g)
+				for k := range calls {
+					r, err := m.Reserve(ctx, u, budget.MustAmount("1"))
+					if err != nil {
+						t.Errorf("store %d: reserve: %v", si, err)
+						return
+					}
+					if k%3 == 2 {
+						if err := r.Release(ctx); err != nil {
+							t.Errorf("store %d: release: %v", si, err)
+							return
+						}
+						continue
+					}
+					cost := budget.Nanos(1_000_000 * (1 + g + k))
+					if _, err := r.Settle(ctx, budget.Usage{Provider: "p", Model: "m", Cost: cost.Decimal()}); err != nil {
+						t.Errorf("store %d: settle: %v", si, err)
+						return
+					}
+					mu.Lock()
+					spent[u] += cost
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i, s := range stores {
+		batches, statements, rolled := postgres.BatchCounts(s)
+		t.Logf("store %d: %d statements in %d batches, %d rolled back", i, statements, batches, rolled)
+	}
+	for u, want := range spent {
+		st, err := managers[1].Status(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Spent.Equal(want.Decimal()) || !st.Reserved.IsZero() {
+			t.Errorf("%s: spent %s reserved %s, want %s and 0", u, st.Spent, st.Reserved, want.Decimal())
+		}
+	}
+	checkCounters(t, schema)
+}
