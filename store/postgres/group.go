@@ -28,16 +28,17 @@ import (
 // store or another) lock the users' rows in the same order and cannot
 // deadlock each other. One statement that fails aborts its whole batch, and
 // nothing of it is written: a stale one (staleCode), a duplicate ID, a
-// deadlock with some other transaction. Then each statement of the batch
-// is sent again alone, so that only its own failure reaches each call.
+// deadlock with some other transaction. Then that statement's call gets its
+// error, as if it had been sent alone, and the others are sent again
+// together, so that only its own failure reaches each call.
 
 const (
 	maxFlushers = 2  // batches in flight at once
 	maxBatch    = 64 // statements per batch
 )
 
-// errAlone tells a call that its batch was rolled back and its statement
-// must be sent alone.
+// errAlone tells a call that its batch was rolled back, or never sent, for
+// no fault of any of its statements, and its statement must be sent alone.
 var errAlone = errors.New("budget/postgres: batch rolled back; statement to be sent alone")
 
 // group queues fast statements for the next batch.
@@ -62,8 +63,9 @@ type fastWrite struct {
 }
 
 // commitFast sends w's statement, alone or in a batch, and returns nil once
-// it has committed, errAlone when its batch was rolled back, or the error
-// that ended the batch. When ctx ends first it returns ctx.Err(), and the
+// it has committed, the statement's own error when it failed, errAlone
+// when its batch was rolled back for no fault of its statements, or the
+// error that ended the batch. When ctx ends first it returns ctx.Err(), and the
 // statement may still commit.
 func (s *Store) commitFast(w *fastWrite) error {
 	g := &s.group
@@ -135,45 +137,57 @@ func (s *Store) flush(batch []*fastWrite) {
 		}
 		live = append(live, w)
 	}
-	if len(live) == 0 {
+	slices.SortFunc(live, func(a, b *fastWrite) int { return cmp.Compare(a.user, b.user) })
+	for len(live) > 0 {
+		failed, open, err := s.send(live)
+		s.group.batches.Add(1)
+		s.group.statements.Add(int64(len(live)))
+		var pe *pgconn.PgError
+		switch {
+		case err == nil || len(live) == 1:
+		case errors.As(err, &pe) && open && failed >= 0:
+			// Statement failed failed and the session lives on: the
+			// server rolled the batch back there. The error is that
+			// statement's own; the others are sent again.
+			s.group.rolledBack.Add(1)
+			live[failed].finish(err)
+			live = slices.Delete(live, failed, failed+1)
+			continue
+		case (errors.As(err, &pe) && open) || pgconn.SafeToRetry(err):
+			// Rolled back by a failure of none of the statements, or
+			// never sent: nothing was written; each is sent alone.
+			s.group.rolledBack.Add(1)
+			err = errAlone
+		}
+		// Otherwise the session ended, and the batch may have died
+		// anywhere: its calls fail, as a lone statement's would.
+		for _, w := range live {
+			w.finish(err)
+		}
 		return
 	}
-	slices.SortFunc(live, func(a, b *fastWrite) int { return cmp.Compare(a.user, b.user) })
-	open, err := s.send(live)
-	var pe *pgconn.PgError
-	if len(live) > 1 && err != nil && ((errors.As(err, &pe) && open) || pgconn.SafeToRetry(err)) {
-		// A statement failed and the session lives on: the server rolled
-		// the batch back. Or nothing was sent. Either way, nothing was
-		// written. (When the session ended, the batch may have died
-		// anywhere: its calls fail, as a lone statement's would.)
-		err = errAlone
-		s.group.rolledBack.Add(1)
-	}
-	for _, w := range live {
-		w.finish(err)
-	}
-	s.group.batches.Add(1)
-	s.group.statements.Add(int64(len(live)))
 }
 
 // send sends the statements on a connection of the pool: one alone, on its
 // call's context; more as one pipeline, on a context that is not any one
 // call's: the batch belongs to every call in it, and is not cut short when
-// the call that sends it gives up. open reports whether the connection
-// outlived the statements.
-func (s *Store) send(ws []*fastWrite) (open bool, err error) {
+// the call that sends it gives up. failed is the index of the statement
+// that returned err, or -1; open reports whether the connection outlived
+// the statements.
+func (s *Store) send(ws []*fastWrite) (failed int, open bool, err error) {
 	ctx := ws[0].ctx
 	if len(ws) > 1 {
 		ctx = context.WithoutCancel(ctx)
 	}
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, err
+		return -1, false, err
 	}
 	defer c.Release()
 	if s.flushing != nil {
 		s.flushing(ctx, c.Conn().PgConn().PID(), len(ws))
 	}
+	failed = -1
 	if len(ws) == 1 {
 		var fresh bool
 		err = c.QueryRow(ctx, ws[0].sql, ws[0].args...).Scan(&fresh)
@@ -182,9 +196,18 @@ func (s *Store) send(ws []*fastWrite) (open bool, err error) {
 		for _, w := range ws {
 			b.Queue(w.sql, w.args...)
 		}
-		err = c.SendBatch(ctx, b).Close()
+		br := c.SendBatch(ctx, b)
+		for i := range ws {
+			if _, err = br.Exec(); err != nil {
+				failed = i
+				break
+			}
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr // the implicit commit's own failure
+		}
 	}
-	return !c.Conn().IsClosed(), err
+	return failed, !c.Conn().IsClosed(), err
 }
 
 func (w *fastWrite) finish(err error) {
