@@ -1,11 +1,14 @@
-// Command server serves the budget HTTP API over a SQLite store: a working
-// service to try the endpoints against, and the wiring to copy into one.
+// Command server serves the budget HTTP API over a SQLite or PostgreSQL
+// store: a working service to try the endpoints against, and the wiring to
+// copy into one.
 //
 //	go run ./examples/server -demo
 //
 // It listens on 127.0.0.1:8080 (-addr) with its budgets in ./budget.db
-// (-db) and serves the API under /api/v1/budget/. Requests authenticate
-// with a bearer token. With -tokens file.json the tokens come from a file:
+// (-db), or in PostgreSQL with -postgres DSN (tables in the schema
+// -postgres-schema), where any number of replicas share them, and serves
+// the API under /api/v1/budget/. Requests authenticate with a bearer
+// token. With -tokens file.json the tokens come from a file:
 //
 //	{
 //	  "<token>": {"user_id": "root", "admin": true},
@@ -76,6 +79,7 @@ type config struct {
 	addr            string
 	db              string
 	postgres        string
+	postgresSchema  string
 	tokens          string
 	demo            bool
 	webhook         string
@@ -90,6 +94,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.db, "db", "budget.db", "path of the SQLite database, created if absent")
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN (postgres://user@host/db); when set, budgets live there instead of -db, shared by every replica")
+	fs.StringVar(&c.postgresSchema, "postgres-schema", postgres.DefaultSchema, "PostgreSQL schema the budget tables live in, created if absent; replicas sharing budgets name the same one")
 	fs.StringVar(&c.tokens, "tokens", "", `JSON file of bearer tokens: {"<token>": {"user_id": "...", "admin": true}}; without it, two tokens are generated and printed`)
 	fs.BoolVar(&c.demo, "demo", false, "record simulated LLM traffic for a few users (skipped if the database already has it)")
 	fs.StringVar(&c.webhook, "webhook", "", "URL to POST every alert to, signed (optional)")
@@ -421,7 +426,7 @@ func (c *demoClock) Set(t time.Time) {
 // and says which for the logs (never the DSN, which may hold a password).
 func openStore(ctx context.Context, cfg config) (budget.Store, string, error) {
 	if cfg.postgres != "" {
-		s, err := postgres.Open(ctx, cfg.postgres, postgres.Options{})
+		s, err := postgres.Open(ctx, cfg.postgres, postgres.Options{Schema: cfg.postgresSchema})
 		return s, "postgres", err
 	}
 	s, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
