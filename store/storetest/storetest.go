@@ -237,6 +237,22 @@ func parallel(n int, f func(i int) error) []error {
 	return errs
 }
 
+// succeeded counts the nil errors among errs, and fails t at the first one
+// that is not refusal (matched with errors.Is).
+func succeeded(t *testing.T, errs []error, refusal error) int {
+	t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, refusal):
+			t.Fatalf("%v, want nil or %v", err, refusal)
+		}
+	}
+	return ok
+}
+
 func testReserveConcurrent(t *testing.T, s budget.Store) {
 	c := NewClock(start)
 	m := newManager(s, c, budget.Options{})
@@ -303,15 +319,7 @@ func testFirstUseConcurrent(t *testing.T, s budget.Store) {
 		_, err := m.Reserve(ctx, "newcomer", amt("0.10"))
 		return err
 	})
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, budget.ErrBudgetExceeded):
-			t.Fatalf("reserve: %v", err)
-		}
-	}
+	ok := succeeded(t, errs, budget.ErrBudgetExceeded)
 	if ok != 10 {
 		t.Fatalf("%d first reserves succeeded, want 10", ok)
 	}
@@ -505,15 +513,7 @@ func testRecordIdempotent(t *testing.T, s budget.Store) {
 		_, err := m.Record(ctx, "u", budget.Usage{ID: "req-race", Cost: amt("1")})
 		return err
 	})
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, budget.ErrDuplicate):
-			t.Fatalf("concurrent record: %v", err)
-		}
-	}
+	ok := succeeded(t, errs, budget.ErrDuplicate)
 	if ok != 1 {
 		t.Fatalf("%d concurrent records of one ID succeeded, want 1", ok)
 	}
@@ -1294,15 +1294,7 @@ func testTwoManagers(t *testing.T, s budget.Store) {
 		_, err = r.Settle(ctx, budget.Usage{Cost: amt("0.10")})
 		return err
 	})
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, budget.ErrBudgetExceeded):
-			t.Fatal(err)
-		}
-	}
+	ok := succeeded(t, errs, budget.ErrBudgetExceeded)
 	if ok != 100 {
 		t.Fatalf("%d calls passed across two managers, want 100", ok)
 	}
