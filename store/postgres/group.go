@@ -65,8 +65,8 @@ type fastWrite struct {
 // commitFast sends w's statement, alone or in a batch, and returns nil once
 // it has committed, the statement's own error when it failed, errAlone
 // when its batch was rolled back for no fault of its statements, or the
-// error that ended the batch. When ctx ends first it returns ctx.Err(), and the
-// statement may still commit.
+// error that ended the batch. When w.ctx ends first it returns its error,
+// and the statement may still commit.
 func (s *Store) commitFast(w *fastWrite) error {
 	g := &s.group
 	g.mu.Lock()
