@@ -17,12 +17,13 @@ import (
 // Each fast statement is a whole write, and on a busy server the commit
 // that ends it (the round trip, the transaction's start and end, the wait
 // for the WAL to reach the disk) costs several times the statement itself.
-// So statements of concurrent calls, for different users, share a commit:
-// a call whose statement finds fewer than maxFlushers commits in flight
-// sends every statement waiting at that moment, its own among them, as one
-// pipeline that PostgreSQL runs as one implicit transaction; the calls that
-// find them all in flight wait for the next one. A call alone sends its
-// statement alone, as before.
+// So statements of concurrent calls, for different users, share a commit.
+// A call that finds fewer than maxFlushers batches in flight sends its
+// statement at once, alone, as before. Statements that arrive while
+// maxFlushers batches are in flight queue; when a batch completes, its
+// flusher (now a goroutine, so that the call it carried returns) sends all
+// of them as the next batch: one pipeline, which PostgreSQL runs as one
+// implicit transaction. Under load, batches grow to fit it.
 //
 // The statements of a batch are sorted by user, so two batches (of this
 // store or another) lock the users' rows in the same order and cannot
