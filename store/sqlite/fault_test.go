@@ -278,10 +278,7 @@ func ftFill(id string, cost budget.Nanos) budget.Usage {
 func TestDiskFull(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "budget.db")
-	s := ftOpen(t, path)
-	m := ftManager(s)
-	ftLimit(t, m, "u", "1000")
+	path, s, m := ftUser(t, "1000")
 	pages, err := sqlite.PageCount(s)
 	if err != nil {
 		t.Fatal(err)
@@ -360,10 +357,7 @@ func TestDiskFull(t *testing.T) {
 func TestDiskFullInBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "budget.db")
-	s := ftOpen(t, path)
-	m := ftManager(s)
-	ftLimit(t, m, "u", "1000")
+	path, s, m := ftUser(t, "1000")
 	if _, err := m.Record(ctx, "u", ftFill("first", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -436,10 +430,7 @@ func TestDiskFullInBatch(t *testing.T) {
 func TestCancelledContext(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "budget.db")
-	s := ftOpen(t, path)
-	m := ftManager(s)
-	ftLimit(t, m, "u", "10")
+	path, s, m := ftUser(t, "10")
 	r, err := m.Reserve(ctx, "u", budget.MustAmount("1"))
 	if err != nil {
 		t.Fatal(err)
@@ -523,10 +514,7 @@ func TestCancelledContext(t *testing.T) {
 func TestBatchIsolatesFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "budget.db")
-	s := ftOpen(t, path)
-	m := ftManager(s)
-	ftLimit(t, m, "u", "1000")
+	path, s, m := ftUser(t, "1000")
 	for i := range 10 {
 		if _, err := m.Record(ctx, "u", budget.Usage{ID: fmt.Sprintf("old-%d", i), Cost: budget.MustAmount("1")}); err != nil {
 			t.Fatal(err)

@@ -66,6 +66,17 @@ func ftManager(s budget.Store) *budget.Manager {
 	return budget.NewManager(s, budget.Options{Now: storetest.NewClock(ftStart).Now})
 }
 
+// ftUser opens a store on a new file, with user u's limit set to limit,
+// and returns the file's path, the store and a Manager over it.
+func ftUser(t *testing.T, limit string) (string, *sqlite.Store, *budget.Manager) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "budget.db")
+	s := ftOpen(t, path)
+	m := ftManager(s)
+	ftLimit(t, m, "u", limit)
+	return path, s, m
+}
+
 // ftLimit sets user's limit as an admin.
 func ftLimit(tb testing.TB, m *budget.Manager, user, limit string) {
 	tb.Helper()
@@ -214,19 +225,14 @@ func TestHelperProcess(t *testing.T) {
 		errs := make(chan error, n)
 		for range n {
 			wg.Go(func() {
-				r, err := m.Reserve(ctx, user, budget.MustAmount("0.10"))
-				if errors.Is(err, budget.ErrBudgetExceeded) {
-					refused.Add(1)
-					return
-				}
-				if err == nil {
-					_, err = r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("0.10")})
-				}
-				if err != nil {
+				switch passed, err := spendDime(ctx, m, user); {
+				case err != nil:
 					errs <- err
-					return
+				case passed:
+					ok.Add(1)
+				default:
+					refused.Add(1)
 				}
-				ok.Add(1)
 			})
 		}
 		wg.Wait()
@@ -305,19 +311,14 @@ func TestTwoStoresOneFile(t *testing.T) {
 			m = b
 		}
 		wg.Go(func() {
-			r, err := m.Reserve(ctx, "u", budget.MustAmount("0.10"))
-			if errors.Is(err, budget.ErrBudgetExceeded) {
-				refused.Add(1)
-				return
-			}
-			if err == nil {
-				_, err = r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("0.10")})
-			}
-			if err != nil {
+			switch passed, err := spendDime(ctx, m, "u"); {
+			case err != nil:
 				errs <- err
-				return
+			case passed:
+				ok.Add(1)
+			default:
+				refused.Add(1)
 			}
-			ok.Add(1)
 		})
 	}
 	wg.Wait()
@@ -521,4 +522,17 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 		ftCheckCounters(t, path)
 	}
+}
+
+// spendDime reserves 0.10 for user and settles it at 0.10: passed is false
+// when the budget refused the reservation, err any other failure.
+func spendDime(ctx context.Context, m *budget.Manager, user string) (passed bool, err error) {
+	r, err := m.Reserve(ctx, user, budget.MustAmount("0.10"))
+	if errors.Is(err, budget.ErrBudgetExceeded) {
+		return false, nil
+	}
+	if err == nil {
+		_, err = r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("0.10")})
+	}
+	return err == nil, err
 }
