@@ -414,3 +414,12 @@ type AuditQuery struct {
 	Before int64
 	Limit  int
 }
+
+// BeforeID returns the bound entry IDs must stay below: q.Before, or, when
+// it is zero or negative (the first page), the largest int64.
+func (q AuditQuery) BeforeID() int64 {
+	if q.Before <= 0 {
+		return math.MaxInt64
+	}
+	return q.Before
+}

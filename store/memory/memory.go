@@ -703,8 +703,9 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 		log = u.audit
 	}
 	var out []budget.AuditEntry
+	before := q.BeforeID()
 	for i := len(log) - 1; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
-		if q.Before == 0 || log[i].ID < q.Before {
+		if log[i].ID < before {
 			out = append(out, log[i].Clone())
 		}
 	}

@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -954,10 +953,7 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	before := q.Before
-	if before <= 0 {
-		before = math.MaxInt64
-	}
+	before := q.BeforeID()
 	var limit *int64
 	if q.Limit > 0 {
 		l := int64(q.Limit)

@@ -875,10 +875,7 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	if err := s.reading(ctx); err != nil {
 		return nil, err
 	}
-	before := q.Before
-	if before <= 0 {
-		before = math.MaxInt64
-	}
+	before := q.BeforeID()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = -1
