@@ -29,7 +29,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/internal/interleave"
 	"github.com/llmbudget/budget/store/postgres"
 )
 
@@ -139,72 +139,19 @@ func benchInterleaved(b *testing.B, goroutines int, fast bool) {
 	benchUsers(b, m, users...)
 	benchUsers(b, m, bases...)
 	update := `UPDATE ` + pgx.Identifier{s.Schema(), "users"}.Sanitize() + ` SET spent = spent + $1 WHERE user_id = $2`
-	// run runs op on every goroutine for benchSlice and returns the count.
-	run := func(op func(i int) error) (int, time.Duration) {
-		var (
-			stop atomic.Bool
-			n    atomic.Int64
-			wg   sync.WaitGroup
-			errs = make(chan error, goroutines)
-		)
-		t0 := time.Now()
-		for i := range goroutines {
-			wg.Go(func() {
-				for !stop.Load() {
-					if err := op(i); err != nil {
-						errs <- err
-						return
-					}
-					n.Add(1)
-				}
-			})
-		}
-		time.Sleep(benchSlice)
-		stop.Store(true)
-		wg.Wait()
-		d := time.Since(t0)
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		return int(n.Load()), d
-	}
-	baseline := func(i int) error {
+	baseline := &interleave.Side{Goroutines: goroutines, Unit: "updates/s", Op: func(i int) error {
 		_, err := pool.Exec(ctx, update, int64(7_000_000), bases[i])
 		return err
-	}
-	store := func(i int) error { return benchPair(ctx, m, users[i]) }
-	var (
-		updates, pairs   int
-		updatesT, pairsT time.Duration
-		round            int
-	)
-	b.ReportAllocs()
-	for b.Loop() {
-		for k := range 2 {
-			if (round+k)%2 == 0 {
-				n, d := run(baseline)
-				updates, updatesT = updates+n, updatesT+d
-			} else {
-				n, d := run(store)
-				pairs, pairsT = pairs+n, pairsT+d
-			}
-		}
-		round++
-	}
+	}}
+	store := &interleave.Side{Goroutines: goroutines, Unit: "pairs/s", Op: func(i int) error {
+		return benchPair(ctx, m, users[i])
+	}}
+	interleave.Compare(b, benchSlice, baseline, store)
 	if nb, ns, _ := postgres.BatchCounts(s); nb > 0 {
 		b.ReportMetric(float64(ns)/float64(nb), "batch-size")
 	}
 	if done, stale := postgres.FastCounts(s); done+stale > 0 {
-		b.ReportMetric(float64(done)/float64(2*pairs), "fast-share")
-	}
-	updateRate, pairRate := float64(updates)/updatesT.Seconds(), float64(pairs)/pairsT.Seconds()
-	b.ReportMetric(updateRate, "updates/s")
-	b.ReportMetric(pairRate, "pairs/s")
-	if goroutines > 1 {
-		b.ReportMetric(pairRate/updateRate, "x-baseline-rate")
-	} else {
-		b.ReportMetric(updateRate/pairRate, "x-baseline-ns")
+		b.ReportMetric(float64(done)/float64(2*store.Count()), "fast-share")
 	}
 }
 

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/llmbudget/budget"
+	"github.com/llmbudget/budget/internal/interleave"
 	"github.com/llmbudget/budget/store/sqlite"
 )
 
@@ -277,70 +278,15 @@ func benchInterleaved(b *testing.B, d sqlite.Durability, level string, goroutine
 		users[i] = "user-" + strconv.Itoa(i)
 	}
 	benchUsers(b, m, users...)
-	var (
-		commits, pairs       int
-		commitsT, pairsT     time.Duration
-		round, baselineValue int
-	)
-	baseline := func() {
-		t0 := time.Now()
-		for time.Since(t0) < benchSlice {
-			if err := benchBaselineCommit(db, baselineValue); err != nil {
-				b.Fatal(err)
-			}
-			baselineValue++
-			commits++
-		}
-		commitsT += time.Since(t0)
-	}
-	store := func() {
-		var (
-			stop atomic.Bool
-			n    atomic.Int64
-			wg   sync.WaitGroup
-			errs = make(chan error, len(users))
-		)
-		t0 := time.Now()
-		for _, u := range users {
-			wg.Go(func() {
-				for !stop.Load() {
-					if err := benchPair(ctx, m, u); err != nil {
-						errs <- err
-						return
-					}
-					n.Add(1)
-				}
-			})
-		}
-		time.Sleep(benchSlice)
-		stop.Store(true)
-		wg.Wait()
-		pairsT += time.Since(t0)
-		pairs += int(n.Load())
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if round%2 == 0 {
-			baseline()
-			store()
-		} else {
-			store()
-			baseline()
-		}
-		round++
-	}
-	commitRate, pairRate := float64(commits)/commitsT.Seconds(), float64(pairs)/pairsT.Seconds()
-	b.ReportMetric(commitRate, "commits/s")
-	b.ReportMetric(pairRate, "pairs/s")
-	if goroutines > 1 {
-		b.ReportMetric(pairRate/commitRate, "x-baseline-rate")
-	} else {
-		b.ReportMetric(commitRate/pairRate, "x-baseline-ns")
-	}
+	var baselineValue int
+	baseline := &interleave.Side{Goroutines: 1, Unit: "commits/s", Op: func(int) error {
+		baselineValue++
+		return benchBaselineCommit(db, baselineValue)
+	}}
+	store := &interleave.Side{Goroutines: goroutines, Unit: "pairs/s", Op: func(i int) error {
+		return benchPair(ctx, m, users[i])
+	}}
+	interleave.Compare(b, benchSlice, baseline, store)
 }
 
 // ---- history ----
