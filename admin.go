@@ -1,11 +1,15 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
 )
 
 // Settings returns userID's settings with the current period, creating them
@@ -63,43 +67,62 @@ func withPeriod(s Settings, w Window) Settings {
 // counts. With u.IfVersion set, a concurrent change makes the update fail
 // with ErrConflict instead of overwriting it.
 func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID string, u SettingsUpdate) (Settings, error) {
+	s, _, err := m.update(ctx, actor, userID, u, how{})
+	return s, err
+}
+
+// how says how an update is made and audited: alone or as part of a bulk
+// change, and whether it may create the user's settings.
+type how struct {
+	bulkID   string
+	template string // the template the update applies
+	reason   string
+	existing bool // refuse with ErrNotFound a user without settings
+}
+
+// update is UpdateSettings made as h says. It reports whether anything
+// changed.
+func (m *Manager) update(ctx context.Context, actor Principal, userID string, u SettingsUpdate, h how) (Settings, bool, error) {
 	if err := ValidateUserID(userID); err != nil {
-		return Settings{}, err
+		return Settings{}, false, err
 	}
 	if u.AdminNotes != nil && (len(*u.AdminNotes) > MaxNotesLen || !utf8.ValidString(*u.AdminNotes)) {
-		return Settings{}, &ValidationError{Field: "admin_notes", Reason: "must be at most 4096 bytes of UTF-8"}
+		return Settings{}, false, &ValidationError{Field: "admin_notes", Reason: "must be at most 4096 bytes of UTF-8"}
 	}
 	var floor time.Time // set by a *LateError: no earlier than the stored period
 	for attempt := 0; ; attempt++ {
 		now := latest(m.now(), floor)
 		s, stored, err := m.settingsOrNew(ctx, userID, now)
 		if err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
+		}
+		if !stored && h.existing {
+			return Settings{}, false, fmt.Errorf("%w: user %q has no settings", ErrNotFound, userID)
 		}
 		if err := CanUpdate(actor, s, u); err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		if u.IfVersion != 0 && u.IfVersion != s.Version {
-			return Settings{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", ErrConflict, userID, s.Version, u.IfVersion)
+			return Settings{}, false, fmt.Errorf("%w: settings of %q are at version %d, not %d", ErrConflict, userID, s.Version, u.IfVersion)
 		}
 		next := s
 		loc, err := m.zones.load(derefOr(u.Timezone, s.Timezone))
 		if err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		next.Plan = anchorCustom(u.apply(s.Plan), loc, now)
 		if u.AdminNotes != nil {
 			next.AdminNotes = *u.AdminNotes
 		}
 		if err := next.Plan.validate(&m.zones); err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		if !stored {
 			// Every check passed against the settings the user would
 			// start with: only now create them, then update as usual.
 			created, ok, err := m.create(ctx, s, now)
 			if err != nil {
-				return Settings{}, err
+				return Settings{}, false, err
 			}
 			if !ok && attempt < maxRetries {
 				continue // someone else created them first: check again
@@ -108,23 +131,24 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 		}
 		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes {
 			p, err := m.policy(s, now)
-			return withPeriod(s, p.Window), err
+			return withPeriod(s, p.Window), false, err
 		}
 		next.Version, next.UpdatedAt = s.Version+1, now
 		cur, err := m.policy(s, now)
 		if err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		nxt, err := m.policy(next, now)
 		if err != nil {
-			return Settings{}, err
+			return Settings{}, false, err
 		}
 		before, after := s, next
 		t, err := m.store.UpdateSettings(ctx, UpdateRequest{
 			Settings: next, Current: cur, Next: nxt, Now: now,
 			Audit: AuditEntry{
 				UserID: userID, Type: AuditSettings, Actor: actor.UserID, ActorAdmin: actor.Admin,
-				PreviousLimit: s.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,
+				PreviousLimit: s.Limit, NewLimit: next.Limit, Before: &before, After: &after,
+				Reason: h.reason, BulkID: h.bulkID, Template: h.template, At: now,
 			},
 		})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
@@ -132,10 +156,10 @@ func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID st
 			continue // reread: a changed version fails the IfVersion check above
 		}
 		if err != nil {
-			return Settings{}, fmt.Errorf("budget: update settings of %q: %w", userID, err)
+			return Settings{}, false, fmt.Errorf("budget: update settings of %q: %w", userID, err)
 		}
 		m.fire(newStatus(m.remember(next, nxt), t), t.Alerts, now)
-		return withPeriod(next, nxt.Window), nil
+		return withPeriod(next, nxt.Window), true, nil
 	}
 }
 
@@ -171,10 +195,14 @@ func derefOr[T any](p *T, v T) T {
 	return v
 }
 
-// equal reports whether two plans are the same budget.
+// zoneName is the name of a plan's timezone: "" and "UTC" are one zone.
+func zoneName(tz string) string { return cmp.Or(tz, "UTC") }
+
+// equal reports whether two plans are the same budget. The empty timezone
+// and "UTC" are the same zone, so switching between them changes nothing.
 func (p Plan) equal(q Plan) bool {
 	return p.Limit.Equal(q.Limit) && p.Period == q.Period && p.CustomDays == q.CustomDays &&
-		p.CustomAnchor.Equal(q.CustomAnchor) && p.Timezone == q.Timezone && p.Enforce == q.Enforce &&
+		p.CustomAnchor.Equal(q.CustomAnchor) && zoneName(p.Timezone) == zoneName(q.Timezone) && p.Enforce == q.Enforce &&
 		p.Thresholds.Yellow.Equal(q.Thresholds.Yellow) && p.Thresholds.Orange.Equal(q.Thresholds.Orange) &&
 		p.Thresholds.Red.Equal(q.Thresholds.Red) && p.Permissions == q.Permissions
 }
@@ -182,17 +210,35 @@ func (p Plan) equal(q Plan) bool {
 // MaxReasonLen bounds the reason given for a reset.
 const MaxReasonLen = 1024
 
+// ResetOptions say why a budget is reset and, optionally, with what limit
+// the new period starts. The zero value resets with no reason and keeps the
+// limit.
+type ResetOptions struct {
+	// Reason is free text for the audit log: at most 1024 bytes of UTF-8.
+	Reason string
+	// Limit, when set, is the limit of the period the reset starts, and
+	// the audit entry's NewLimit. A user needs both "can reset" and "can
+	// modify" to reset with a new limit; admins may always.
+	Limit *decimal.Decimal
+}
+
 // Reset starts userID's budget over now, on behalf of actor (checked with
-// CanReset): the new period starts at this instant and ends at the next
-// regular boundary. Nothing is deleted: past usage stays in the history,
-// and the reset is audited with the spend of the period it ended. Live
+// CanReset, and with CanUpdate for a new limit): the new period starts at
+// this instant and ends at the next regular boundary. Nothing is deleted:
+// past usage stays in the history, and the reset is audited with the spend
+// of the period it ended and the limits before and after. Live
 // reservations keep counting until settled, released or expired.
-func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason string) (AuditEntry, error) {
+func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o ResetOptions) (AuditEntry, error) {
 	if err := ValidateUserID(userID); err != nil {
 		return AuditEntry{}, err
 	}
-	if len(reason) > MaxReasonLen || !utf8.ValidString(reason) {
+	if len(o.Reason) > MaxReasonLen || !utf8.ValidString(o.Reason) {
 		return AuditEntry{}, &ValidationError{Field: "reason", Reason: "must be at most 1024 bytes of UTF-8"}
+	}
+	if o.Limit != nil {
+		if _, err := ToNanos(*o.Limit); err != nil {
+			return AuditEntry{}, &ValidationError{Field: "limit_usd", Reason: strings.TrimPrefix(err.Error(), "budget: ")}
+		}
 	}
 	var floor time.Time
 	for attempt := 0; ; attempt++ {
@@ -203,6 +249,12 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 		}
 		if err := CanReset(actor, s); err != nil {
 			return AuditEntry{}, err
+		}
+		if o.Limit != nil {
+			if err := CanUpdate(actor, s, SettingsUpdate{Limit: o.Limit}); err != nil {
+				err.(*PermissionError).Action = "reset"
+				return AuditEntry{}, err
+			}
 		}
 		if !stored {
 			created, ok, err := m.create(ctx, s, now)
@@ -216,6 +268,9 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 		}
 		next := s
 		next.ResetAt, next.Version = now, s.Version+1
+		if o.Limit != nil {
+			next.Limit = *o.Limit
+		}
 		cur, err := m.policy(s, now)
 		if err != nil {
 			return AuditEntry{}, err
@@ -228,7 +283,7 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID, reason str
 			Settings: next, Current: cur, Next: nxt, Now: now,
 			Audit: AuditEntry{
 				UserID: userID, Type: AuditManualReset, Actor: actor.UserID, ActorAdmin: actor.Admin,
-				Reason: reason, PreviousLimit: s.Limit, NewLimit: s.Limit,
+				Reason: o.Reason, PreviousLimit: s.Limit, NewLimit: next.Limit,
 				PeriodStart: cur.Window.Start, PeriodEnd: now, At: now,
 			},
 		})
@@ -272,39 +327,50 @@ func (m *Manager) defaults(ctx context.Context) (Defaults, bool, error) {
 // settings yet; existing settings are untouched. The change is audited.
 // u.AdminNotes must be nil; u.IfVersion compares with Defaults.Version.
 func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u SettingsUpdate) (Defaults, error) {
+	d, _, err := m.updateDefaults(ctx, actor, u, how{})
+	return d, err
+}
+
+// updateDefaults is UpdateDefaults audited as h says. It reports whether
+// anything changed: an update that changes nothing writes nothing.
+func (m *Manager) updateDefaults(ctx context.Context, actor Principal, u SettingsUpdate, h how) (Defaults, bool, error) {
 	if err := CanAdminister(actor); err != nil {
-		return Defaults{}, err
+		return Defaults{}, false, err
 	}
 	if u.AdminNotes != nil {
-		return Defaults{}, &ValidationError{Field: "admin_notes", Reason: "defaults carry no admin notes"}
+		return Defaults{}, false, &ValidationError{Field: "admin_notes", Reason: "defaults carry no admin notes"}
 	}
 	for attempt := 0; ; attempt++ {
 		now := m.now()
 		d, stored, err := m.defaults(ctx)
 		if err != nil {
-			return Defaults{}, err
+			return Defaults{}, false, err
 		}
 		if u.IfVersion != 0 && u.IfVersion != d.Version {
-			return Defaults{}, fmt.Errorf("%w: defaults are at version %d, not %d", ErrConflict, d.Version, u.IfVersion)
+			return Defaults{}, false, fmt.Errorf("%w: defaults are at version %d, not %d", ErrConflict, d.Version, u.IfVersion)
 		}
 		next := Defaults{Plan: u.apply(d.Plan), Version: d.Version + 1, UpdatedAt: now}
 		if err := next.Plan.validateDefault(&m.zones); err != nil {
-			return Defaults{}, err
+			return Defaults{}, false, err
+		}
+		if next.Plan.equal(d.Plan) {
+			return d, false, nil
 		}
 		before, after := Settings{Plan: d.Plan, Version: d.Version}, Settings{Plan: next.Plan, Version: next.Version}
 		err = m.store.UpdateDefaults(ctx, DefaultsRequest{
 			Defaults: next, ExpectVersion: storedVersion(d, stored),
 			Audit: AuditEntry{
 				Type: AuditDefaults, Actor: actor.UserID, ActorAdmin: actor.Admin,
-				PreviousLimit: d.Limit, NewLimit: next.Limit, Before: &before, After: &after, At: now,
+				PreviousLimit: d.Limit, NewLimit: next.Limit, Before: &before, After: &after,
+				Reason: h.reason, BulkID: h.bulkID, At: now,
 			},
 		})
 		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
-			return Defaults{}, fmt.Errorf("budget: update defaults: %w", err)
+			return Defaults{}, false, fmt.Errorf("budget: update defaults: %w", err)
 		}
-		return next, nil
+		return next, true, nil
 	}
 }

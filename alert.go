@@ -106,25 +106,35 @@ func (t Thresholds) Validate() error {
 		v     decimal.Decimal
 	}{{"alert_threshold_yellow", t.Yellow}, {"alert_threshold_orange", t.Orange}, {"alert_threshold_red", t.Red}}
 	for i, n := range named {
-		// Digit counts settle extreme exponents first, so that the decimal
-		// comparisons below never expand a number like 1e-2000000000.
-		digits, exp := int64(n.v.NumDigits()), int64(n.v.Exponent())
-		// A value of digits+exp > 4 is at least 10^4; a non-zero coefficient
-		// of fewer than -(exp+2) digits is no whole number of hundredths.
-		outOfRange := &ValidationError{Field: n.field, Reason: "must be above 0 and at most 1000 percent"}
-		tooFine := &ValidationError{Field: n.field, Reason: "must have at most 2 decimal places"}
-		switch {
-		case n.v.Sign() <= 0 || digits+exp > 4:
-			return outOfRange
-		case exp+2 < -digits:
-			return tooFine
-		case n.v.GreaterThan(maxThreshold):
-			return outOfRange
-		case !n.v.Mod(hundredths).IsZero():
-			return tooFine
-		case i > 0 && !n.v.GreaterThan(named[i-1].v):
+		if err := validThreshold(n.field, n.v); err != nil {
+			return err
+		}
+		if i > 0 && !n.v.GreaterThan(named[i-1].v) {
 			return &ValidationError{Field: n.field, Reason: "thresholds must increase: yellow < orange < red"}
 		}
+	}
+	return nil
+}
+
+// validThreshold reports whether v can be a threshold on its own: in
+// (0, 1000] with at most two decimal places.
+func validThreshold(field string, v decimal.Decimal) error {
+	// Digit counts settle extreme exponents first, so that the decimal
+	// comparisons below never expand a number like 1e-2000000000.
+	digits, exp := int64(v.NumDigits()), int64(v.Exponent())
+	// A value of digits+exp > 4 is at least 10^4; a non-zero coefficient
+	// of fewer than -(exp+2) digits is no whole number of hundredths.
+	outOfRange := &ValidationError{Field: field, Reason: "must be above 0 and at most 1000 percent"}
+	tooFine := &ValidationError{Field: field, Reason: "must have at most 2 decimal places"}
+	switch {
+	case v.Sign() <= 0 || digits+exp > 4:
+		return outOfRange
+	case exp+2 < -digits:
+		return tooFine
+	case v.GreaterThan(maxThreshold):
+		return outOfRange
+	case !v.Mod(hundredths).IsZero():
+		return tooFine
 	}
 	return nil
 }

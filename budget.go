@@ -17,7 +17,13 @@
 // Money is decimal.Decimal with at most 9 decimal places; periods are
 // calendar periods in each user's timezone; alerts fire once per level per
 // period; permissions are the rules in permissions.go; every reset and
-// settings change goes to an audit log. A Store (store/memory, store/sqlite,
+// settings change goes to an audit log.
+//
+// Budgets are always there for admins. Whether regular users see theirs is
+// the admin's call: SetAccess turns them on or off for every regular user
+// at once, and an admin can still show or hide one user in their settings.
+// Admins change many users at once with BulkUpdate and named plans
+// (SaveTemplate, ApplyTemplate). A Store (store/memory, store/sqlite,
 // store/postgres) supplies atomicity and persistence.
 package budget
 
@@ -350,7 +356,7 @@ func (m *Manager) settingsOrNew(ctx context.Context, userID string, now time.Tim
 		return Settings{}, false, fmt.Errorf("budget: loading settings of %q: %w", userID, err)
 	}
 	plan := m.adminPlan
-	if m.isAdmin == nil || !m.isAdmin(userID) {
+	if !m.admin(userID) {
 		d, err := m.Defaults(ctx)
 		if err != nil {
 			return Settings{}, false, err

@@ -145,7 +145,7 @@ func TestInvalidInputChangesNothing(t *testing.T) {
 			t.Errorf("record %+v: %v, want ErrInvalid", u, err)
 		}
 	}
-	if _, err := m.Reset(ctx, admin, "u", long+long+long+long); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := m.Reset(ctx, admin, "u", budget.ResetOptions{Reason: long + long + long + long}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("long reason: %v", err)
 	}
 	custom, days, ancient := budget.Custom, 3, time.Date(1200, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -163,7 +163,7 @@ func TestInvalidInputChangesNothing(t *testing.T) {
 	if !st.Spent.IsZero() {
 		t.Errorf("spent %s after refused input", st.Spent)
 	}
-	p, _ := m.AuditLog(ctx, admin, "u", "", 0)
+	p, _ := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: "u"})
 	if len(p.Entries) != 0 {
 		t.Errorf("refused input was audited: %+v", p.Entries)
 	}
@@ -203,7 +203,7 @@ func TestUnchangedUpdateIsNotAudited(t *testing.T) {
 	if s.Version != 1 {
 		t.Errorf("version %d after a no-op update, want 1", s.Version)
 	}
-	if p, _ := m.AuditLog(ctx, admin, "u", "", 0); len(p.Entries) != 0 {
+	if p, _ := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: "u"}); len(p.Entries) != 0 {
 		t.Errorf("a no-op update was audited")
 	}
 }
@@ -257,7 +257,7 @@ func TestRefusedWritesDoNotEnrol(t *testing.T) {
 	if _, err := m.UpdateSettings(ctx, admin, "new", budget.SettingsUpdate{Yellow: &high}); !errors.Is(err, budget.ErrInvalid) {
 		t.Fatalf("yellow above the default orange: %v", err)
 	}
-	if _, err := m.Reset(ctx, budget.Principal{UserID: "new"}, "new", ""); !errors.Is(err, budget.ErrForbidden) {
+	if _, err := m.Reset(ctx, budget.Principal{UserID: "new"}, "new", budget.ResetOptions{}); !errors.Is(err, budget.ErrForbidden) {
 		t.Fatalf("reset without permission: %v", err)
 	}
 	if _, err := m.Lookup(ctx, "new"); !errors.Is(err, budget.ErrNotFound) {

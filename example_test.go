@@ -155,7 +155,7 @@ func ExampleManager_Reset() {
 	}
 
 	now = now.Add(time.Hour)
-	e, err := m.Reset(ctx, admin, "alice", "approved extra work")
+	e, err := m.Reset(ctx, admin, "alice", budget.ResetOptions{Reason: "approved extra work"})
 	if err != nil {
 		panic(err)
 	}
@@ -202,7 +202,7 @@ func ExampleManager_UpdateSettings() {
 	}
 	fmt.Println("limit:", s.Limit, "can modify:", s.CanModify, "version:", s.Version)
 
-	page, _ := m.AuditLog(ctx, admin, "bob", "", 0)
+	page, _ := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: "bob"})
 	for _, e := range page.Entries {
 		fmt.Println("audit:", e.Type, "by", e.Actor, e.PreviousLimit, "->", e.NewLimit)
 	}
@@ -211,4 +211,83 @@ func ExampleManager_UpdateSettings() {
 	// field: limit_usd - your administrator has not allowed you to modify this budget
 	// limit: 50 can modify: true version: 2
 	// audit: settings by root 30 -> 50
+}
+
+func ExampleManager_SetAccess() {
+	ctx := context.Background()
+	now := exampleStart
+	m := budget.NewManager(memory.New(), budget.Options{
+		Now:     func() time.Time { return now },
+		IsAdmin: func(id string) bool { return id == "root" }, // the host knows its admins
+	})
+	admin := budget.Principal{UserID: "root", Admin: true}
+	for _, id := range []string{"root", "alice", "bob"} {
+		if _, err := m.Status(ctx, id); err != nil {
+			panic(err)
+		}
+	}
+
+	// One switch for every regular user, existing and new.
+	ch, err := m.SetAccess(ctx, admin, false)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("budgets for regular users: on=%v, %d changed, %d of %d see theirs\n", ch.Enabled, ch.Changed, ch.Visible, ch.Users)
+
+	_, err = m.StatusFor(ctx, budget.Principal{UserID: "alice"}, "alice")
+	fmt.Println("alice sees hers:", err == nil)
+	_, err = m.StatusFor(ctx, budget.Principal{UserID: "carol"}, "carol") // new since
+	fmt.Println("carol sees hers:", err == nil)
+	_, err = m.StatusFor(ctx, admin, "root")
+	fmt.Println("the admin sees his:", err == nil)
+
+	// Hidden is not unlimited: the limit is still enforced.
+	_, err = m.Reserve(ctx, "alice", budget.MustAmount("31"))
+	fmt.Println("alice over her limit:", errors.Is(err, budget.ErrBudgetExceeded))
+	// Output:
+	// budgets for regular users: on=false, 2 changed, 0 of 2 see theirs
+	// alice sees hers: false
+	// carol sees hers: false
+	// the admin sees his: true
+	// alice over her limit: true
+}
+
+func ExampleManager_ApplyTemplate() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+	admin := budget.Principal{UserID: "root", Admin: true}
+	for _, id := range []string{"ann", "ben"} {
+		if _, err := m.Status(ctx, id); err != nil {
+			panic(err)
+		}
+	}
+
+	// A template starts from the defaults: give what differs.
+	limit, weekly := budget.MustAmount("5"), budget.Weekly
+	if _, err := m.SaveTemplate(ctx, admin, "intern", budget.SettingsUpdate{Limit: &limit, Period: &weekly}); err != nil {
+		panic(err)
+	}
+	res, err := m.ApplyTemplate(ctx, admin, "intern", budget.Selection{UserIDs: []string{"ann", "ben", "nobody"}})
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range res.Results {
+		if r.Err != nil {
+			fmt.Println(r.UserID, "failed:", errors.Is(r.Err, budget.ErrNotFound))
+			continue
+		}
+		fmt.Println(r.UserID, r.Settings.Limit, r.Settings.Period)
+	}
+
+	page, _ := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: "ann"})
+	for _, c := range page.Entries[0].Changes() {
+		fmt.Printf("ann's %s: %s → %s (template %s)\n", c.Field, c.Before, c.After, page.Entries[0].Template)
+	}
+	// Output:
+	// ann 5 weekly
+	// ben 5 weekly
+	// nobody failed: true
+	// ann's limit_usd: 30 → 5 (template intern)
+	// ann's budget_period: monthly → weekly (template intern)
 }

@@ -13,8 +13,9 @@ type Permissions struct {
 	// Visible lets the user see their budget. A hidden budget is still
 	// enforced; the user just cannot see or change it.
 	Visible bool
-	// CanModify lets the user change their own limit, period, timezone
-	// and enforcement.
+	// CanModify lets the user change their own limit, period, timezone,
+	// enforcement and alert thresholds. Without it the user's budget is
+	// view-only: they see it and change nothing.
 	CanModify bool
 	// CanReset lets the user reset their own budget.
 	CanReset bool
@@ -43,9 +44,9 @@ func CanView(p Principal, s Settings) error {
 }
 
 // CanUpdate reports whether p may apply u to the settings s. A user changes
-// their limit, period, timezone and enforcement only with CanModify, their
-// alert thresholds whenever the budget is visible, and never the admin notes
-// or permissions.
+// their limit, period, timezone, enforcement and alert thresholds only with
+// CanModify (the thresholds define the level admins see, so a view-only user
+// cannot redefine it), and never the admin notes or permissions.
 func CanUpdate(p Principal, s Settings, u SettingsUpdate) error {
 	if p.Admin {
 		return nil
@@ -71,6 +72,9 @@ func CanUpdate(p Principal, s Settings, u SettingsUpdate) error {
 			{u.CustomAnchor != nil, "custom_period_anchor"},
 			{u.Timezone != nil, "timezone"},
 			{u.Enforce != nil, "enforce_budget"},
+			{u.Yellow != nil, "alert_threshold_yellow"},
+			{u.Orange != nil, "alert_threshold_orange"},
+			{u.Red != nil, "alert_threshold_red"},
 		} {
 			if f.set {
 				return &PermissionError{Action: "update", Field: f.field, Reason: "your administrator has not allowed you to modify this budget"}

@@ -47,9 +47,9 @@ var permActions = map[string]permAction{
 	"update anchor": permUpdate("custom anchor", "custom_period_anchor", SettingsUpdate{CustomAnchor: &permAnchor}),
 	"update tz":     permUpdate("timezone", "timezone", SettingsUpdate{Timezone: &permTZ}),
 	"update enf":    permUpdate("enforce", "enforce_budget", SettingsUpdate{Enforce: &permBool}),
-	"update yellow": permUpdate("yellow", "", SettingsUpdate{Yellow: &permDec}),
-	"update orange": permUpdate("orange", "", SettingsUpdate{Orange: &permDec}),
-	"update red":    permUpdate("red", "", SettingsUpdate{Red: &permDec}),
+	"update yellow": permUpdate("yellow", "alert_threshold_yellow", SettingsUpdate{Yellow: &permDec}),
+	"update orange": permUpdate("orange", "alert_threshold_orange", SettingsUpdate{Orange: &permDec}),
+	"update red":    permUpdate("red", "alert_threshold_red", SettingsUpdate{Red: &permDec}),
 	"update vis":    permUpdate("visible", "permissions", SettingsUpdate{Visible: &permBool}),
 	"update mod":    permUpdate("can modify", "permissions", SettingsUpdate{CanModify: &permBool}),
 	"update rst":    permUpdate("can reset", "permissions", SettingsUpdate{CanReset: &permBool}),
@@ -90,7 +90,9 @@ func TestPermissions(t *testing.T) {
 			"update none": "hhhhaaaa", "update if": "hhhhaaaa",
 			"update limit": "hhhhffaa", "update period": "hhhhffaa", "update days": "hhhhffaa",
 			"update anchor": "hhhhffaa", "update tz": "hhhhffaa", "update enf": "hhhhffaa",
-			"update yellow": "hhhhaaaa", "update orange": "hhhhaaaa", "update red": "hhhhaaaa",
+			// The thresholds define the level admins see: view-only
+			// users cannot redefine it (the seed's rule).
+			"update yellow": "hhhhffaa", "update orange": "hhhhffaa", "update red": "hhhhffaa",
 			"update vis": "hhhhffff", "update mod": "hhhhffff", "update rst": "hhhhffff",
 			"update notes": "hhhhffff",
 		},
@@ -179,7 +181,8 @@ func TestCanUpdateSeveralFields(t *testing.T) {
 		u     SettingsUpdate
 		field string // "" when allowed
 	}{
-		{"thresholds only", viewOnly, SettingsUpdate{Yellow: &permDec, Orange: &permDec, Red: &permDec}, ""},
+		{"thresholds only without CanModify", viewOnly, SettingsUpdate{Yellow: &permDec, Orange: &permDec, Red: &permDec}, "alert_threshold_yellow"},
+		{"thresholds only with CanModify", modify, SettingsUpdate{Yellow: &permDec, Orange: &permDec, Red: &permDec}, ""},
 		{"threshold and limit without CanModify", viewOnly, SettingsUpdate{Yellow: &permDec, Limit: &permDec}, "limit_usd"},
 		{"threshold and limit with CanModify", modify, SettingsUpdate{Yellow: &permDec, Limit: &permDec}, ""},
 		{"every plan field with CanModify", modify, SettingsUpdate{Limit: &permDec, Period: &permPeriod, CustomDays: &permDays,

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math/big"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -190,7 +194,9 @@ func (m *Manager) Breakdown(ctx context.Context, userID string, from, to time.Ti
 
 // UserQuery selects users for ListUsers.
 type UserQuery struct {
-	// Search keeps users whose ID contains it, ignoring case.
+	// Search keeps users whose ID contains it, ignoring case by Unicode
+	// simple case folding ("ZOË" finds "zoë"), the same on every store. It
+	// is at most 256 bytes of UTF-8 without control characters.
 	Search string
 	// Level, when set, keeps users at that alert level.
 	Level *Level
@@ -200,15 +206,28 @@ type UserQuery struct {
 	Limit int
 }
 
+// validate checks the filters of q (not its paging).
+func (q UserQuery) validate() error {
+	if len(q.Search) > MaxUserIDLen || !utf8.ValidString(q.Search) || strings.ContainsFunc(q.Search, isControl) {
+		return &ValidationError{Field: "q", Reason: "must be at most 256 bytes of UTF-8 without control characters"}
+	}
+	if q.Level != nil && (*q.Level < Green || *q.Level > Red) {
+		return &ValidationError{Field: "level", Reason: "must be green, yellow, orange or red"}
+	}
+	return nil
+}
+
 // UserStatus is one user's settings and status.
 type UserStatus struct {
 	Settings Settings
 	Status   Status
 }
 
-// Summary totals every user with settings, whatever the query's filters.
+// Summary totals every user with settings, whatever the query's filters:
+// it describes the whole organisation, not the page.
 type Summary struct {
-	Users      int
+	Users int
+	// TotalLimit and TotalSpent are exact sums, however large.
 	TotalLimit decimal.Decimal
 	TotalSpent decimal.Decimal
 	// OverBudget counts users who have spent their whole limit or more.
@@ -244,51 +263,128 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 		}
 		after = string(b)
 	}
-	if len(q.Search) > MaxUserIDLen {
-		return UserPage{}, &ValidationError{Field: "q", Reason: "must be at most 256 bytes"}
+	if err := q.validate(); err != nil {
+		return UserPage{}, err
 	}
+	var page UserPage
+	sum := summer{}
+	err = m.eachAccount(ctx, func(u UserStatus, p Policy, t Totals) error {
+		sum.add(p, t)
+		if u.Settings.UserID <= after || !q.matches(u) {
+			return nil
+		}
+		if len(page.Users) == n {
+			page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Users[n-1].Settings.UserID))
+			return nil
+		}
+		page.Users = append(page.Users, u)
+		return nil
+	})
+	if err != nil {
+		return UserPage{}, err
+	}
+	page.Summary = sum.summary()
+	return page, nil
+}
+
+// matches reports whether u passes q's filters.
+func (q UserQuery) matches(u UserStatus) bool {
+	return (q.Level == nil || u.Status.Level == *q.Level) &&
+		(q.Search == "" || strings.Contains(foldCase(u.Settings.UserID), foldCase(q.Search)))
+}
+
+// foldCase maps every rune of s to the smallest rune of its Unicode simple
+// case folding orbit, so that two strings equal under simple folding map to
+// the same string and a substring test on the results ignores case.
+func foldCase(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
+}
+
+// summer adds up a Summary over accounts, exactly: limits and spend are
+// never negative, and their sums are kept in 128 bits, which no number of
+// accounts can overflow.
+type summer struct {
+	users, over  int
+	limit, spent nanoSum
+}
+
+func (s *summer) add(p Policy, t Totals) {
+	s.users++
+	if t.Spent > 0 && t.Spent >= p.Limit {
+		s.over++
+	}
+	s.limit.add(p.Limit)
+	s.spent.add(t.Spent)
+}
+
+func (s *summer) summary() Summary {
+	return Summary{Users: s.users, OverBudget: s.over, TotalLimit: s.limit.decimal(), TotalSpent: s.spent.decimal()}
+}
+
+// nanoSum is an unsigned 128-bit sum of non-negative amounts.
+type nanoSum struct{ hi, lo uint64 }
+
+func (s *nanoSum) add(n Nanos) {
+	var carry uint64
+	s.lo, carry = bits.Add64(s.lo, uint64(n), 0)
+	s.hi += carry
+}
+
+func (s nanoSum) decimal() decimal.Decimal {
+	v := new(big.Int).SetUint64(s.hi)
+	v.Lsh(v, 64).Or(v, new(big.Int).SetUint64(s.lo))
+	return decimal.NewFromBigInt(v, -Places)
+}
+
+// eachAccount calls fn with every account that has settings, in user ID
+// order, with its current status, policy and totals.
+func (m *Manager) eachAccount(ctx context.Context, fn func(UserStatus, Policy, Totals) error) error {
 	now := m.now()
-	var (
-		page                   UserPage
-		totalLimit, totalSpent Nanos
-		last                   string
-	)
-	for {
-		accts, err := m.store.Accounts(ctx, AccountsQuery{Search: q.Search, After: last, Limit: accountBatch, Now: now})
+	return m.accounts(ctx, now, func(a Account) error {
+		st, p, t, err := m.accountStatus(ctx, a, now)
 		if err != nil {
-			return UserPage{}, fmt.Errorf("budget: listing users: %w", err)
+			return err
+		}
+		return fn(UserStatus{Settings: withPeriod(a.Settings, t.Window), Status: st}, p, t)
+	})
+}
+
+// eachSettings calls fn with the settings of every user who has some, in
+// user ID order, as stored: without their status.
+func (m *Manager) eachSettings(ctx context.Context, fn func(Settings) error) error {
+	return m.accounts(ctx, m.now(), func(a Account) error { return fn(a.Settings) })
+}
+
+// accounts calls fn with every account the store holds, in user ID order,
+// reading them in batches.
+func (m *Manager) accounts(ctx context.Context, now time.Time, fn func(Account) error) error {
+	last := ""
+	for {
+		accts, err := m.store.Accounts(ctx, AccountsQuery{After: last, Limit: accountBatch, Now: now})
+		if err != nil {
+			return fmt.Errorf("budget: listing users: %w", err)
 		}
 		for _, a := range accts {
-			st, p, t, err := m.accountStatus(ctx, a, now)
-			if err != nil {
-				return UserPage{}, err
+			if err := fn(a); err != nil {
+				return err
 			}
-			var okLimit, okSpent bool
-			totalLimit, okLimit = totalLimit.Add(p.Limit)
-			totalSpent, okSpent = totalSpent.Add(t.Spent)
-			if !okLimit || !okSpent {
-				return UserPage{}, fmt.Errorf("budget: listing users: totals exceed %s", MaxNanos)
-			}
-			page.Summary.Users++
-			if t.Spent > 0 && t.Spent >= p.Limit {
-				page.Summary.OverBudget++
-			}
-			if a.Settings.UserID <= after || (q.Level != nil && st.Level != *q.Level) {
-				continue
-			}
-			if len(page.Users) == n {
-				page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Users[n-1].Settings.UserID))
-				continue
-			}
-			page.Users = append(page.Users, UserStatus{Settings: withPeriod(a.Settings, t.Window), Status: st})
 		}
 		if len(accts) < accountBatch {
-			break
+			return nil
 		}
 		last = accts[len(accts)-1].Settings.UserID
 	}
-	page.Summary.TotalLimit, page.Summary.TotalSpent = totalLimit.Decimal(), totalSpent.Decimal()
-	return page, nil
 }
 
 // accountStatus returns the status of an account read in bulk, asking the
@@ -319,18 +415,36 @@ type AuditPage struct {
 	Next    string
 }
 
-// AuditLog returns audit entries, newest first: userID's, or every entry
-// (all users and the defaults) when userID is empty. It is for admins;
-// anyone else gets ErrForbidden.
-func (m *Manager) AuditLog(ctx context.Context, actor Principal, userID, cursor string, limit int) (AuditPage, error) {
+// AuditLogQuery selects a page of the audit log.
+type AuditLogQuery struct {
+	// UserID keeps one user's entries; empty keeps every entry (all users,
+	// the defaults and the templates).
+	UserID string
+	// Type keeps entries of one type; empty keeps every type.
+	Type AuditType
+	// Cursor continues from a previous page's Next.
+	Cursor string
+	// Limit is the page size: 1 to 500, default 50.
+	Limit int
+}
+
+// AuditLog returns audit entries matching q, newest first. It is for
+// admins; anyone else gets ErrForbidden.
+func (m *Manager) AuditLog(ctx context.Context, actor Principal, q AuditLogQuery) (AuditPage, error) {
 	if err := CanAdminister(actor); err != nil {
 		return AuditPage{}, err
 	}
-	if userID != "" {
-		if err := ValidateUserID(userID); err != nil {
+	if q.UserID != "" {
+		if err := ValidateUserID(q.UserID); err != nil {
 			return AuditPage{}, err
 		}
 	}
+	if q.Type != "" {
+		if _, err := ParseAuditType(string(q.Type)); err != nil {
+			return AuditPage{}, err
+		}
+	}
+	userID, cursor, limit := q.UserID, q.Cursor, q.Limit
 	n, err := pageSize(limit)
 	if err != nil {
 		return AuditPage{}, err
@@ -341,7 +455,7 @@ func (m *Manager) AuditLog(ctx context.Context, actor Principal, userID, cursor 
 			return AuditPage{}, &ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
 		}
 	}
-	entries, err := m.store.Audit(ctx, AuditQuery{UserID: userID, Before: before, Limit: n + 1})
+	entries, err := m.store.Audit(ctx, AuditQuery{UserID: userID, Type: q.Type, Before: before, Limit: n + 1})
 	if err != nil {
 		return AuditPage{}, fmt.Errorf("budget: audit log: %w", err)
 	}

@@ -121,8 +121,8 @@ func (p Plan) validate(zones *zoneCache) error {
 		if p.CustomAnchor.IsZero() {
 			return &ValidationError{Field: "custom_period_anchor", Reason: "a custom period needs an anchor"}
 		}
-		if y := p.CustomAnchor.UTC().Year(); y < 1900 || y > 2200 {
-			return &ValidationError{Field: "custom_period_anchor", Reason: "must be between the years 1900 and 2200"}
+		if err := validAnchor(p.CustomAnchor); err != nil {
+			return err
 		}
 	} else if p.CustomDays != 0 {
 		return &ValidationError{Field: "custom_period_days", Reason: "only a custom period has a length in days"}
@@ -131,6 +131,21 @@ func (p Plan) validate(zones *zoneCache) error {
 		return err
 	}
 	return p.Thresholds.Validate()
+}
+
+// MinAnchorYear and MaxAnchorYear bound the year (in UTC) of a custom
+// period's anchor.
+const (
+	MinAnchorYear = 1900
+	MaxAnchorYear = 2200
+)
+
+// validAnchor reports whether t can anchor a custom period.
+func validAnchor(t time.Time) error {
+	if y := t.UTC().Year(); y < MinAnchorYear || y > MaxAnchorYear {
+		return &ValidationError{Field: "custom_period_anchor", Reason: "must be between the years 1900 and 2200"}
+	}
+	return nil
 }
 
 // SettingsUpdate is a partial change to a user's settings: nil fields stay

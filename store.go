@@ -124,6 +124,21 @@ type Store interface {
 	// appends req.Audit in the same step.
 	UpdateDefaults(ctx context.Context, req DefaultsRequest) error
 
+	// Templates returns every stored template, in increasing name order
+	// (byte order), or none.
+	Templates(ctx context.Context) ([]Template, error)
+
+	// SaveTemplate stores req.Template under its name if the version
+	// stored under that name is req.ExpectVersion (0: no template of that
+	// name), else ErrConflict, and appends req.Audit in the same step.
+	SaveTemplate(ctx context.Context, req TemplateRequest) error
+
+	// DeleteTemplate deletes the template named req.Template.Name if its
+	// stored version is req.ExpectVersion, and appends req.Audit in the
+	// same step. No template of that name is ErrNotFound; another version
+	// is ErrConflict.
+	DeleteTemplate(ctx context.Context, req TemplateRequest) error
+
 	// History returns the user's usage, newest first (by time, then by
 	// insertion), in [q.From, q.To) where those are set, q.Limit at most,
 	// continuing after q.Cursor. Next is empty on the last page; cursors are
@@ -134,16 +149,16 @@ type Store interface {
 	// provider and model, in any order.
 	Breakdown(ctx context.Context, q BreakdownQuery) ([]UsageGroup, error)
 
-	// Accounts returns users with settings in increasing user ID order,
-	// those whose ID contains q.Search (case-insensitively) when it is set,
-	// starting after q.After, q.Limit at most. Each comes with its stored
+	// Accounts returns users with settings in increasing user ID order
+	// (byte order), starting after q.After, q.Limit at most. Each comes with its stored
 	// counters, holds expired as of q.Now; the window is the one last
 	// stored, which the Manager checks against the current one.
 	Accounts(ctx context.Context, q AccountsQuery) ([]Account, error)
 
-	// Audit returns audit entries, newest first, of q.UserID (all users and
-	// the defaults when empty), with IDs below q.Before when it is non-zero,
-	// q.Limit at most.
+	// Audit returns audit entries, newest first, of q.UserID (all users,
+	// the defaults and the templates when empty), of type q.Type (every
+	// type when empty), with IDs below q.Before when it is non-zero, q.Limit
+	// at most.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 
 	// Close releases the store's resources. Calls after Close fail.
@@ -306,6 +321,13 @@ type DefaultsRequest struct {
 	Audit         AuditEntry
 }
 
+// TemplateRequest asks a store to save or delete a template.
+type TemplateRequest struct {
+	Template      Template
+	ExpectVersion int64
+	Audit         AuditEntry
+}
+
 // UsageRow is one recorded usage as a store keeps it.
 type UsageRow struct {
 	ID           string
@@ -402,15 +424,15 @@ type BreakdownQuery struct {
 
 // AccountsQuery selects a page of accounts.
 type AccountsQuery struct {
-	Search string
-	After  string
-	Limit  int
-	Now    time.Time
+	After string
+	Limit int
+	Now   time.Time
 }
 
 // AuditQuery selects a page of the audit log.
 type AuditQuery struct {
 	UserID string
+	Type   AuditType // empty: every type
 	Before int64
 	Limit  int
 }

@@ -1,14 +1,13 @@
 // Package sqlcodec holds what the SQL stores (store/sqlite, store/postgres)
 // encode alike: times as Unix nanoseconds, UTC day numbers for the daily
-// rollups, settings snapshots in the audit log as JSON, LIKE patterns, and
-// the decoding of settings and audit rows, whose columns both stores keep
-// in the same order. Statements and driver errors stay in each store.
+// rollups, settings snapshots in the audit log as JSON, and the decoding of
+// settings, audit and template rows, whose columns both stores keep in the
+// same order. Statements and driver errors stay in each store.
 package sqlcodec
 
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/llmbudget/budget"
@@ -82,12 +81,6 @@ func ParseSettings(b []byte) (*budget.Settings, error) {
 	return &s, nil
 }
 
-// Contains returns a LIKE pattern, with \ as its escape character, that
-// matches strings containing s.
-func Contains(s string) string {
-	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
-}
-
 // Scanner is a row of either driver: *sql.Row, *sql.Rows, pgx.Row and
 // pgx.Rows all scan alike. Both drivers scan NULL into a pointer
 // destination as nil, and SQLite's 0 and 1 into a bool.
@@ -130,7 +123,7 @@ func ScanSettings(row Scanner, extra ...any) (budget.Settings, error) {
 
 // AuditCols are the columns ScanAudit reads, in order.
 const AuditCols = `id, user_id, type, actor, actor_admin, reason, previous_limit, new_limit, previous_spent,
-	period_start, period_end, before, after, at`
+	period_start, period_end, before, after, bulk_id, template, at`
 
 // ScanAudit scans a row of AuditCols.
 func ScanAudit(row Scanner) (budget.AuditEntry, error) {
@@ -142,7 +135,7 @@ func ScanAudit(row Scanner) (budget.AuditEntry, error) {
 		before, after           []byte
 		at                      int64
 	)
-	if err := row.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &e.ActorAdmin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &at); err != nil {
+	if err := row.Scan(&e.ID, &e.UserID, &typ, &e.Actor, &e.ActorAdmin, &e.Reason, &prevLimit, &newLim, &prev, &ps, &pe, &before, &after, &e.BulkID, &e.Template, &at); err != nil {
 		return budget.AuditEntry{}, err
 	}
 	e.Type = budget.AuditType(typ)
@@ -156,6 +149,30 @@ func ScanAudit(row Scanner) (budget.AuditEntry, error) {
 		return budget.AuditEntry{}, fmt.Errorf("budget: corrupt audit entry %d in the store: %w", e.ID, err)
 	}
 	return e, nil
+}
+
+// TemplateCols are the columns ScanTemplate reads, in order: the plan is
+// JSON, as PlanJSON writes it.
+const TemplateCols = `name, plan, version, updated_at`
+
+// PlanJSON encodes a plan of the defaults or of a template.
+func PlanJSON(p budget.Plan) ([]byte, error) { return json.Marshal(p) }
+
+// ScanTemplate scans a row of TemplateCols.
+func ScanTemplate(row Scanner) (budget.Template, error) {
+	var (
+		t    budget.Template
+		plan []byte
+		at   int64
+	)
+	if err := row.Scan(&t.Name, &plan, &t.Version, &at); err != nil {
+		return budget.Template{}, err
+	}
+	if err := json.Unmarshal(plan, &t.Plan); err != nil {
+		return budget.Template{}, fmt.Errorf("budget: corrupt template %q in the store: %w", t.Name, err)
+	}
+	t.UpdatedAt = FromUnix(at)
+	return t, nil
 }
 
 // Rows is a result set of either driver.

@@ -66,12 +66,6 @@ func TestSettingsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestContains(t *testing.T) {
-	if got := Contains(`a%b_c\d`); got != `%a\%b\_c\\d%` {
-		t.Errorf("Contains = %q", got)
-	}
-}
-
 // row is a Scanner over fixed column values, assigned as the drivers would.
 type row []any
 
@@ -132,19 +126,41 @@ func TestScanAudit(t *testing.T) {
 	}
 	start := int64(3e9)
 	cols := row{int64(9), "u", string(budget.AuditManualReset), "admin", true, "why", int64(10e9), int64(20e9), int64(5e9),
-		&start, (*int64)(nil), []byte(nil), after, int64(4e9)}
+		&start, (*int64)(nil), []byte(nil), after, "b-1", "intern", int64(4e9)}
 	e, err := ScanAudit(cols)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.ID != 9 || e.Type != budget.AuditManualReset || !e.ActorAdmin || !e.NewLimit.Equal(decimal.NewFromInt(20)) ||
 		!e.PreviousSpent.Equal(decimal.NewFromInt(5)) || !e.PeriodStart.Equal(time.Unix(3, 0)) || !e.PeriodEnd.IsZero() ||
-		e.Before != nil || e.After == nil || e.After.Version != 2 || !e.At.Equal(time.Unix(4, 0)) {
+		e.Before != nil || e.After == nil || e.After.Version != 2 || e.BulkID != "b-1" || e.Template != "intern" || !e.At.Equal(time.Unix(4, 0)) {
 		t.Errorf("scanned %+v", e)
 	}
 	cols[12] = []byte("{")
 	if _, err := ScanAudit(cols); err == nil {
 		t.Error("corrupt settings snapshot accepted")
+	}
+}
+
+func TestScanTemplate(t *testing.T) {
+	p := budget.DefaultUserPlan()
+	p.Limit = decimal.RequireFromString("5.5")
+	p.CanModify = true
+	plan, err := PlanJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := row{"intern", plan, int64(3), int64(7e9)}
+	tm, err := ScanTemplate(cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm.Name != "intern" || !tm.Plan.Limit.Equal(p.Limit) || !tm.CanModify || tm.Period != p.Period || tm.Version != 3 || !tm.UpdatedAt.Equal(time.Unix(7, 0)) {
+		t.Errorf("scanned %+v", tm)
+	}
+	cols[1] = []byte("[")
+	if _, err := ScanTemplate(cols); err == nil {
+		t.Error("corrupt plan accepted")
 	}
 }
 

@@ -28,15 +28,16 @@ type Store struct {
 	users  sync.Map // user ID → *user
 	closed atomic.Bool
 
-	// mu guards the defaults, the global audit log, which only settings
-	// changes, resets and rollovers append to, and the user ID index,
-	// which only new users change.
-	mu       sync.Mutex
-	defaults *budget.Defaults
-	audit    []budget.AuditEntry
-	auditSeq int64
-	userIDs  []string // sorted unless unsorted is set
-	unsorted bool
+	// mu guards the defaults, the templates, the global audit log, which
+	// only settings, defaults and template changes, resets and rollovers
+	// append to, and the user ID index, which only new users change.
+	mu        sync.Mutex
+	defaults  *budget.Defaults
+	templates map[string]budget.Template
+	audit     []budget.AuditEntry
+	auditSeq  int64
+	userIDs   []string // sorted unless unsorted is set
+	unsorted  bool
 }
 
 var _ budget.Store = (*Store)(nil)
@@ -277,16 +278,23 @@ func (u *user) expire(now time.Time) {
 }
 
 // appendAudit appends e to the user's and the global log, giving it an ID.
+// The caller holds u's lock.
 func (s *Store) appendAudit(u *user, e budget.AuditEntry) budget.AuditEntry {
 	s.mu.Lock()
+	e = s.appendGlobal(e)
+	s.mu.Unlock()
+	u.audit = append(u.audit, e)
+	return e
+}
+
+// appendGlobal appends e, an entry of no user, to the global log, giving it
+// an ID. The caller holds s.mu, so that the change e records and its entry
+// are one step.
+func (s *Store) appendGlobal(e budget.AuditEntry) budget.AuditEntry {
 	s.auditSeq++
 	e.ID = s.auditSeq
 	e = e.Clone()
 	s.audit = append(s.audit, e)
-	s.mu.Unlock()
-	if u != nil {
-		u.audit = append(u.audit, e)
-	}
 	return e
 }
 
@@ -559,8 +567,62 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 	}
 	d := req.Defaults
 	s.defaults = &d
+	s.appendGlobal(req.Audit)
 	s.mu.Unlock()
-	s.appendAudit(nil, req.Audit)
+	return nil
+}
+
+// Templates implements budget.Store.
+func (s *Store) Templates(ctx context.Context) ([]budget.Template, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	var out []budget.Template
+	for _, t := range s.templates {
+		out = append(out, t)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b budget.Template) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// SaveTemplate implements budget.Store.
+func (s *Store) SaveTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := req.Template.Name
+	if v := s.templates[name].Version; v != req.ExpectVersion {
+		return fmt.Errorf("%w: template %q is at version %d, not %d", budget.ErrConflict, name, v, req.ExpectVersion)
+	}
+	if s.templates == nil {
+		s.templates = map[string]budget.Template{}
+	}
+	s.templates[name] = req.Template
+	s.appendGlobal(req.Audit)
+	return nil
+}
+
+// DeleteTemplate implements budget.Store.
+func (s *Store) DeleteTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := req.Template.Name
+	t, ok := s.templates[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: no template %q", budget.ErrNotFound, name)
+	case t.Version != req.ExpectVersion:
+		return fmt.Errorf("%w: template %q is at version %d, not %d", budget.ErrConflict, name, t.Version, req.ExpectVersion)
+	}
+	delete(s.templates, name)
+	s.appendGlobal(req.Audit)
 	return nil
 }
 
@@ -656,7 +718,6 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	search := strings.ToLower(q.Search)
 	var ids []string
 	s.mu.Lock()
 	if s.unsorted {
@@ -665,7 +726,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	}
 	i, _ := slices.BinarySearch(s.userIDs, q.After)
 	for ; i < len(s.userIDs) && (q.Limit <= 0 || len(ids) < q.Limit); i++ {
-		if id := s.userIDs[i]; id > q.After && strings.Contains(strings.ToLower(id), search) {
+		if id := s.userIDs[i]; id > q.After {
 			ids = append(ids, id)
 		}
 	}
@@ -705,7 +766,7 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	var out []budget.AuditEntry
 	before := q.BeforeID()
 	for i := len(log) - 1; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
-		if log[i].ID < before {
+		if log[i].ID < before && (q.Type == "" || log[i].Type == q.Type) {
 			out = append(out, log[i].Clone())
 		}
 	}

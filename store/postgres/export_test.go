@@ -1,6 +1,10 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
 
 // Test-only hooks into the store's internals, for the fault tests.
 
@@ -41,3 +45,9 @@ func Pending(s *Store) int {
 
 // MaxFlushers is how many batches a store sends at once.
 const MaxFlushers = maxFlushers
+
+// MigrateTo creates or migrates schema up to version v, as Open does up to
+// SchemaVersion: a test builds an older schema with it.
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, v int) error {
+	return migrate(ctx, pool, schema, v)
+}

@@ -24,8 +24,10 @@
 // trip to the client. Those statements, from concurrent calls for
 // different users, share commits (see group.go).
 //
-// Nothing is ever deleted unless you call Prune, which removes old usage
-// rows outside every user's current window and keeps the daily rollups.
+// No usage is ever deleted unless you call Prune, which removes old usage
+// rows outside every user's current window and keeps the daily rollups;
+// the audit log is never deleted (DeleteTemplate deletes a template, and
+// audits it).
 //
 // The tables live in their own schema (Options.Schema, "budget" by
 // default), created and migrated by Open and New under an advisory lock, so
@@ -56,13 +58,17 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-//go:embed schema.sql
-var schemaV1 string
+var (
+	//go:embed schema.sql
+	schemaV1 string
+	//go:embed migrate_v2.sql
+	migrateV2 string
+)
 
 // migrations[i] moves a schema from version i to i+1. They only ever run
 // forward; a schema at a higher version than len(migrations) was written by
 // a newer library and is refused.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, migrateV2}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)
@@ -161,7 +167,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	case retries < 0:
 		retries = 0
 	}
-	if err := migrate(ctx, pool, schema); err != nil {
+	if err := migrate(ctx, pool, schema, len(migrations)); err != nil {
 		return nil, fmt.Errorf("budget/postgres: migrating schema %q: %w", schema, interpret(err))
 	}
 	return &Store{pool: pool, schema: schema, q: newQueries(pgx.Identifier{schema}.Sanitize()), retries: retries}, nil
@@ -174,12 +180,12 @@ func lockKey(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// migrate brings the schema up to date in one transaction, holding an
-// advisory lock for the schema, so that instances starting at once migrate
-// it exactly once; the others wait, then find it current. It creates
-// nothing when the schema is current, so a role that may only use the
-// schema can open it.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+// migrate brings the schema up to version target (len(migrations) but in
+// tests) in one transaction, holding an advisory lock for the schema, so
+// that instances starting at once migrate it exactly once; the others wait,
+// then find it current. It creates nothing when the schema is current, so a
+// role that may only use the schema can open it.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, target int) error {
 	qs := pgx.Identifier{schema}.Sanitize()
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema)); err != nil {
@@ -199,7 +205,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		switch {
 		case v > len(migrations):
 			return fmt.Errorf("%w: schema %q is at version %d, this library knows up to %d", ErrNewerSchema, schema, v, len(migrations))
-		case v == len(migrations):
+		case v >= target:
 			return nil
 		}
 		if !hasSchema {
@@ -214,7 +220,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+qs); err != nil {
 			return err
 		}
-		for ; v < len(migrations); v++ {
+		for ; v < target; v++ {
 			// No arguments: the simple protocol, which runs a script.
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
@@ -930,7 +936,8 @@ func (s *Store) writeAudit(t *txn, e budget.AuditEntry, id *int64) error {
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return err
 	}
-	args := []any{e.UserID, string(e.Type), e.Actor, e.ActorAdmin, e.Reason, money[0], money[1], money[2], ps, pe, before, after, at}
+	args := []any{e.UserID, string(e.Type), e.Actor, e.ActorAdmin, e.Reason, money[0], money[1], money[2], ps, pe, before, after,
+		e.BulkID, e.Template, at}
 	if id == nil {
 		t.write(s.q.insertAudit, args...)
 		return nil
@@ -959,8 +966,18 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 		l := int64(q.Limit)
 		limit = &l
 	}
-	sql, args := s.q.auditUser, []any{q.UserID, before, limit}
-	if q.UserID == "" {
+	var (
+		sql  string
+		args []any
+	)
+	switch {
+	case q.UserID != "" && q.Type != "":
+		sql, args = s.q.auditUserType, []any{q.UserID, string(q.Type), before, limit}
+	case q.UserID != "":
+		sql, args = s.q.auditUser, []any{q.UserID, before, limit}
+	case q.Type != "":
+		sql, args = s.q.auditType, []any{string(q.Type), before, limit}
+	default:
 		sql, args = s.q.auditAll, []any{before, limit}
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
@@ -1005,7 +1022,7 @@ func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
 // UpdateDefaults implements budget.Store. It locks the defaults row, so
 // concurrent updates with the same expected version make one change.
 func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) error {
-	plan, err := json.Marshal(req.Defaults.Plan)
+	plan, err := sqlcodec.PlanJSON(req.Defaults.Plan)
 	if err != nil {
 		return err
 	}
@@ -1022,6 +1039,83 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 			return fmt.Errorf("%w: defaults are at version %d, not %d", budget.ErrConflict, version, req.ExpectVersion)
 		}
 		t.write(s.q.saveDefaults, json.RawMessage(plan), req.Defaults.Version, at)
+		return s.writeAudit(t, req.Audit, nil)
+	}))
+}
+
+// Templates implements budget.Store.
+func (s *Store) Templates(ctx context.Context) ([]budget.Template, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.q.templates)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	var out []budget.Template
+	for rows.Next() {
+		t, err := sqlcodec.ScanTemplate(rows)
+		if err != nil {
+			return nil, interpret(err)
+		}
+		out = append(out, t)
+	}
+	return out, interpret(rows.Err())
+}
+
+// SaveTemplate implements budget.Store. The insert (when no template is
+// expected) or update (of the expected version only) is one conditional
+// statement, so of concurrent saves expecting one version, one succeeds
+// and the others find a conflict.
+func (s *Store) SaveTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	plan, err := sqlcodec.PlanJSON(req.Template.Plan)
+	if err != nil {
+		return err
+	}
+	at, err := unix(req.Template.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	name := req.Template.Name
+	return interpret(s.transact(ctx, func(t *txn) error {
+		var n int64
+		if req.ExpectVersion == 0 {
+			if err := t.row(s.q.createTemplate, []any{name, json.RawMessage(plan), req.Template.Version, at}, &n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: template %q exists", budget.ErrConflict, name)
+			}
+		} else {
+			if err := t.row(s.q.updateTemplate, []any{name, json.RawMessage(plan), req.Template.Version, at, req.ExpectVersion}, &n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: template %q is not at version %d", budget.ErrConflict, name, req.ExpectVersion)
+			}
+		}
+		return s.writeAudit(t, req.Audit, nil)
+	}))
+}
+
+// DeleteTemplate implements budget.Store.
+func (s *Store) DeleteTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	name := req.Template.Name
+	return interpret(s.transact(ctx, func(t *txn) error {
+		var (
+			n      int64
+			exists bool
+		)
+		if err := t.row(s.q.deleteTemplate, []any{name, req.ExpectVersion}, &n, &exists); err != nil {
+			return err
+		}
+		switch {
+		case n == 0 && !exists:
+			return fmt.Errorf("%w: no template %q", budget.ErrNotFound, name)
+		case n == 0:
+			return fmt.Errorf("%w: template %q is not at version %d", budget.ErrConflict, name, req.ExpectVersion)
+		}
 		return s.writeAudit(t, req.Audit, nil)
 	}))
 }
@@ -1096,8 +1190,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 		l := int64(q.Limit)
 		limit = &l
 	}
-	pattern := sqlcodec.Contains(q.Search)
-	rows, err := s.pool.Query(ctx, s.q.accounts, q.After, pattern, limit, q.Now.UnixNano())
+	rows, err := s.pool.Query(ctx, s.q.accounts, q.After, limit, q.Now.UnixNano())
 	if err != nil {
 		return nil, interpret(err)
 	}

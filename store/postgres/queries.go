@@ -17,7 +17,9 @@ type queries struct {
 	insertAudit                                       string
 	defaults, lockDefaults, saveDefaults              string
 	history, breakdown, accounts                      string
-	auditUser, auditAll                               string
+	auditUser, auditUserType, auditType, auditAll     string
+	templates, createTemplate, updateTemplate         string
+	deleteTemplate                                    string
 	pruneUsers, pruneHolds                            string
 
 	// The fast path's statements (fast.go).
@@ -105,8 +107,8 @@ func newQueries(q string) queries {
 			output_tokens = d.output_tokens + excluded.output_tokens`),
 
 		insertAudit: r.Replace(`INSERT INTO {s}.audit (user_id, type, actor, actor_admin, reason, previous_limit, new_limit,
-			previous_spent, period_start, period_end, before, after, at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+			previous_spent, period_start, period_end, before, after, bulk_id, template, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`),
 
 		defaults:     r.Replace(`SELECT plan, version, updated_at FROM {s}.defaults WHERE one = 1`),
 		lockDefaults: r.Replace(`SELECT version FROM {s}.defaults WHERE one = 1 FOR UPDATE`),
@@ -127,12 +129,33 @@ func newQueries(q string) queries {
 			) x GROUP BY provider, model`),
 		// accounts recounts the live holds only of users with one expired.
 		accounts: r.Replace(`SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent,
-				CASE WHEN next_expiry <= $4 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
-					WHERE h.user_id = u.user_id AND h.counted AND h.expires > $4) ELSE held END
-			FROM {s}.users u WHERE user_id > $1 AND user_id ILIKE $2 ESCAPE '\' ORDER BY user_id LIMIT $3`),
+				CASE WHEN next_expiry <= $3 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
+					WHERE h.user_id = u.user_id AND h.counted AND h.expires > $3) ELSE held END
+			FROM {s}.users u WHERE user_id > $1 ORDER BY user_id LIMIT $2`),
 
 		auditUser: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
+		auditUserType: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE user_id = $1 AND type = $2 AND id < $3
+			ORDER BY id DESC LIMIT $4`),
+		auditType: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE type = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
 		auditAll:  r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE id < $1 ORDER BY id DESC LIMIT $2`),
+
+		templates: r.Replace(`SELECT ` + sqlcodec.TemplateCols + ` FROM {s}.templates ORDER BY name`),
+		// createTemplate inserts template $1 unless one of that name
+		// exists (waiting for a concurrent insert to commit or roll back),
+		// and returns how many rows it inserted.
+		createTemplate: r.Replace(`WITH i AS (INSERT INTO {s}.templates (name, plan, version, updated_at)
+				VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING 1)
+			SELECT COUNT(*) FROM i`),
+		// updateTemplate rewrites template $1 only at version $5, and
+		// returns how many rows it updated.
+		updateTemplate: r.Replace(`WITH u AS (UPDATE {s}.templates SET plan = $2, version = $3, updated_at = $4
+				WHERE name = $1 AND version = $5 RETURNING 1)
+			SELECT COUNT(*) FROM u`),
+		// deleteTemplate deletes template $1 only at version $2, and
+		// returns how many rows it deleted and whether the template
+		// existed when the statement began.
+		deleteTemplate: r.Replace(`WITH d AS (DELETE FROM {s}.templates WHERE name = $1 AND version = $2 RETURNING 1)
+			SELECT (SELECT COUNT(*) FROM d), EXISTS (SELECT 1 FROM {s}.templates WHERE name = $1)`),
 
 		// pruneUsers locks a page of users, in ID order after $1, and
 		// deletes their usage before both the cut-off $2 and the start of

@@ -39,13 +39,17 @@ import (
 	sqlite3lib "modernc.org/sqlite/lib"
 )
 
-//go:embed schema.sql
-var schemaV1 string
+var (
+	//go:embed schema.sql
+	schemaV1 string
+	//go:embed migrate_v2.sql
+	migrateV2 string
+)
 
 // migrations[i] moves a database from schema version i to i+1. They only
 // ever run forward; a database at a higher version than len(migrations) was
 // written by a newer library and is refused.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, migrateV2}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)
@@ -861,7 +865,7 @@ func (s *Store) insertAudit(tx *sql.Tx, e budget.AuditEntry) error {
 		return err
 	}
 	_, err := tx.Stmt(s.st.insertAudit).Exec(e.UserID, string(e.Type), e.Actor, b2i(e.ActorAdmin), e.Reason,
-		money[0], money[1], money[2], ps, pe, before, after, at)
+		money[0], money[1], money[2], ps, pe, before, after, e.BulkID, e.Template, at)
 	return err
 }
 
@@ -880,9 +884,18 @@ func (s *Store) Audit(ctx context.Context, q budget.AuditQuery) ([]budget.AuditE
 	if limit <= 0 {
 		limit = -1
 	}
-	stmt := s.st.auditUser
-	args := []any{q.UserID, before, limit}
-	if q.UserID == "" {
+	var (
+		stmt *sql.Stmt
+		args []any
+	)
+	switch {
+	case q.UserID != "" && q.Type != "":
+		stmt, args = s.st.auditUserType, []any{q.UserID, string(q.Type), before, limit}
+	case q.UserID != "":
+		stmt, args = s.st.auditUser, []any{q.UserID, before, limit}
+	case q.Type != "":
+		stmt, args = s.st.auditType, []any{string(q.Type), before, limit}
+	default:
 		stmt, args = s.st.auditAll, []any{before, limit}
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
@@ -927,7 +940,7 @@ func (s *Store) Defaults(ctx context.Context) (budget.Defaults, error) {
 
 // UpdateDefaults implements budget.Store.
 func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) error {
-	plan, err := json.Marshal(req.Defaults.Plan)
+	plan, err := sqlcodec.PlanJSON(req.Defaults.Plan)
 	if err != nil {
 		return err
 	}
@@ -945,6 +958,84 @@ func (s *Store) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest) 
 			return fmt.Errorf("%w: defaults are at version %d, not %d", budget.ErrConflict, version, req.ExpectVersion)
 		}
 		if _, err := tx.Stmt(s.st.saveDefaults).Exec(string(plan), req.Defaults.Version, at); err != nil {
+			return err
+		}
+		return s.insertAudit(tx, req.Audit)
+	}))
+}
+
+// Templates implements budget.Store.
+func (s *Store) Templates(ctx context.Context) ([]budget.Template, error) {
+	if err := s.reading(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.st.templates.QueryContext(ctx)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	var out []budget.Template
+	for rows.Next() {
+		t, err := sqlcodec.ScanTemplate(rows)
+		if err != nil {
+			return nil, interpret(err)
+		}
+		out = append(out, t)
+	}
+	return out, interpret(rows.Err())
+}
+
+// templateVersion returns the stored version of the template name, 0 for
+// none.
+func (s *Store) templateVersion(tx *sql.Tx, name string) (int64, error) {
+	var v int64
+	err := tx.Stmt(s.st.templateVersion).QueryRow(name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// SaveTemplate implements budget.Store.
+func (s *Store) SaveTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	plan, err := sqlcodec.PlanJSON(req.Template.Plan)
+	if err != nil {
+		return err
+	}
+	at, err := unix(req.Template.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	name := req.Template.Name
+	return interpret(s.write(ctx, func(tx *sql.Tx) error {
+		v, err := s.templateVersion(tx, name)
+		if err != nil {
+			return err
+		}
+		if v != req.ExpectVersion {
+			return fmt.Errorf("%w: template %q is at version %d, not %d", budget.ErrConflict, name, v, req.ExpectVersion)
+		}
+		if _, err := tx.Stmt(s.st.saveTemplate).Exec(name, string(plan), req.Template.Version, at); err != nil {
+			return err
+		}
+		return s.insertAudit(tx, req.Audit)
+	}))
+}
+
+// DeleteTemplate implements budget.Store.
+func (s *Store) DeleteTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	name := req.Template.Name
+	return interpret(s.write(ctx, func(tx *sql.Tx) error {
+		v, err := s.templateVersion(tx, name)
+		switch {
+		case err != nil:
+			return err
+		case v == 0:
+			return fmt.Errorf("%w: no template %q", budget.ErrNotFound, name)
+		case v != req.ExpectVersion:
+			return fmt.Errorf("%w: template %q is at version %d, not %d", budget.ErrConflict, name, v, req.ExpectVersion)
+		}
+		if _, err := tx.Stmt(s.st.deleteTemplate).Exec(name); err != nil {
 			return err
 		}
 		return s.insertAudit(tx, req.Audit)
@@ -1049,8 +1140,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	if limit <= 0 {
 		limit = -1
 	}
-	pattern := sqlcodec.Contains(q.Search)
-	rows, err := s.st.accounts.QueryContext(ctx, q.After, pattern, limit)
+	rows, err := s.st.accounts.QueryContext(ctx, q.After, limit)
 	if err != nil {
 		return nil, interpret(err)
 	}

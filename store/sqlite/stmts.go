@@ -18,10 +18,12 @@ type stmts struct {
 	sumExpired, expire, nextExpiry                     *sql.Stmt
 	insertHold, hold, closeHold, insertUsage, rollup   *sql.Stmt
 	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
+	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release                     *sql.Stmt
 	// readers
 	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
-	accounts, liveHeld, auditUser, auditAll, defaults           *sql.Stmt
+	accounts, liveHeld, defaults, templates                     *sql.Stmt
+	auditUser, auditUserType, auditType, auditAll               *sql.Stmt
 	all                                                         []*sql.Stmt
 }
 
@@ -56,7 +58,8 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 			requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens,
 			output_tokens = output_tokens + excluded.output_tokens`},
 		{w, &s.insertAudit, `INSERT INTO audit (user_id, type, actor, actor_admin, reason, previous_limit, new_limit,
-			previous_spent, period_start, period_end, before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			previous_spent, period_start, period_end, before, after, bulk_id, template, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{w, &s.lastID, `SELECT last_insert_rowid()`},
 		{w, &s.savepoint, `SAVEPOINT op`},
 		{w, &s.rollbackTo, `ROLLBACK TO op`},
@@ -64,6 +67,10 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.defaultsVersion, `SELECT version FROM defaults WHERE one = 1`},
 		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
+		{w, &s.templateVersion, `SELECT version FROM templates WHERE name = ?`},
+		{w, &s.saveTemplate, `INSERT INTO templates (name, plan, version, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
+		{w, &s.deleteTemplate, `DELETE FROM templates WHERE name = ?`},
 
 		{r, &s.settingsR, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
 		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
@@ -74,11 +81,15 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{r, &s.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
 			FROM usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
 		{r, &s.accounts, `SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
-			WHERE user_id > ? AND user_id LIKE ? ESCAPE '\' ORDER BY user_id LIMIT ?`},
+			WHERE user_id > ? ORDER BY user_id LIMIT ?`},
 		{r, &s.liveHeld, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires > ?`},
 		{r, &s.auditUser, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`},
+		{r, &s.auditUserType, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE user_id = ? AND type = ? AND id < ?
+			ORDER BY id DESC LIMIT ?`},
+		{r, &s.auditType, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE type = ? AND id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.auditAll, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.defaults, `SELECT plan, version, updated_at FROM defaults WHERE one = 1`},
+		{r, &s.templates, `SELECT ` + sqlcodec.TemplateCols + ` FROM templates ORDER BY name`},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.sql)
 		if err != nil {

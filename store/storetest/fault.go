@@ -393,6 +393,29 @@ func (f *Faulty) UpdateDefaults(ctx context.Context, req budget.DefaultsRequest)
 	return err
 }
 
+// Templates implements budget.Store.
+func (f *Faulty) Templates(ctx context.Context) ([]budget.Template, error) {
+	return faultCall(f, ctx, Call{Method: "Templates"}, func(ctx context.Context) ([]budget.Template, error) {
+		return f.store.Templates(ctx)
+	}, nil)
+}
+
+// SaveTemplate implements budget.Store.
+func (f *Faulty) SaveTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	_, err := faultCall(f, ctx, Call{Method: "SaveTemplate"}, func(ctx context.Context) (none, error) {
+		return none{}, f.store.SaveTemplate(ctx, req)
+	}, nil)
+	return err
+}
+
+// DeleteTemplate implements budget.Store.
+func (f *Faulty) DeleteTemplate(ctx context.Context, req budget.TemplateRequest) error {
+	_, err := faultCall(f, ctx, Call{Method: "DeleteTemplate"}, func(ctx context.Context) (none, error) {
+		return none{}, f.store.DeleteTemplate(ctx, req)
+	}, nil)
+	return err
+}
+
 // History implements budget.Store.
 func (f *Faulty) History(ctx context.Context, q budget.HistoryQuery) (budget.HistoryPage, error) {
 	return faultCall(f, ctx, Call{Method: "History", UserID: q.UserID}, func(ctx context.Context) (budget.HistoryPage, error) {

@@ -308,7 +308,7 @@ func faultHoldsExpire(t *testing.T, s budget.Store, seed int64) {
 				_, err := x.m.UpdateSettings(ctx, admin, u, budget.SettingsUpdate{Limit: &lim})
 				check("update", err)
 				if rng.IntN(4) == 0 {
-					_, err := x.m.Reset(ctx, admin, u, "faults")
+					_, err := x.m.Reset(ctx, admin, u, budget.ResetOptions{Reason: "faults"})
 					check("reset", err)
 				}
 			default:
@@ -475,6 +475,23 @@ func faultWrapped(t *testing.T, s budget.Store, _ int64) {
 		return r
 	}
 	self := func(user string) budget.Principal { return budget.Principal{UserID: user} }
+	enrolled := func(m *budget.Manager, user string) any {
+		if _, err := m.Settings(ctx, user); err != nil {
+			t.Fatalf("setup settings: %v", err)
+		}
+		return nil
+	}
+	firstErr := func(r budget.BulkResult, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, u := range r.Results {
+			if u.Err != nil {
+				return u.Err
+			}
+		}
+		return nil
+	}
 	entries := []entry{
 		{"Reserve", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Reserve(ctx, u, amt("1")); return err }},
 		{"Settle", reserved, func(m *budget.Manager, u string, v any) error {
@@ -494,7 +511,10 @@ func faultWrapped(t *testing.T, s budget.Store, _ int64) {
 			_, err := m.UpdateSettings(ctx, admin, u, limit("7"))
 			return err
 		}},
-		{"Reset", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Reset(ctx, admin, u, "r"); return err }},
+		{"Reset", noSetup, func(m *budget.Manager, u string, _ any) error {
+			_, err := m.Reset(ctx, admin, u, budget.ResetOptions{Reason: "r"})
+			return err
+		}},
 		{"Defaults", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Defaults(ctx); return err }},
 		{"UpdateDefaults", noSetup, func(m *budget.Manager, u string, _ any) error {
 			_, err := m.UpdateDefaults(ctx, admin, limit("31"))
@@ -512,7 +532,36 @@ func faultWrapped(t *testing.T, s budget.Store, _ int64) {
 			_, err := m.ListUsers(ctx, admin, budget.UserQuery{Search: u})
 			return err
 		}},
-		{"AuditLog", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.AuditLog(ctx, admin, u, "", 0); return err }},
+		{"AuditLog", noSetup, func(m *budget.Manager, u string, _ any) error {
+			_, err := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: u})
+			return err
+		}},
+		// The template entry points name a template after the user, or
+		// use "shared", saved once below.
+		{"Templates", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Templates(ctx, admin); return err }},
+		{"Template", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Template(ctx, admin, "shared"); return err }},
+		{"SaveTemplate", noSetup, func(m *budget.Manager, u string, _ any) error {
+			_, err := m.SaveTemplate(ctx, admin, u, limit("5"))
+			return err
+		}},
+		{"DeleteTemplate", func(m *budget.Manager, u string) any {
+			if _, err := m.SaveTemplate(ctx, admin, u, limit("5")); err != nil {
+				t.Fatalf("setup save template: %v", err)
+			}
+			return nil
+		}, func(m *budget.Manager, u string, _ any) error { return m.DeleteTemplate(ctx, admin, u, 0) }},
+		// A bulk change reports a store failure for one user in that
+		// user's result: it must be wrapped there too.
+		{"BulkUpdate", enrolled, func(m *budget.Manager, u string, _ any) error {
+			return firstErr(m.BulkUpdate(ctx, admin, budget.Selection{UserIDs: []string{u}}, limit("9")))
+		}},
+		{"ApplyTemplate", enrolled, func(m *budget.Manager, u string, _ any) error {
+			return firstErr(m.ApplyTemplate(ctx, admin, "shared", budget.Selection{UserIDs: []string{u}}))
+		}},
+		{"Access", noSetup, func(m *budget.Manager, u string, _ any) error { _, err := m.Access(ctx, admin); return err }},
+	}
+	if _, err := budget.NewManager(f, budget.Options{Now: clock.Now}).SaveTemplate(ctx, admin, "shared", limit("6")); err != nil {
+		t.Fatal(err)
 	}
 	// run runs one entry point for a new user on a new Manager, with rule,
 	// and returns its error and the store calls it made.

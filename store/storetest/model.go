@@ -961,7 +961,7 @@ func (r *seqRun) doRecord(op mop, now time.Time) (bool, error) {
 
 func (r *seqRun) doReset(op mop, now time.Time) (bool, error) {
 	reason := fmt.Sprint("model reset #", op.idx)
-	e, err := r.mgr.Reset(ctx, modelRoot, op.user, reason)
+	e, err := r.mgr.Reset(ctx, modelRoot, op.user, budget.ResetOptions{Reason: reason})
 	u := r.ref.user(op.user, now)
 	f := r.effective(op.fault)
 	want := r.expectFault(f)
@@ -1120,6 +1120,12 @@ func (r *seqRun) doDefaults(op mop, now time.Time) error {
 		base = *m.defaults
 	}
 	next := m.applyDefaults(base, op.upd)
+	if refSamePlan(next, base) { // a change to nothing writes nothing
+		if !refSamePlan(d.Plan, base) || d.Version != m.defVer {
+			return fmt.Errorf("unchanged defaults %+v version %d, model says %+v version %d", d.Plan, d.Version, base, m.defVer)
+		}
+		return nil
+	}
 	m.defaults = &next
 	m.defVer++
 	m.appendAudit(nil, refAudit{typ: budget.AuditDefaults, actor: modelRoot.UserID, prevLimit: base.Limit, newLimit: next.Limit, at: now})
@@ -1208,7 +1214,7 @@ func (r *seqRun) checkUser(id string) error {
 	r.seenRows[id] = n
 	n = len(u.audit)
 	k = max(1, min(n-r.seenAudit[id]+1, n, budget.MaxPageSize))
-	ap, err := r.mgr.AuditLog(ctx, modelRoot, id, "", k)
+	ap, err := r.mgr.AuditLog(ctx, modelRoot, budget.AuditLogQuery{UserID: id, Limit: k})
 	if err != nil {
 		return fmt.Errorf("audit of %s: %v", id, err)
 	}
@@ -1316,7 +1322,7 @@ func (r *seqRun) auditAll(user string) []budget.AuditEntry {
 	var out []budget.AuditEntry
 	cursor := ""
 	for {
-		p, err := r.mgr.AuditLog(ctx, modelRoot, user, cursor, budget.MaxPageSize)
+		p, err := r.mgr.AuditLog(ctx, modelRoot, budget.AuditLogQuery{UserID: user, Cursor: cursor, Limit: budget.MaxPageSize})
 		if err != nil {
 			return out
 		}

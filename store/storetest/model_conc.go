@@ -282,7 +282,7 @@ func (w *concWorker) step(c *Clock, round int) {
 		}
 	case k < 17:
 		if w.rng.IntN(4) == 0 {
-			if _, err := w.mgr.Reset(ctx, modelRoot, user, "concurrent"); err != nil {
+			if _, err := w.mgr.Reset(ctx, modelRoot, user, budget.ResetOptions{Reason: "concurrent"}); err != nil {
 				w.fail("reset %s: %v", user, err)
 			}
 		} else {
@@ -471,7 +471,7 @@ func auditAllOf(m *budget.Manager, user string) ([]budget.AuditEntry, error) {
 	var out []budget.AuditEntry
 	cursor := ""
 	for {
-		p, err := m.AuditLog(ctx, modelRoot, user, cursor, budget.MaxPageSize)
+		p, err := m.AuditLog(ctx, modelRoot, budget.AuditLogQuery{UserID: user, Cursor: cursor, Limit: budget.MaxPageSize})
 		if err != nil {
 			return nil, fmt.Errorf("audit of %s: %v", user, err)
 		}

@@ -504,9 +504,11 @@ func (m *refModel) applyDefaults(p budget.Plan, r refUpdate) budget.Plan {
 	return m.applyPlan(p, r, time.Time{}, false)
 }
 
+// refSamePlan reports whether a and b are the same budget, as the Manager
+// decides whether an update changes anything: "" and "UTC" are one zone.
 func refSamePlan(a, b budget.Plan) bool {
 	return a.Limit.Equal(b.Limit) && a.Period == b.Period && a.CustomDays == b.CustomDays &&
-		a.CustomAnchor.Equal(b.CustomAnchor) && a.Timezone == b.Timezone && a.Enforce == b.Enforce &&
+		a.CustomAnchor.Equal(b.CustomAnchor) && cmp.Or(a.Timezone, "UTC") == cmp.Or(b.Timezone, "UTC") && a.Enforce == b.Enforce &&
 		a.Thresholds.Yellow.Equal(b.Thresholds.Yellow) && a.Thresholds.Orange.Equal(b.Thresholds.Orange) &&
 		a.Thresholds.Red.Equal(b.Thresholds.Red) && a.Permissions == b.Permissions
 }

@@ -12,11 +12,13 @@
 //	}
 //
 // Every case gets a fresh, empty store from newStore and runs in parallel
-// with the others. The cases drive the store through budget.Manager, with an
-// injected clock and no sleeps, and check the promises the library makes:
-// no overspend under concurrency, exact money, idempotent usage, periods and
-// rollovers, resets that keep history, alerts exactly once, permissions,
-// defaults, and the queries.
+// with the others. Most cases drive the store through budget.Manager, with
+// an injected clock and no sleeps, and check the promises the library
+// makes: no overspend under concurrency, exact money, idempotent usage,
+// periods and rollovers, resets that keep history, alerts exactly once,
+// permissions, defaults, and the queries. The cases of templates and of the
+// audit log's filters and bulk fields (templates.go, audit.go) call the
+// store directly, as the Store contract words them.
 package storetest
 
 import (
@@ -79,6 +81,11 @@ var cases = []struct {
 	{"Breakdown", testBreakdown},
 	{"ListUsers", testListUsers},
 	{"AuditLog", testAuditLog},
+	{"AuditFilter", testAuditFilter},
+	{"AuditBulkFields", testAuditBulkFields},
+	{"Templates", testTemplates},
+	{"TemplateOrder", testTemplateOrder},
+	{"TemplatesConcurrent", testTemplatesConcurrent},
 	{"ResultsAreCopies", testCopies},
 	{"Closed", testClosed},
 	{"LateResetAndUpdate", testLateResetAndUpdate},
@@ -201,7 +208,7 @@ func historyLen(t testing.TB, m *budget.Manager, user string) int {
 
 func auditOf(t testing.TB, m *budget.Manager, user string) []budget.AuditEntry {
 	t.Helper()
-	p, err := m.AuditLog(ctx, admin, user, "", budget.MaxPageSize)
+	p, err := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: user, Limit: budget.MaxPageSize})
 	if err != nil {
 		t.Fatalf("audit %s: %v", user, err)
 	}
@@ -698,12 +705,12 @@ func testManualReset(t *testing.T, s budget.Store) {
 	configure(t, m, "u", limit("10"))
 	record(t, m, "u", "a", "7")
 	// A user without "can reset" is refused, and nothing changes.
-	if _, err := m.Reset(ctx, budget.Principal{UserID: "u"}, "u", "mine"); !errors.Is(err, budget.ErrForbidden) {
+	if _, err := m.Reset(ctx, budget.Principal{UserID: "u"}, "u", budget.ResetOptions{Reason: "mine"}); !errors.Is(err, budget.ErrForbidden) {
 		t.Fatalf("reset without permission: %v, want ErrForbidden", err)
 	}
 	wantMoney(t, "spent after refused reset", status(t, m, "u").Spent, "7")
 	c.Advance(time.Hour)
-	e, err := m.Reset(ctx, admin, "u", "new billing cycle")
+	e, err := m.Reset(ctx, admin, "u", budget.ResetOptions{Reason: "new billing cycle"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -807,7 +814,7 @@ func testAlerts(t *testing.T, s budget.Store) {
 	// So does a reset. (A usage at the very instant of a reset counts in
 	// the new period, which starts at that instant, so move on first.)
 	c.Advance(time.Second)
-	if _, err := m.Reset(ctx, admin, "u", ""); err != nil {
+	if _, err := m.Reset(ctx, admin, "u", budget.ResetOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.Advance(time.Second)
@@ -876,6 +883,7 @@ func testPermissions(t *testing.T, s budget.Store) {
 	}{
 		{"limit without can-modify", user, limit("1000")},
 		{"enforcement without can-modify", user, budget.SettingsUpdate{Enforce: ptr(false)}},
+		{"thresholds without can-modify", user, budget.SettingsUpdate{Yellow: ptr(amt("50"))}},
 		{"admin notes", user, budget.SettingsUpdate{AdminNotes: ptr("vip")}},
 		{"own permissions", user, budget.SettingsUpdate{CanModify: ptr(true)}},
 		{"someone else's budget", budget.Principal{UserID: "v"}, budget.SettingsUpdate{Yellow: ptr(amt("50"))}},
@@ -886,17 +894,16 @@ func testPermissions(t *testing.T, s budget.Store) {
 		}
 		unchanged(c.name)
 	}
-	// Thresholds are the user's own while the budget is visible.
-	if _, err := m.UpdateSettings(ctx, user, "u", budget.SettingsUpdate{Yellow: ptr(amt("50"))}); err != nil {
-		t.Fatalf("user sets own threshold: %v", err)
-	}
-	wantAudits++
-	before, _ = m.Settings(ctx, "u")
-	// An admin grants can-modify; then the user changes their limit.
+	// An admin grants can-modify; then the user changes their limit and
+	// their alert thresholds.
 	configure(t, m, "u", budget.SettingsUpdate{CanModify: ptr(true)})
 	wantAudits++
 	if _, err := m.UpdateSettings(ctx, user, "u", limit("45")); err != nil {
 		t.Fatalf("user with can-modify sets limit: %v", err)
+	}
+	wantAudits++
+	if _, err := m.UpdateSettings(ctx, user, "u", budget.SettingsUpdate{Yellow: ptr(amt("50"))}); err != nil {
+		t.Fatalf("user with can-modify sets own threshold: %v", err)
 	}
 	wantAudits++
 	// A hidden budget: the user can change nothing, not even thresholds.
@@ -1211,7 +1218,7 @@ func testAuditLog(t *testing.T, s budget.Store) {
 	var limits []string
 	cursor := ""
 	for {
-		p, err := m.AuditLog(ctx, admin, "u", cursor, 3)
+		p, err := m.AuditLog(ctx, admin, budget.AuditLogQuery{UserID: "u", Cursor: cursor, Limit: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1228,14 +1235,14 @@ func testAuditLog(t *testing.T, s budget.Store) {
 	if got := fmt.Sprint(limits); got != "[16 15 14 13 12 11 10]" {
 		t.Errorf("u's audit limits %s, want newest first", got)
 	}
-	all, err := m.AuditLog(ctx, admin, "", "", 0)
+	all, err := m.AuditLog(ctx, admin, budget.AuditLogQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all.Entries) != 8 || all.Entries[0].UserID != "v" {
 		t.Errorf("whole log has %d entries, newest of %q; want 8, newest v's", len(all.Entries), all.Entries[0].UserID)
 	}
-	if _, err := m.AuditLog(ctx, budget.Principal{UserID: "u"}, "u", "", 0); !errors.Is(err, budget.ErrForbidden) {
+	if _, err := m.AuditLog(ctx, budget.Principal{UserID: "u"}, budget.AuditLogQuery{UserID: "u"}); !errors.Is(err, budget.ErrForbidden) {
 		t.Errorf("audit by a user: %v, want ErrForbidden", err)
 	}
 }
@@ -1270,6 +1277,13 @@ func testClosed(t *testing.T, s budget.Store) {
 	}
 	if _, err := m.Status(ctx, "new-user"); !errors.Is(err, budget.ErrClosed) {
 		t.Errorf("status on a closed store: %v, want ErrClosed", err)
+	}
+	if _, err := s.Templates(ctx); !errors.Is(err, budget.ErrClosed) {
+		t.Errorf("templates on a closed store: %v, want ErrClosed", err)
+	}
+	p := templatePlan("5")
+	if err := s.SaveTemplate(ctx, templateReq("t", &p, 1, 0, start)); !errors.Is(err, budget.ErrClosed) {
+		t.Errorf("save template on a closed store: %v, want ErrClosed", err)
 	}
 }
 
@@ -1325,7 +1339,7 @@ func testLateResetAndUpdate(t *testing.T, s budget.Store) {
 	record(t, a, "u", "", "4")
 	ahead.Set(day2.Add(time.Second))
 	record(t, a, "u", "", "1") // a moves the store to the new day
-	e, err := b.Reset(ctx, admin, "u", "late")
+	e, err := b.Reset(ctx, admin, "u", budget.ResetOptions{Reason: "late"})
 	if err != nil {
 		t.Fatalf("reset from a lagging clock: %v", err)
 	}
