@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -121,7 +122,7 @@ func (p Plan) validate(zones *zoneCache) error {
 		if p.CustomAnchor.IsZero() {
 			return &ValidationError{Field: "custom_period_anchor", Reason: "a custom period needs an anchor"}
 		}
-		if err := validAnchor(p.CustomAnchor); err != nil {
+		if err := ValidateAnchor(p.CustomAnchor); err != nil {
 			return err
 		}
 	} else if p.CustomDays != 0 {
@@ -140,10 +141,12 @@ const (
 	MaxAnchorYear = 2200
 )
 
-// validAnchor reports whether t can anchor a custom period.
-func validAnchor(t time.Time) error {
+// ValidateAnchor reports whether t can anchor a custom period: its year
+// in UTC is from MinAnchorYear to MaxAnchorYear. Layers that parse an
+// anchor call it, so that every layer states the one rule.
+func ValidateAnchor(t time.Time) error {
 	if y := t.UTC().Year(); y < MinAnchorYear || y > MaxAnchorYear {
-		return &ValidationError{Field: "custom_period_anchor", Reason: "must be between the years 1900 and 2200"}
+		return &ValidationError{Field: "custom_period_anchor", Reason: fmt.Sprintf("must be between the years %d and %d", MinAnchorYear, MaxAnchorYear)}
 	}
 	return nil
 }

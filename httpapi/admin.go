@@ -61,12 +61,9 @@ func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Princi
 	}
 	uq := budget.UserQuery{}
 	uq.Search, _ = q.get("q")
-	if l, _ := q.get("level"); l != "" {
-		level, err := budget.ParseLevel(l)
-		if err != nil {
-			return invalid("level", "must be green, yellow, orange or red")
-		}
-		uq.Level = &level
+	l, _ := q.get("level")
+	if uq.Level, err = level("level", l); err != nil {
+		return err
 	}
 	if uq.Limit, err = q.limit(); err != nil {
 		return err
@@ -88,16 +85,28 @@ func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Princi
 	return writeJSON(w, out)
 }
 
-// existing returns userID's settings and status if the user has settings,
-// and a 404 otherwise, without creating any.
-func (s *server) existing(ctx context.Context, p budget.Principal, userID string) (budget.UserStatus, error) {
+// lookup returns userID's settings, for an admin, if the user has
+// settings, and a 404 otherwise, without creating any.
+func (s *server) lookup(ctx context.Context, p budget.Principal, userID string) (budget.Settings, error) {
 	if err := budget.CanAdminister(p); err != nil {
-		return budget.UserStatus{}, err
+		return budget.Settings{}, err
 	}
 	set, err := s.m.Lookup(ctx, userID)
 	if errors.Is(err, budget.ErrNotFound) {
-		return budget.UserStatus{}, problem(http.StatusNotFound, ProblemNotFound, "user_id", "no user "+userID+" has settings")
+		return budget.Settings{}, noUser(userID)
 	}
+	return set, err
+}
+
+// noUser is the 404 for a user without settings.
+func noUser(userID string) *Problem {
+	return problem(http.StatusNotFound, ProblemNotFound, "user_id", "no user "+userID+" has settings")
+}
+
+// existing returns userID's settings and status if the user has settings,
+// and a 404 otherwise, without creating any.
+func (s *server) existing(ctx context.Context, p budget.Principal, userID string) (budget.UserStatus, error) {
+	set, err := s.lookup(ctx, p, userID)
 	if err != nil {
 		return budget.UserStatus{}, err
 	}
@@ -111,21 +120,27 @@ func (s *server) existing(ctx context.Context, p budget.Principal, userID string
 // POST /admin/reset/{user_id}
 func (s *server) postAdminReset(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
 	userID := r.PathValue("user_id")
-	if _, err := s.existing(r.Context(), p, userID); err != nil {
+	if _, err := s.lookup(r.Context(), p, userID); err != nil {
 		return err
 	}
 	return s.reset(w, r, p, userID, true)
 }
 
-// GET /admin/audit?user_id=&limit=&cursor=
+// GET /admin/audit?user_id=&type=&limit=&cursor=
 func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "user_id", "limit", "cursor")
+	q, err := readQuery(r, "user_id", "type", "limit", "cursor")
 	if err != nil {
 		return err
 	}
 	userID, _ := q.get("user_id")
 	if userID != "" {
 		if err := budget.ValidateUserID(userID); err != nil {
+			return err
+		}
+	}
+	var typ budget.AuditType
+	if t, _ := q.get("type"); t != "" {
+		if typ, err = budget.ParseAuditType(t); err != nil {
 			return err
 		}
 	}
@@ -137,7 +152,7 @@ func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Princ
 	if err != nil {
 		return err
 	}
-	page, err := s.m.AuditLog(r.Context(), p, userID, cursor, limit)
+	page, err := s.m.AuditLog(r.Context(), p, budget.AuditLogQuery{UserID: userID, Type: typ, Cursor: cursor, Limit: limit})
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,13 @@ package httpapi_test
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/httpapi"
 )
 
@@ -20,6 +24,15 @@ func TestBadInput(t *testing.T) {
 		body    = httpapi.ProblemMalformedBody
 	)
 	big := `{"timezone": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
+	ids := make([]string, budget.MaxBulkUsers+1)
+	for i := range ids {
+		ids[i] = `"u` + strconv.Itoa(i) + `"`
+	}
+	tooMany := `{"user_ids": [` + strings.Join(ids, ",") + `], "changes": {"limit_usd": "1"}}`
+	bulk := func(body string) req { return req{method: "POST", path: "/admin/bulk", token: "tok-root", body: body} }
+	tmpl := func(method, name, body string) req {
+		return req{method: method, path: "/admin/templates/" + name, token: "tok-root", body: body}
+	}
 	bigNotes := `{"user_id": "tess", "admin_notes": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
 	cases := []struct {
 		name string
@@ -147,6 +160,110 @@ func TestBadInput(t *testing.T) {
 		{"defaults period", req{method: "PUT", path: "/admin/defaults", token: "tok-root", body: `{"budget_period": "fortnightly"}`}, 400, invalid, "budget_period"},
 		{"defaults thresholds", req{method: "PUT", path: "/admin/defaults", token: "tok-root", body: `{"alert_threshold_red": "80"}`}, 400, invalid, "alert_threshold_red"},
 		{"defaults If-Match", req{method: "PUT", path: "/admin/defaults", token: "tok-root", body: `{}`, header: map[string]string{"If-Match": "W/"}}, 400, invalid, "If-Match"},
+
+		// Searches: control characters are refused, not matched.
+		{"list q NUL", req{method: "GET", path: "/admin/list?q=%00", token: "tok-root"}, 400, invalid, "q"},
+		{"list q escape", req{method: "GET", path: "/admin/list?q=a%1Bb", token: "tok-root"}, 400, invalid, "q"},
+
+		// GET /me.
+		{"me unknown parameter", req{method: "GET", path: "/me?user_id=tess"}, 400, unknown, "user_id"},
+
+		// Resets with a new limit: nothing changes.
+		{"reset limit 10 places", req{method: "POST", path: "/reset", body: `{"limit_usd": "0.0000000001"}`}, 400, amount, "limit_usd"},
+		{"reset limit negative", req{method: "POST", path: "/reset", body: `{"limit_usd": "-1"}`}, 400, amount, "limit_usd"},
+		{"reset limit negative number", req{method: "POST", path: "/reset", body: `{"reason": "x", "limit_usd": -5}`}, 400, amount, "limit_usd"},
+		{"reset limit too large", req{method: "POST", path: "/reset", body: `{"limit_usd": "10000000000"}`}, 400, amount, "limit_usd"},
+		{"reset limit null", req{method: "POST", path: "/reset", body: `{"limit_usd": null}`}, 400, amount, "limit_usd"},
+		{"reset limit bool", req{method: "POST", path: "/reset", body: `{"limit_usd": true}`}, 400, amount, "limit_usd"},
+		{"admin reset limit 10 places", req{method: "POST", path: "/admin/reset/tess", token: "tok-root", body: `{"limit_usd": "0.0000000001"}`}, 400, amount, "limit_usd"},
+		{"admin reset limit negative", req{method: "POST", path: "/admin/reset/tess", token: "tok-root", body: `{"limit_usd": "-0.01"}`}, 400, amount, "limit_usd"},
+
+		// GET /admin/audit?type=.
+		{"audit type purple", req{method: "GET", path: "/admin/audit?type=purple", token: "tok-root"}, 400, invalid, "type"},
+		{"audit type in capitals", req{method: "GET", path: "/admin/audit?type=Settings", token: "tok-root"}, 400, invalid, "type"},
+		{"audit type twice", req{method: "GET", path: "/admin/audit?type=settings&type=manual", token: "tok-root"}, 400, invalid, "type"},
+
+		// One user's usage, for admins: the user routes' parameters.
+		{"user history limit 0", req{method: "GET", path: "/admin/users/pete/usage/history?limit=0", token: "tok-root"}, 400, invalid, "limit"},
+		{"user history bad cursor", req{method: "GET", path: "/admin/users/pete/usage/history?cursor=x", token: "tok-root"}, 400, invalid, "cursor"},
+		{"user history unknown parameter", req{method: "GET", path: "/admin/users/pete/usage/history?user_id=tess", token: "tok-root"}, 400, unknown, "user_id"},
+		{"user breakdown from only", req{method: "GET", path: "/admin/users/pete/usage/breakdown?from=2025-03-10T00:00:00Z", token: "tok-root"}, 400, invalid, "to"},
+		{"user breakdown year 9999", req{method: "GET", path: "/admin/users/pete/usage/breakdown?from=2025-03-01T00:00:00Z&to=9999-01-01T00:00:00Z", token: "tok-root"}, 400, invalid, "to"},
+		{"user breakdown bad user", req{method: "GET", path: "/admin/users/a%01b/usage/breakdown", token: "tok-root"}, 400, invalid, "user_id"},
+		{"user history unknown user", req{method: "GET", path: "/admin/users/ghost/usage/history", token: "tok-root"}, 404, httpapi.ProblemNotFound, "user_id"},
+		{"user breakdown unknown user", req{method: "GET", path: "/admin/users/ghost/usage/breakdown", token: "tok-root"}, 404, httpapi.ProblemNotFound, "user_id"},
+
+		// PUT /admin/access.
+		{"access without enabled", req{method: "PUT", path: "/admin/access", token: "tok-root", body: `{}`}, 400, invalid, "enabled"},
+		{"access enabled string", req{method: "PUT", path: "/admin/access", token: "tok-root", body: `{"enabled": "no"}`}, 400, invalid, "enabled"},
+		{"access enabled null", req{method: "PUT", path: "/admin/access", token: "tok-root", body: `{"enabled": null}`}, 400, invalid, "enabled"},
+		{"access read-only field", req{method: "PUT", path: "/admin/access", token: "tok-root", body: `{"enabled": false, "visible_users": 0}`}, 400, unknown, "visible_users"},
+		{"access no body", req{method: "PUT", path: "/admin/access", token: "tok-root", contentType: "application/json"}, 400, body, "body"},
+		{"access parameter", req{method: "GET", path: "/admin/access?enabled=true", token: "tok-root"}, 400, unknown, "enabled"},
+
+		// POST /admin/bulk: the whole request is refused, nobody changes.
+		{"bulk ids and match", bulk(`{"user_ids": ["tess"], "match": {}, "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk no selection", bulk(`{"changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk no ids", bulk(`{"user_ids": [], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk duplicate ids", bulk(`{"user_ids": ["tess", "pete", "tess"], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk 1001 ids", bulk(tooMany), 400, invalid, "user_ids"},
+		{"bulk ids string", bulk(`{"user_ids": "tess", "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk ids numbers", bulk(`{"user_ids": [1, 2], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk id null", bulk(`{"user_ids": ["tess", null], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk id empty", bulk(`{"user_ids": ["tess", ""], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk id control", bulk(`{"user_ids": ["tess", "a\u0001b"], "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk ids null", bulk(`{"user_ids": null, "changes": {"limit_usd": "1"}}`), 400, invalid, "user_ids"},
+		{"bulk match string", bulk(`{"match": "tess", "changes": {"limit_usd": "1"}}`), 400, invalid, "match"},
+		{"bulk match unknown member", bulk(`{"match": {"user_id": "tess"}, "changes": {"limit_usd": "1"}}`), 400, unknown, "match.user_id"},
+		{"bulk match level purple", bulk(`{"match": {"level": "purple"}, "changes": {"limit_usd": "1"}}`), 400, invalid, "match.level"},
+		{"bulk match q NUL", bulk(`{"match": {"q": "\u0000"}, "changes": {"limit_usd": "1"}}`), 400, invalid, "match.q"},
+		{"bulk match q number", bulk(`{"match": {"q": 5}, "changes": {"limit_usd": "1"}}`), 400, invalid, "match.q"},
+		{"bulk match q twice", bulk(`{"match": {"q": "a", "q": "b"}, "changes": {"limit_usd": "1"}}`), 400, invalid, "match.q"},
+		{"bulk changes and template", bulk(`{"user_ids": ["tess"], "changes": {"limit_usd": "1"}, "template": "intern"}`), 400, invalid, "changes"},
+		{"bulk no action", bulk(`{"user_ids": ["tess"]}`), 400, invalid, "changes"},
+		{"bulk no changes", bulk(`{"user_ids": ["tess"], "changes": {}}`), 400, invalid, "changes"},
+		{"bulk changes array", bulk(`{"user_ids": ["tess"], "changes": [{"limit_usd": "1"}]}`), 400, invalid, "changes"},
+		{"bulk changes null", bulk(`{"user_ids": ["tess"], "changes": null}`), 400, invalid, "changes"},
+		{"bulk changes notes", bulk(`{"user_ids": ["tess"], "changes": {"admin_notes": "x"}}`), 400, unknown, "changes.admin_notes"},
+		{"bulk changes user id", bulk(`{"user_ids": ["tess"], "changes": {"user_id": "x"}}`), 400, unknown, "changes.user_id"},
+		{"bulk changes negative", bulk(`{"user_ids": ["tess"], "changes": {"limit_usd": "-1"}}`), 400, amount, "changes.limit_usd"},
+		{"bulk changes 10 places", bulk(`{"user_ids": ["tess"], "changes": {"limit_usd": "0.0000000001"}}`), 400, amount, "changes.limit_usd"},
+		{"bulk changes null limit", bulk(`{"user_ids": ["tess"], "changes": {"limit_usd": null}}`), 400, invalid, "changes.limit_usd"},
+		{"bulk changes twice", bulk(`{"user_ids": ["tess"], "changes": {"limit_usd": "1", "limit_usd": "2"}}`), 400, invalid, "changes.limit_usd"},
+		{"bulk changes thresholds", bulk(`{"user_ids": ["tess"], "changes": {"alert_threshold_yellow": "95", "alert_threshold_orange": "90", "alert_threshold_red": "100"}}`), 400, invalid, "changes.alert_threshold_orange"},
+		{"bulk changes timezone", bulk(`{"user_ids": ["tess"], "changes": {"timezone": "Mars/Base"}}`), 400, invalid, "changes.timezone"},
+		{"bulk changes anchor", bulk(`{"user_ids": ["tess"], "changes": {"custom_period_anchor": "1800-01-01T00:00:00Z"}}`), 400, invalid, "changes.custom_period_anchor"},
+		{"bulk template empty", bulk(`{"user_ids": ["tess"], "template": ""}`), 400, invalid, "template"},
+		{"bulk template bad name", bulk(`{"user_ids": ["tess"], "template": "../intern"}`), 400, invalid, "template"},
+		{"bulk template number", bulk(`{"user_ids": ["tess"], "template": 1}`), 400, invalid, "template"},
+		{"bulk unknown template", bulk(`{"user_ids": ["tess"], "template": "ghost"}`), 404, httpapi.ProblemNotFound, "template"},
+		{"bulk unknown template by match", bulk(`{"match": {}, "template": "Intern"}`), 404, httpapi.ProblemNotFound, "template"},
+		{"bulk unknown member", bulk(`{"users": ["tess"], "changes": {"limit_usd": "1"}}`), 400, unknown, "users"},
+		{"bulk malformed", bulk(`{"user_ids": ["tess"],}`), 400, body, "body"},
+		{"bulk empty body", req{method: "POST", path: "/admin/bulk", token: "tok-root", contentType: "application/json"}, 400, body, "body"},
+		{"bulk parameter", req{method: "POST", path: "/admin/bulk?dry_run=1", token: "tok-root", body: `{"user_ids": ["tess"], "changes": {"limit_usd": "1"}}`}, 400, unknown, "dry_run"},
+		{"bulk text", req{method: "POST", path: "/admin/bulk", token: "tok-root", body: `{}`, contentType: "text/plain"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+
+		// Templates.
+		{"template unknown", tmpl("GET", "ghost", ""), 404, httpapi.ProblemNotFound, "name"},
+		{"template unknown case", tmpl("GET", "Intern", ""), 404, httpapi.ProblemNotFound, "name"},
+		{"delete unknown template", tmpl("DELETE", "ghost", ""), 404, httpapi.ProblemNotFound, "name"},
+		{"template name dash", tmpl("PUT", "-x", `{"limit_usd": "1"}`), 400, invalid, "name"},
+		{"template name space first", tmpl("PUT", "%20x", `{"limit_usd": "1"}`), 400, invalid, "name"},
+		{"template name slash", tmpl("PUT", "a%2Fb", `{"limit_usd": "1"}`), 400, invalid, "name"},
+		{"template name dots", tmpl("PUT", "%2E%2E", `{"limit_usd": "1"}`), 400, invalid, "name"},
+		{"template name accent", tmpl("GET", "%C3%A9t%C3%A9", ""), 400, invalid, "name"},
+		{"template name control", tmpl("DELETE", "a%00", ""), 400, invalid, "name"},
+		{"template name 65", tmpl("PUT", strings.Repeat("n", 65), `{"limit_usd": "1"}`), 400, invalid, "name"},
+		{"template admin notes", tmpl("PUT", "intern", `{"admin_notes": "x"}`), 400, unknown, "admin_notes"},
+		{"template user id", tmpl("PUT", "intern", `{"user_id": "x"}`), 400, unknown, "user_id"},
+		{"template name member", tmpl("PUT", "intern", `{"name": "other"}`), 400, unknown, "name"},
+		{"template negative", tmpl("PUT", "intern", `{"limit_usd": "-1"}`), 400, amount, "limit_usd"},
+		{"template new negative", tmpl("PUT", "newbie", `{"limit_usd": "-1"}`), 400, amount, "limit_usd"},
+		{"template thresholds", tmpl("PUT", "intern", `{"alert_threshold_red": "50"}`), 400, invalid, "alert_threshold_red"},
+		{"template If-Match", req{method: "PUT", path: "/admin/templates/intern", token: "tok-root", body: `{}`, header: map[string]string{"If-Match": "1"}}, 400, invalid, "If-Match"},
+		{"delete template If-Match", req{method: "DELETE", path: "/admin/templates/intern", token: "tok-root", header: map[string]string{"If-Match": `"1", "2"`}}, 400, invalid, "If-Match"},
+		{"templates parameter", req{method: "GET", path: "/admin/templates?limit=5", token: "tok-root"}, 400, unknown, "limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -236,5 +353,83 @@ func TestEmptyResetBody(t *testing.T) {
 	}
 	if r.status != http.StatusOK {
 		t.Fatal(r.status)
+	}
+}
+
+// TestEmptyResetBodyChunked accepts an empty reset body sent chunked (no
+// Content-Length) as it does one sent with Content-Length: 0, with or
+// without a Content-Type; a chunked body with content still needs JSON.
+func TestEmptyResetBodyChunked(t *testing.T) {
+	for _, ct := range []string{"-", "application/json", "text/plain"} {
+		f := newFixture(t)
+		r := httptest.NewRequest("POST", "/reset", strings.NewReader(""))
+		r.ContentLength = -1
+		r.TransferEncoding = []string{"chunked"}
+		if ct != "-" {
+			r.Header.Set("Content-Type", ct)
+		}
+		r.Header.Set("Authorization", "Bearer tok-pete")
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Errorf("chunked empty reset, Content-Type %s: %d %s", ct, w.Code, w.Body)
+		}
+	}
+	f := newFixture(t)
+	r := f.do(req{method: "POST", path: "/reset", token: "tok-pete", body: `{"reason": "x"}`, chunked: true, contentType: "-"})
+	if r.status != http.StatusUnsupportedMediaType {
+		t.Errorf("chunked body without a Content-Type: %d %s", r.status, r.body)
+	}
+	r = f.do(req{method: "POST", path: "/reset", token: "tok-pete", body: `{"reason": "chunked"}`, chunked: true})
+	if got := r.json(t)["reset"].(map[string]any)["reason"]; got != "chunked" {
+		t.Errorf("chunked reset reason %v", got)
+	}
+}
+
+// TestAnchorRange: a custom period's anchor has one rule, the core's
+// (budget.MinAnchorYear to budget.MaxAnchorYear, in UTC), and one message
+// for every anchor outside it; from and to keep the range a store can hold.
+func TestAnchorRange(t *testing.T) {
+	put := func(f *fixture, anchor string) response {
+		return f.do(req{method: "PUT", path: "/settings", token: "tok-pete",
+			body: `{"budget_period": "custom", "custom_period_days": 7, "custom_period_anchor": "` + anchor + `"}`})
+	}
+	for _, ok := range []string{"1900-01-01T00:00:00Z", "1950-06-01T00:00:00Z", "2200-12-31T23:59:59Z", "2201-01-01T00:30:00+01:00"} {
+		f := newFixture(t)
+		if r := put(f, ok); r.status != 200 {
+			t.Errorf("anchor %s: %d %s", ok, r.status, r.body)
+		}
+	}
+	want := "must be between the years " + strconv.Itoa(budget.MinAnchorYear) + " and " + strconv.Itoa(budget.MaxAnchorYear)
+	for _, bad := range []string{"1899-12-31T23:59:59Z", "1900-01-01T00:30:00+01:00", "2201-01-01T00:00:00Z", "2261-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-01-01T00:00:00Z"} {
+		f := newFixture(t)
+		for _, q := range []req{
+			{method: "PUT", path: "/settings", token: "tok-pete", body: `{"budget_period": "custom", "custom_period_days": 7, "custom_period_anchor": "` + bad + `"}`},
+			{method: "PUT", path: "/admin/defaults", token: "tok-root", body: `{"budget_period": "custom", "custom_period_days": 7, "custom_period_anchor": "` + bad + `"}`},
+		} {
+			r := f.do(q)
+			if r.status != 400 {
+				t.Errorf("%s anchor %s: %d %s", q.path, bad, r.status, r.body)
+				continue
+			}
+			if p := r.problem(t); p.Field != "custom_period_anchor" || p.Detail != want {
+				t.Errorf("%s anchor %s: field %q detail %q, want %q", q.path, bad, p.Field, p.Detail, want)
+			}
+		}
+	}
+	// from and to are instants a store keeps as nanoseconds since 1970.
+	f := newFixture(t)
+	for _, c := range []struct {
+		from, to string
+		status   int
+	}{
+		{"1970-01-01T00:00:00Z", "2261-12-31T00:00:00Z", 200},
+		{"1969-12-31T23:59:59Z", "2025-01-01T00:00:00Z", 400},
+		{"2025-01-01T00:00:00Z", "2262-01-01T00:00:00Z", 400},
+	} {
+		r := f.do(req{method: "GET", path: "/usage/breakdown?from=" + url.QueryEscape(c.from) + "&to=" + url.QueryEscape(c.to), token: "tok-pete"})
+		if r.status != c.status {
+			t.Errorf("breakdown %s – %s: %d %s", c.from, c.to, r.status, r.body)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,9 +29,27 @@ type object map[string]json.RawMessage
 // in known. The body must be JSON (Content-Type application/json or
 // application/*+json, charset utf-8 if given) and at most MaxBodyBytes.
 // With emptyOK, an empty body reads as {}.
+//
+// An empty body is one of zero bytes, however it was sent: with
+// Content-Length: 0, or chunked (no length) and ending at once; it needs no
+// Content-Type.
 func readObject(w http.ResponseWriter, r *http.Request, known map[string]bool, emptyOK bool) (object, error) {
 	if emptyOK && (r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody) {
 		return object{}, nil
+	}
+	body := r.Body
+	if body == nil {
+		body = http.NoBody
+	}
+	var rd io.Reader = http.MaxBytesReader(w, body, MaxBodyBytes)
+	if emptyOK && r.ContentLength < 0 {
+		// No length (chunked): empty if the first read ends the body.
+		// The buffered reader keeps the byte it looked at, and any error.
+		br := bufio.NewReaderSize(rd, 16)
+		if _, err := br.Peek(1); err == io.EOF {
+			return object{}, nil
+		}
+		rd = br
 	}
 	if err := checkJSONType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
@@ -37,11 +57,7 @@ func readObject(w http.ResponseWriter, r *http.Request, known map[string]bool, e
 	if r.ContentLength > MaxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: MaxBodyBytes}
 	}
-	body := r.Body
-	if body == nil {
-		body = http.NoBody
-	}
-	return decodeObject(http.MaxBytesReader(w, body, MaxBodyBytes), known, emptyOK)
+	return decodeObject(rd, known, emptyOK)
 }
 
 // checkJSONType accepts a JSON media type.
@@ -237,12 +253,32 @@ var (
 
 // parseTime parses an RFC 3339 instant between 1970 and 2262.
 func parseTime(field, s string) (time.Time, error) {
+	t, err := parseRFC3339(field, s)
+	if err == nil && (t.Before(firstTime) || !t.Before(endTime)) {
+		err = invalid(field, "must be from 1970 to 2261")
+	}
+	return t, err
+}
+
+// parseRFC3339 parses an RFC 3339 instant.
+func parseRFC3339(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, invalid(field, "must be an RFC 3339 time such as 2025-03-01T00:00:00Z")
 	}
-	if t.Before(firstTime) || !t.Before(endTime) {
-		return time.Time{}, invalid(field, "must be from 1970 to 2261")
+	return t, nil
+}
+
+// parseAnchor parses a custom period's anchor: an RFC 3339 instant that
+// passes the core's budget.ValidateAnchor.
+func parseAnchor(field, s string) (time.Time, error) {
+	t, err := parseRFC3339(field, s)
+	if err != nil {
+		return t, err
+	}
+	var ve *budget.ValidationError
+	if errors.As(budget.ValidateAnchor(t), &ve) {
+		return t, invalid(field, ve.Reason)
 	}
 	return t, nil
 }
@@ -278,6 +314,17 @@ const (
 	fReason     = "reason"
 )
 
+// The members of the other bodies.
+const (
+	fEnabled  = "enabled"
+	fUserIDs  = "user_ids"
+	fMatch    = "match"
+	fChanges  = "changes"
+	fTemplate = "template"
+	fQ        = "q"
+	fLevel    = "level"
+)
+
 // planFields are the members of PUT /settings and PUT /admin/defaults.
 var planFields = []string{fLimit, fPeriod, fCustomDays, fAnchor, fTimezone, fEnforce,
 	fVisible, fCanModify, fCanReset, fYellow, fOrange, fRed}
@@ -295,7 +342,10 @@ func fieldSet(names ...[]string) map[string]bool {
 var (
 	settingsBody  = fieldSet(planFields)
 	configureBody = fieldSet(planFields, []string{fUserID, fNotes})
-	resetBody     = fieldSet([]string{fReason})
+	resetBody     = fieldSet([]string{fReason, fLimit})
+	accessBody    = fieldSet([]string{fEnabled})
+	bulkBody      = fieldSet([]string{fUserIDs, fMatch, fChanges, fTemplate})
+	matchBody     = fieldSet([]string{fQ, fLevel})
 )
 
 // update decodes the settings members of o into a partial update. It
@@ -336,7 +386,7 @@ func (o object) update() (budget.SettingsUpdate, error) {
 			var s string
 			if s, _, err = o.str(f); err == nil {
 				var t time.Time
-				t, err = parseTime(f, s)
+				t, err = parseAnchor(f, s)
 				u.CustomAnchor = &t
 			}
 		case fTimezone:
@@ -396,6 +446,117 @@ func (o object) reason() (string, error) {
 		err = invalid(fReason, "must be at most 1024 bytes")
 	}
 	return s, err
+}
+
+// nested decodes a member holding a JSON object whose members are all in
+// known. Problems with its members name them by their path
+// ("changes.limit_usd").
+func (o object) nested(field string, known map[string]bool) (object, error) {
+	raw := o[field]
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, invalid(field, "must be a JSON object")
+	}
+	n, err := decodeObject(bytes.NewReader(raw), known, false)
+	return n, within(field, err)
+}
+
+// level decodes an alert level filter; empty means none.
+func level(field, s string) (*budget.Level, error) {
+	if s == "" {
+		return nil, nil
+	}
+	l, err := budget.ParseLevel(s)
+	if err != nil {
+		return nil, invalid(field, "must be green, yellow, orange or red")
+	}
+	return &l, nil
+}
+
+// bulkRequest is a POST /admin/bulk: which users, and either changes or a
+// template to apply to them.
+type bulkRequest struct {
+	sel      budget.Selection
+	changes  budget.SettingsUpdate
+	template string // when set, apply the template instead of changes
+}
+
+// readBulk reads a POST /admin/bulk. It checks the shape of the request;
+// the Manager checks the user IDs (how many, repeated, valid) and the
+// template's name, before changing anything.
+func readBulk(w http.ResponseWriter, r *http.Request) (bulkRequest, error) {
+	var b bulkRequest
+	if _, err := readQuery(r); err != nil {
+		return b, err
+	}
+	o, err := readObject(w, r, bulkBody, false)
+	if err != nil {
+		return b, err
+	}
+	for _, f := range [...]string{fUserIDs, fMatch, fChanges, fTemplate} {
+		if raw, ok := o[f]; ok && isNull(raw) {
+			return b, invalid(f, "must not be null; leave the member out")
+		}
+	}
+	_, byID := o[fUserIDs]
+	_, byMatch := o[fMatch]
+	switch {
+	case byID && byMatch:
+		return b, invalid(fUserIDs, "select users by user_ids or by match, not both")
+	case byID:
+		raw := o[fUserIDs]
+		if raw[0] != '[' || json.Unmarshal(raw, &b.sel.UserIDs) != nil {
+			return b, invalid(fUserIDs, "must be an array of user IDs")
+		}
+		if len(b.sel.UserIDs) == 0 {
+			return b, invalid(fUserIDs, "name at least one user")
+		}
+	case byMatch:
+		m, err := o.nested(fMatch, matchBody)
+		if err != nil {
+			return b, err
+		}
+		q := &budget.UserQuery{}
+		if q.Search, _, err = m.str(fQ); err != nil {
+			return b, within(fMatch, err)
+		}
+		l, _, err := m.str(fLevel)
+		if err == nil {
+			q.Level, err = level(fLevel, l)
+		}
+		if err != nil {
+			return b, within(fMatch, err)
+		}
+		b.sel.Match = q
+	default:
+		return b, invalid(fUserIDs, "select users by user_ids or by match")
+	}
+	_, withChanges := o[fChanges]
+	_, withTemplate := o[fTemplate]
+	switch {
+	case withChanges && withTemplate:
+		return b, invalid(fChanges, "give changes or a template, not both")
+	case withChanges:
+		c, err := o.nested(fChanges, settingsBody)
+		if err != nil {
+			return b, err
+		}
+		if b.changes, err = c.update(); err != nil {
+			return b, within(fChanges, err)
+		}
+		if b.changes == (budget.SettingsUpdate{}) {
+			return b, invalid(fChanges, "name at least one setting to change")
+		}
+	case withTemplate:
+		if b.template, _, err = o.str(fTemplate); err != nil {
+			return b, err
+		}
+		if err := budget.ValidateTemplateName(b.template); err != nil {
+			return b, refield(err, func(string) string { return fTemplate })
+		}
+	default:
+		return b, invalid(fChanges, "give the changes to make, or a template to apply")
+	}
+	return b, nil
 }
 
 // precondition is an If-Match header read as a version.

@@ -1,7 +1,8 @@
-// Package httpapi serves the budget endpoints over net/http: six for a user's
-// own budget and three for admins, plus the audit log, one user's details and
-// the defaults for new users. Mount the handler anywhere and bring your own
-// authentication:
+// Package httpapi serves the budget endpoints over net/http: who is calling,
+// six for a user's own budget and three for admins, plus the audit log, one
+// user's details and usage, the defaults for new users, the switch that gives
+// regular users their budgets, bulk changes and templates. Mount the handler
+// anywhere and bring your own authentication:
 //
 //	h, err := httpapi.New(m, httpapi.Options{Authenticate: auth})
 //	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", h))
@@ -16,26 +17,53 @@
 // ProblemBudgetHidden, "hidden": true) when an administrator has hidden it.
 // The admin endpoints require Principal.Admin.
 //
-//	GET  /status                  the user's status
-//	GET  /settings                the user's settings (ETag)
-//	PUT  /settings                partial update, checked by budget.CanUpdate (If-Match, ETag)
-//	POST /reset                   {"reason": "..."}; needs "can reset"
-//	GET  /usage/breakdown         by provider and model; ?from=&to= (RFC 3339, both or neither:
-//	                              the current period)
-//	GET  /usage/history           newest first; ?limit= (1–500, default 50) &cursor=
-//	PUT  /admin/configure         {"user_id": ..., settings..., "admin_notes": ...};
-//	                              creates the user's settings if absent (If-Match, ETag)
-//	GET  /admin/list              ?q= (user ID contains, any case) &level= &limit= &cursor=
-//	POST /admin/reset/{user_id}   {"reason": "..."}; 404 for a user without settings
-//	GET  /admin/audit             ?user_id= (empty: everything) &limit= &cursor=
-//	GET  /admin/users/{user_id}   settings, status and the 20 newest usage records (ETag)
-//	GET  /admin/defaults          what new regular users start with (ETag)
-//	PUT  /admin/defaults          partial update of the same (If-Match, ETag)
+//	GET    /me                       {"user_id": ..., "admin": ...}; any authenticated caller,
+//	                                 hidden budget or not
+//	GET    /status                   the user's status
+//	GET    /settings                 the user's settings (ETag)
+//	PUT    /settings                 partial update, checked by budget.CanUpdate (If-Match, ETag)
+//	POST   /reset                    {"reason": "...", "limit_usd": ...} (both optional); needs
+//	                                 "can reset", and "can modify" too for a new limit
+//	GET    /usage/breakdown          by provider and model; ?from=&to= (RFC 3339, both or neither:
+//	                                 the current period)
+//	GET    /usage/history            newest first; ?limit= (1–500, default 50) &cursor=
+//	PUT    /admin/configure          {"user_id": ..., settings..., "admin_notes": ...};
+//	                                 creates the user's settings if absent (If-Match, ETag)
+//	GET    /admin/list               ?q= (user ID contains, any case) &level= &limit= &cursor=
+//	POST   /admin/reset/{user_id}    {"reason": "...", "limit_usd": ...}; 404 for a user without
+//	                                 settings
+//	GET    /admin/audit              ?user_id= (empty: everything) &type= &limit= &cursor=
+//	GET    /admin/users/{user_id}    settings, status and the 20 newest usage records (ETag)
+//	GET    /admin/users/{user_id}/usage/breakdown
+//	GET    /admin/users/{user_id}/usage/history
+//	                                 as the user's own routes, for any user with settings (404
+//	                                 otherwise), hidden or not
+//	GET    /admin/defaults           what new regular users start with (ETag)
+//	PUT    /admin/defaults           partial update of the same (If-Match, ETag)
+//	GET    /admin/access             whether regular users have budgets: {"enabled", "users",
+//	                                 "visible_users"}
+//	PUT    /admin/access             {"enabled": false}: budgets off (or on) for every regular user
+//	POST   /admin/bulk               one change to many users, with a result per user
+//	GET    /admin/templates          every template, by name
+//	GET    /admin/templates/{name}   one template (ETag)
+//	PUT    /admin/templates/{name}   partial update, creating it from the defaults if absent
+//	                                 (If-Match, ETag)
+//	DELETE /admin/templates/{name}   204 (If-Match)
+//
+// A user ID or template name in a path is one segment: escape it
+// (url.PathEscape), and escape dots too when the ID is "." or "..", or
+// holds a slash next to dots: "/admin/users/%2E%2E" names the user "..",
+// and "/admin/users/team%2F..%2Froot" the user "team/../root". A path that
+// is not canonical before it is unescaped, such as "/admin/users/a/../b"
+// or "//status", is refused with 404 rather than redirected.
 //
 // Query parameters an endpoint does not take, or given twice, are refused
 // with 400, as are unknown JSON members. An empty filter or cursor (q=,
-// level=, user_id=, cursor=) is the same as none; an empty limit is
-// refused.
+// level=, user_id=, type=, cursor=) is the same as none; an empty limit is
+// refused. A search (q) with control characters is refused with 400.
+//
+// A body is optional only for the resets: an empty one (Content-Length: 0,
+// or chunked with no data) reads as {} and needs no Content-Type.
 //
 // # JSON
 //
@@ -64,6 +92,10 @@
 // also takes user_id (required) and admin_notes. PUT /admin/defaults takes
 // the same members as PUT /settings, and GET and PUT /admin/defaults answer
 // with the settings shape minus user_id, the period bounds and admin_notes.
+// A custom period's anchor is an instant in the years
+// budget.MinAnchorYear to budget.MaxAnchorYear (1900 to 2200, in UTC), the
+// core's rule; the from and to of a breakdown are instants from 1970 to
+// 2261, what a store holds as nanoseconds.
 //
 // Status (GET /status):
 //
@@ -79,28 +111,75 @@
 // "summary": {"users", "total_limit_usd", "total_spent_usd",
 // "users_over_budget"}, over every user whatever the filters.
 //
+// Templates (GET /admin/templates' "templates", and the other template
+// routes): the defaults' shape with "name" first. A template is a plan an
+// admin applies to users with POST /admin/bulk; changing or deleting it
+// later does not change the users it was applied to.
+//
 // Usage records (GET /usage/history's "usage", with "next_cursor"):
 // {"id", "reservation_id", "provider", "model", "input_tokens",
 // "output_tokens", "cost_usd", "at"}. Breakdowns: {"user_id", "from", "to",
 // "total", "by_provider", "by_model"}, each line {"provider", "model",
 // "cost_usd", "requests", "input_tokens", "output_tokens"}, highest cost
-// first. Audit entries (GET /admin/audit's "entries", with "next_cursor"):
-// {"id", "user_id", "type" (manual, automatic, settings, defaults), "actor",
-// "actor_admin", "reason", "previous_limit_usd", "new_limit_usd",
-// "previous_spent_usd", "period_start", "period_end", "before", "after",
-// "at"}. A reset answers {"reset": its audit entry, "status": the new
+// first.
+//
+// Audit entries (GET /admin/audit's "entries", with "next_cursor"):
+// {"id", "user_id", "type" (settings, manual, automatic, defaults,
+// template), "actor", "actor_admin", "reason", "previous_limit_usd",
+// "new_limit_usd", "previous_spent_usd", "period_start", "period_end",
+// "before", "after", "changes", "bulk_id", "template", "at"}. "changes"
+// lists what the entry changed, field by field, with the JSON names above
+// and values as text: [{"field": "limit_usd", "before": "30", "after":
+// "45"}] (a reset lists the limit when it changed it). "changes",
+// "bulk_id" (shared by the entries of one bulk change or access switch)
+// and "template" (the template saved, deleted or applied) are left out
+// when empty. A reset answers {"reset": its audit entry, "status": the new
 // status}.
+//
+// # Access and bulk changes
+//
+// PUT /admin/access turns budgets off (or on) for every regular user at
+// once, existing and new (the defaults too): off hides each budget from
+// its user, and changes nothing else, so a hidden budget is still enforced.
+// Admins (budget.Options.IsAdmin) are skipped. It answers the state after,
+// {"enabled", "users", "visible_users"}, plus "changed" (how many users it
+// changed), "bulk_id" (shared by its audit entries, one per user and one
+// for the defaults) and "failed" (per-user results, below, of users it
+// could not change).
+//
+// POST /admin/bulk selects users with exactly one of "user_ids" (1 to 1000
+// distinct IDs) or "match" ({"q": ..., "level": ...}, as GET /admin/list's
+// filters; {} is every user with settings, at most 1000), and changes them
+// with exactly one of "changes" (any members of PUT /admin/defaults) or
+// "template" (a template's name):
+//
+//	{"user_ids": ["ann", "bob"], "changes": {"limit_usd": "45"}}
+//	{"match": {"q": "team-", "level": "red"}, "template": "intern"}
+//
+// It answers 200 with {"bulk_id", "changed", "results"}, one result per
+// selected user, in the order given (user ID order for a match): {"user_id",
+// "ok": true, "changed", "settings" (as admins see them)} or {"user_id",
+// "ok": false, "problem"}, where the problem is the one a change of that
+// user alone would have got (404 for a user without settings: a bulk
+// change creates none). A user who fails is left as they were; the others
+// still change. A request wrong as a whole (both selectors or neither, a
+// repeated or invalid ID, more than 1000 users, invalid changes) is
+// refused with 400 and changes nobody; an unknown template is 404.
+// Problems about nested members name them by their path:
+// "changes.limit_usd", "match.level".
 //
 // Cursors are opaque: pass back the "next_cursor" of the previous page; it
 // is absent on the last page.
 //
 // # Concurrency control
 //
-// Settings and defaults responses carry an ETag, the quoted version ("7").
+// Settings, defaults and template responses carry an ETag, the quoted
+// version ("7").
 // Send it back as If-Match on a PUT and the update is applied only if
 // nothing changed in between (the check is atomic in the Manager); a stale
 // tag gets 412, a malformed If-Match 400. "If-Match: *" or no If-Match
-// updates unconditionally.
+// updates unconditionally. DELETE /admin/templates/{name} takes If-Match
+// the same way.
 //
 // # Errors
 //
@@ -109,7 +188,7 @@
 // all under ProblemBase), and a "field" member naming the JSON member, query
 // parameter, path parameter, header or "body" at fault. Status codes: 400
 // invalid input, 401 no or bad credentials, 403 not allowed (or hidden),
-// 404 no such endpoint or user, 405 wrong method (with Allow), 412 stale
+// 404 no such endpoint, user or template, 405 wrong method (with Allow), 412 stale
 // If-Match, 413 body over MaxBodyBytes, 415 a body that is not JSON, 500 a
 // failure whose details go to Options.Logger and never to the client.
 //

@@ -1,9 +1,11 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/httpapi"
 	"github.com/llmbudget/budget/store/sqlite"
@@ -23,50 +26,8 @@ import (
 // reads the audit log.
 func TestEndToEndSQLite(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	clock := storetest.NewClock(apiStart)
-	m := budget.NewManager(store, budget.Options{Now: clock.Now})
-	h, err := httpapi.New(m, httpapi.Options{Authenticate: bearerAuth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", h))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-
-	call := func(method, path, token, body string, header ...string) (int, http.Header, map[string]any) {
-		t.Helper()
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
-		}
-		r, err := http.NewRequestWithContext(ctx, method, srv.URL+"/api/v1/budget"+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body != "" {
-			r.Header.Set("Content-Type", "application/json")
-		}
-		r.Header.Set("Authorization", "Bearer "+token)
-		for i := 0; i+1 < len(header); i += 2 {
-			r.Header.Set(header[i], header[i+1])
-		}
-		resp, err := srv.Client().Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		return resp.StatusCode, resp.Header, out
-	}
+	srv := startSQLite(t, budget.Options{})
+	m, clock, call := srv.m, srv.clock, srv.call
 
 	// An admin configures pete: $20 a week in Paris, allowed to reset.
 	code, hdr, set := call("PUT", "/admin/configure", "tok-root",
@@ -157,5 +118,186 @@ func TestEndToEndSQLite(t *testing.T) {
 	// A stale If-Match from before the reset is refused.
 	if code, _, _ := call("PUT", "/admin/configure", "tok-root", `{"user_id": "pete", "limit_usd": "25"}`, "If-Match", `"2"`); code != 412 {
 		t.Errorf("stale configure: %d", code)
+	}
+}
+
+// sqliteServer is the API over the SQLite store, mounted under
+// /api/v1/budget/ on a loopback listener.
+type sqliteServer struct {
+	t     *testing.T
+	m     *budget.Manager
+	clock *storetest.Clock
+	srv   *httptest.Server
+}
+
+func startSQLite(t *testing.T, opts budget.Options) *sqliteServer {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	clock := storetest.NewClock(apiStart)
+	opts.Now = clock.Now
+	m := budget.NewManager(store, opts)
+	h, err := httpapi.New(m, httpapi.Options{Authenticate: bearerAuth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/budget/", http.StripPrefix("/api/v1/budget", h))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &sqliteServer{t: t, m: m, clock: clock, srv: srv}
+}
+
+// call sends a request with a bearer token and an optional JSON body and
+// extra headers (name, value, ...), and decodes the JSON answer.
+func (s *sqliteServer) call(method, path, token, body string, header ...string) (int, http.Header, map[string]any) {
+	t := s.t
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r, err := http.NewRequestWithContext(context.Background(), method, s.srv.URL+"/api/v1/budget"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	resp, err := s.srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+// raw writes a request as bytes on a new connection and returns the
+// status line of the answer, so that nothing between the test and the
+// server rewrites the path or the framing.
+func (s *sqliteServer) raw(request string) string {
+	t := s.t
+	t.Helper()
+	conn, err := net.Dial("tcp", s.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestEndToEndAccessAndBulk drives the issue's admin flows over a real
+// listener on SQLite: budgets turned off for regular users, a bulk limit
+// change on three users read back one by one and in the audit log, a
+// template applied by filter, user IDs that are path steps reached
+// through the mount point, and an empty chunked reset.
+func TestEndToEndAccessAndBulk(t *testing.T) {
+	ctx := context.Background()
+	srv := startSQLite(t, budget.Options{IsAdmin: func(id string) bool { return id == "root" }})
+	m, call := srv.m, srv.call
+	for _, id := range []string{"carol", "nora", "pete", "tess", "root"} {
+		if _, err := m.Record(ctx, id, budget.Usage{Provider: "openai", Model: "gpt-4o", Cost: budget.MustAmount("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Budgets off for regular users.
+	code, _, out := call("PUT", "/admin/access", "tok-root", `{"enabled": false}`)
+	if code != 200 || out["changed"] != 4.0 || out["visible_users"] != 0.0 || out["enabled"] != false {
+		t.Fatalf("access off: %d %v", code, out)
+	}
+	code, _, p := call("GET", "/status", "tok-carol", "")
+	if code != 403 || p["type"] != httpapi.ProblemBudgetHidden || p["hidden"] != true {
+		t.Errorf("carol's status with access off: %d %v", code, p)
+	}
+	if code, _, _ := call("GET", "/status", "tok-root", ""); code != 200 {
+		t.Errorf("the admin's status with access off: %d", code)
+	}
+	code, _, out = call("GET", "/admin/access", "tok-root", "")
+	if code != 200 || out["enabled"] != false || out["users"] != 4.0 || out["visible_users"] != 0.0 {
+		t.Errorf("GET /admin/access: %d %v", code, out)
+	}
+
+	// A bulk limit change on three selected users.
+	code, _, out = call("POST", "/admin/bulk", "tok-root", `{"user_ids": ["carol", "nora", "pete"], "changes": {"limit_usd": "45"}}`)
+	if code != 200 || out["changed"] != 3.0 {
+		t.Fatalf("bulk: %d %v", code, out)
+	}
+	bulkID := out["bulk_id"]
+	for id, want := range map[string]string{"carol": "45", "nora": "45", "pete": "45", "tess": "30"} {
+		if code, _, u := call("GET", "/admin/users/"+id, "tok-root", ""); code != 200 || u["limit_usd"] != want {
+			t.Errorf("GET /admin/users/%s: %d limit %v, want %s", id, code, u["limit_usd"], want)
+		}
+	}
+	code, _, audit := call("GET", "/admin/audit?type=settings&limit=3", "tok-root", "")
+	if code != 200 || len(audit["entries"].([]any)) != 3 {
+		t.Fatalf("audit: %d %v", code, audit)
+	}
+	for _, e := range audit["entries"].([]any) {
+		e := e.(map[string]any)
+		want := []any{map[string]any{"field": "limit_usd", "before": "30", "after": "45"}}
+		if e["bulk_id"] != bulkID || cmp.Diff(want, e["changes"]) != "" {
+			t.Errorf("bulk audit entry: %v", e)
+		}
+	}
+
+	// A template, applied to the users a filter selects.
+	if code, hdr, _ := call("PUT", "/admin/templates/intern", "tok-root", `{"limit_usd": "5", "budget_period": "weekly"}`); code != 200 || hdr.Get("ETag") != `"1"` {
+		t.Fatalf("save template: %d", code)
+	}
+	code, _, out = call("POST", "/admin/bulk", "tok-root", `{"match": {"q": "TESS"}, "template": "intern"}`)
+	if res := out["results"].([]any); code != 200 || len(res) != 1 || res[0].(map[string]any)["settings"].(map[string]any)["budget_period"] != "weekly" {
+		t.Errorf("apply template: %d %v", code, out)
+	}
+
+	// User IDs that are path steps, percent-encoded through the mount.
+	for id, seg := range map[string]string{"..": "%2E%2E", "team/../root": "team%2F..%2Froot", "a/.": "a%2F%2E"} {
+		body, _ := json.Marshal(map[string]string{"user_id": id})
+		if code, _, _ := call("PUT", "/admin/configure", "tok-root", string(body)); code != 200 {
+			t.Fatalf("configure %q: %d", id, code)
+		}
+		if code, _, u := call("GET", "/admin/users/"+seg, "tok-root", ""); code != 200 || u["user_id"] != id {
+			t.Errorf("GET /admin/users/%s: %d %v", seg, code, u["user_id"])
+		}
+		if code, _, u := call("POST", "/admin/reset/"+seg, "tok-root", ""); code != 200 || u["reset"].(map[string]any)["user_id"] != id {
+			t.Errorf("POST /admin/reset/%s: %d %v", seg, code, u)
+		}
+		if code, _, u := call("GET", "/admin/users/"+seg+"/usage/history", "tok-root", ""); code != 200 || u["usage"] == nil {
+			t.Errorf("GET /admin/users/%s/usage/history: %d %v", seg, code, u)
+		}
+	}
+	// Unencoded, the same path is not canonical: the host's mux redirects
+	// it, or the handler answers 404; never the user.
+	if line := srv.raw("GET /api/v1/budget/admin/users/team/../root HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-root\r\nConnection: close\r\n\r\n"); strings.Contains(line, " 200 ") {
+		t.Errorf("unencoded team/../root: %s", line)
+	}
+
+	// An empty reset body, sent chunked.
+	if _, err := m.UpdateSettings(ctx, budget.Principal{UserID: "root", Admin: true}, "pete", budget.SettingsUpdate{Visible: ptr(true), CanReset: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	line := srv.raw("POST /api/v1/budget/reset HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-pete\r\n" +
+		"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+	if line != "HTTP/1.1 200 OK" {
+		t.Errorf("empty chunked reset: %s", line)
 	}
 }

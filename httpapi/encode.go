@@ -210,6 +210,9 @@ type auditJSON struct {
 	PeriodEnd     time.Time     `json:"period_end,omitzero"`
 	Before        *settingsJSON `json:"before,omitempty"`
 	After         *settingsJSON `json:"after,omitempty"`
+	Changes       []changeJSON  `json:"changes,omitempty"`
+	BulkID        string        `json:"bulk_id,omitempty"`
+	Template      string        `json:"template,omitempty"`
 	At            time.Time     `json:"at"`
 }
 
@@ -219,6 +222,12 @@ func auditOf(e budget.AuditEntry, admin bool) auditJSON {
 		ID: e.ID, UserID: e.UserID, Type: string(e.Type), Actor: e.Actor, ActorAdmin: e.ActorAdmin,
 		Reason: e.Reason, PreviousLimit: money(e.PreviousLimit), NewLimit: money(e.NewLimit),
 		PreviousSpent: money(e.PreviousSpent), PeriodStart: utc(e.PeriodStart), PeriodEnd: utc(e.PeriodEnd), At: utc(e.At),
+		BulkID: e.BulkID, Template: e.Template,
+	}
+	for _, c := range e.Changes() {
+		if admin || c.Field != fNotes {
+			j.Changes = append(j.Changes, changeJSON{Field: c.Field, Before: c.Before, After: c.After})
+		}
 	}
 	if admin {
 		for _, p := range [...]struct {
@@ -227,7 +236,7 @@ func auditOf(e budget.AuditEntry, admin bool) auditJSON {
 		}{{e.Before, &j.Before}, {e.After, &j.After}} {
 			if p.s != nil {
 				v := adminSettings(*p.s)
-				if e.Type == budget.AuditDefaults {
+				if e.Type == budget.AuditDefaults || e.Type == budget.AuditTemplate {
 					v = defaultsJSON(budget.Defaults{Plan: p.s.Plan, Version: p.s.Version})
 				}
 				*p.dst = &v
@@ -268,4 +277,70 @@ type listJSON struct {
 type userDetailJSON struct {
 	userJSON
 	RecentUsage []usageJSON `json:"recent_usage"`
+}
+
+// meJSON is GET /me: who the caller is, for a client's navigation.
+type meJSON struct {
+	UserID string `json:"user_id"`
+	Admin  bool   `json:"admin"`
+}
+
+// accessJSON is GET /admin/access.
+type accessJSON struct {
+	Enabled bool `json:"enabled"`
+	Users   int  `json:"users"`
+	Visible int  `json:"visible_users"`
+}
+
+func accessOf(a budget.Access) accessJSON {
+	return accessJSON{Enabled: a.Enabled, Users: a.Users, Visible: a.Visible}
+}
+
+// accessChangeJSON is PUT /admin/access: the state after, and what changed.
+type accessChangeJSON struct {
+	accessJSON
+	Changed int              `json:"changed"`
+	BulkID  string           `json:"bulk_id"`
+	Failed  []userResultJSON `json:"failed"`
+}
+
+// userResultJSON is what a change of many users did to one of them: the
+// settings after it, or the problem that left the user unchanged.
+type userResultJSON struct {
+	UserID   string        `json:"user_id"`
+	OK       bool          `json:"ok"`
+	Changed  *bool         `json:"changed,omitempty"`
+	Settings *settingsJSON `json:"settings,omitempty"`
+	Problem  *Problem      `json:"problem,omitempty"`
+}
+
+// bulkJSON is POST /admin/bulk.
+type bulkJSON struct {
+	BulkID  string           `json:"bulk_id"`
+	Changed int              `json:"changed"`
+	Results []userResultJSON `json:"results"`
+}
+
+// templateJSON is a template: its name, then the defaults' shape.
+type templateJSON struct {
+	Name string `json:"name"`
+	settingsJSON
+}
+
+func templateOf(t budget.Template) templateJSON {
+	j := planJSON(t.Plan)
+	j.Version, j.UpdatedAt = t.Version, utc(t.UpdatedAt)
+	return templateJSON{Name: t.Name, settingsJSON: j}
+}
+
+// templatesJSON is GET /admin/templates.
+type templatesJSON struct {
+	Templates []templateJSON `json:"templates"`
+}
+
+// changeJSON is one field an audit entry changed.
+type changeJSON struct {
+	Field  string `json:"field"`
+	Before string `json:"before"`
+	After  string `json:"after"`
 }

@@ -33,12 +33,14 @@ func checkFuzzResponse(t *testing.T, what string, r response) {
 }
 
 // FuzzDecodeSettings sends arbitrary bytes as the body of every endpoint
-// that takes one: the handler must never panic or answer 5xx, whatever the
+// that takes one (settings, resets, the access switch, bulk changes and
+// templates): the handler must never panic or answer 5xx, whatever the
 // decoders and the core make of them. The seed corpus is in
 // testdata/fuzz/FuzzDecodeSettings.
 func FuzzDecodeSettings(f *testing.F) {
 	f.Add([]byte(`{"limit_usd": "12.5", "alert_threshold_yellow": 50}`))
 	f.Add([]byte(`{"user_id": "tess", "budget_period": "custom", "custom_period_days": 7, "admin_notes": ""}`))
+	f.Add([]byte(`{"user_ids": ["pete", "ghost"], "changes": {"limit_usd": "45"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fx := newFixture(t)
 		for _, q := range []req{
@@ -48,6 +50,10 @@ func FuzzDecodeSettings(f *testing.F) {
 			{method: "PUT", path: "/admin/defaults", token: "tok-root"},
 			{method: "POST", path: "/reset", token: "tok-pete"},
 			{method: "POST", path: "/admin/reset/tess", token: "tok-root"},
+			{method: "PUT", path: "/admin/access", token: "tok-root"},
+			{method: "POST", path: "/admin/bulk", token: "tok-root"},
+			{method: "PUT", path: "/admin/templates/intern", token: "tok-root"},
+			{method: "PUT", path: "/admin/templates/new", token: "tok-root"},
 		} {
 			q.body = string(body)
 			q.contentType = "application/json"
@@ -63,6 +69,7 @@ func FuzzQuery(f *testing.F) {
 	f.Add("from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z")
 	f.Add("q=te&level=red&limit=500")
 	f.Add("user_id=tess&cursor=1")
+	f.Add("type=template")
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		fx := newFixture(t)
 		for _, q := range []req{
@@ -70,6 +77,8 @@ func FuzzQuery(f *testing.F) {
 			{method: "GET", path: "/usage/breakdown", token: "tok-pete"},
 			{method: "GET", path: "/admin/list", token: "tok-root"},
 			{method: "GET", path: "/admin/audit", token: "tok-root"},
+			{method: "GET", path: "/admin/users/pete/usage/history", token: "tok-root"},
+			{method: "GET", path: "/admin/users/pete/usage/breakdown", token: "tok-root"},
 		} {
 			r := httptest.NewRequest(q.method, q.path, nil)
 			r.URL.RawQuery = rawQuery

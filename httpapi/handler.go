@@ -46,21 +46,32 @@ func New(m *budget.Manager, opts Options) (http.Handler, error) {
 	if s.challenge == "" {
 		s.challenge = "Bearer"
 	}
+	// Who is calling.
+	s.handle("GET /me", false, s.getMe)
 	// A user's own budget.
 	s.handle("GET /status", false, s.getStatus)
 	s.handle("GET /settings", false, s.getSettings)
 	s.handle("PUT /settings", false, s.putSettings)
 	s.handle("POST /reset", false, s.postReset)
-	s.handle("GET /usage/breakdown", false, s.getBreakdown)
-	s.handle("GET /usage/history", false, s.getHistory)
+	s.handle("GET /usage/breakdown", false, s.breakdown(s.self))
+	s.handle("GET /usage/history", false, s.history(s.self))
 	// Administration.
 	s.handle("PUT /admin/configure", true, s.putConfigure)
 	s.handle("GET /admin/list", true, s.getList)
 	s.handle("POST /admin/reset/{user_id}", true, s.postAdminReset)
 	s.handle("GET /admin/audit", true, s.getAudit)
 	s.handle("GET /admin/users/{user_id}", true, s.getUser)
+	s.handle("GET /admin/users/{user_id}/usage/breakdown", true, s.breakdown(s.pathUser))
+	s.handle("GET /admin/users/{user_id}/usage/history", true, s.history(s.pathUser))
 	s.handle("GET /admin/defaults", true, s.getDefaults)
 	s.handle("PUT /admin/defaults", true, s.putDefaults)
+	s.handle("GET /admin/access", true, s.getAccess)
+	s.handle("PUT /admin/access", true, s.putAccess)
+	s.handle("POST /admin/bulk", true, s.postBulk)
+	s.handle("GET /admin/templates", true, s.getTemplates)
+	s.handle("GET /admin/templates/{name}", true, s.getTemplate)
+	s.handle("PUT /admin/templates/{name}", true, s.putTemplate)
+	s.handle("DELETE /admin/templates/{name}", true, s.deleteTemplate)
 	return s, nil
 }
 
@@ -102,9 +113,15 @@ func (s *server) authenticate(r *http.Request) (budget.Principal, error) {
 // mux alone would answer in plain text), and so do non-canonical paths such
 // as "/a/../status", which the mux would redirect to a location that is
 // wrong once the handler is mounted under a prefix.
+//
+// Canonical is judged on the path as sent, still escaped, as the mux
+// matches it: the mux splits the escaped path at its slashes and unescapes
+// each segment, so "/admin/users/%2E%2E" and "/admin/users/team%2F..%2Froot"
+// are canonical paths naming the users ".." and "team/../root", while
+// "/admin/users/.." is not canonical.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
-	if pattern == "" || !canonical(r.URL.Path) {
+	if pattern == "" || !canonical(r.URL.EscapedPath()) {
 		c := captured{header: http.Header{}}
 		if pattern == "" {
 			h.ServeHTTP(&c, r)
@@ -165,6 +182,14 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	w.WriteHeader(http.StatusOK)
 	w.Write(append(b, '\n')) // an error here means the client went away
 	return nil
+}
+
+// writeNoContent writes a 204, with the headers of every response.
+func writeNoContent(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // setETag sets the ETag of a versioned resource: its version, quoted.

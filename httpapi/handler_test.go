@@ -16,6 +16,7 @@ import (
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/httpapi"
 	"github.com/llmbudget/budget/store/memory"
+	"github.com/shopspring/decimal"
 )
 
 func TestNewRefusesMissingPieces(t *testing.T) {
@@ -47,6 +48,18 @@ func TestRoutingProblems(t *testing.T) {
 		{"GET", "/reset", 405, httpapi.ProblemMethodNotAllowed, "POST"},
 		{"GET", "/admin/configure", 405, httpapi.ProblemMethodNotAllowed, "PUT"},
 		{"DELETE", "/admin/users/tess", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/me/", 404, httpapi.ProblemNotFound, ""},
+		{"PUT", "/me", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/admin/access", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD, PUT"},
+		{"GET", "/admin/bulk", 405, httpapi.ProblemMethodNotAllowed, "POST"},
+		{"GET", "/admin/templates/", 404, httpapi.ProblemNotFound, ""},
+		{"POST", "/admin/templates", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/admin/templates/intern", 405, httpapi.ProblemMethodNotAllowed, "DELETE, GET, HEAD, PUT"},
+		{"GET", "/admin/templates/a/b", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/admin/users/tess/usage", 404, httpapi.ProblemNotFound, ""},
+		{"POST", "/admin/users/tess/usage/history", 405, httpapi.ProblemMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/admin/users/tess/usage/../usage/history", 404, httpapi.ProblemNotFound, ""},
+		{"GET", "/admin/users/%2E%2E/defaults", 404, httpapi.ProblemNotFound, ""},
 	}
 	for _, c := range cases {
 		for _, tok := range []string{"", "tok-root"} {
@@ -216,6 +229,9 @@ func TestAdminUnknownUser(t *testing.T) {
 	for _, q := range []req{
 		{method: "GET", path: "/admin/users/ghost", token: "tok-root"},
 		{method: "POST", path: "/admin/reset/ghost", token: "tok-root", body: `{"reason": "x"}`},
+		{method: "POST", path: "/admin/reset/ghost", token: "tok-root", body: `{"limit_usd": "5"}`},
+		{method: "GET", path: "/admin/users/ghost/usage/history", token: "tok-root"},
+		{method: "GET", path: "/admin/users/ghost/usage/breakdown", token: "tok-root"},
 		// IDs containing another user's ID are not that user.
 		{method: "GET", path: "/admin/users/tes", token: "tok-root"},
 		{method: "GET", path: "/admin/users/TESS", token: "tok-root"},
@@ -410,5 +426,259 @@ func TestResetFlow(t *testing.T) {
 	entries := f.do(req{method: "GET", path: "/admin/audit?user_id=pete&limit=1", token: "tok-root"}).json(t)
 	if e := entries["entries"].([]any)[0].(map[string]any); e["type"] != "manual" || entries["next_cursor"] == nil {
 		t.Errorf("audit %v", entries)
+	}
+}
+
+// escapeAll escapes a user ID for a path segment, dots included, so that
+// "." and ".." reach the handler as %2E and %2E%2E.
+func escapeAll(id string) string { return strings.ReplaceAll(url.PathEscape(id), ".", "%2E") }
+
+// TestDotUserIDsInPaths: user IDs that are also path steps ("." and "..",
+// empty or dot segments once a slash is unescaped) are valid user IDs, so
+// every route that names a user reaches them when the ID is
+// percent-encoded; the same paths unencoded are not canonical and get the
+// 404 problem.
+func TestDotUserIDsInPaths(t *testing.T) {
+	f := newFixture(t)
+	ids := []string{".", "..", "x//y", "team/../root", "a/.", "a/..", "./a"}
+	for _, id := range ids {
+		body, _ := json.Marshal(map[string]string{"user_id": id, "limit_usd": "9"})
+		if r := f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: string(body)}); r.status != 200 {
+			t.Fatalf("configure %q: %d %s", id, r.status, r.body)
+		}
+	}
+	for _, id := range ids {
+		for _, seg := range []string{escapeAll(id), url.PathEscape(id)} {
+			if seg == id || seg == "." || seg == ".." {
+				continue // not escaped: that is the non-canonical case below
+			}
+			for _, c := range []struct {
+				method, path, body string
+				userID             func(map[string]any) any
+			}{
+				{"GET", "/admin/users/" + seg, "", func(m map[string]any) any { return m["user_id"] }},
+				{"POST", "/admin/reset/" + seg, `{"reason": "dots"}`, func(m map[string]any) any { return m["reset"].(map[string]any)["user_id"] }},
+				{"GET", "/admin/users/" + seg + "/usage/history", "", func(m map[string]any) any { return m["usage"] != nil }},
+				{"GET", "/admin/users/" + seg + "/usage/breakdown", "", func(m map[string]any) any { return m["user_id"] }},
+				{"GET", "/admin/audit?user_id=" + url.QueryEscape(id), "", func(m map[string]any) any { return m["entries"].([]any)[0].(map[string]any)["user_id"] }},
+			} {
+				r := f.do(req{method: c.method, path: c.path, token: "tok-root", body: c.body})
+				if r.status != 200 {
+					t.Errorf("%s %s (user %q): %d %s", c.method, c.path, id, r.status, r.body)
+					continue
+				}
+				if got := c.userID(r.json(t)); got != id && got != true {
+					t.Errorf("%s %s: user %v, want %q", c.method, c.path, got, id)
+				}
+			}
+		}
+	}
+	// Unencoded, the same IDs make paths that are not canonical: 404, never
+	// a redirect, and never another user.
+	before := f.state()
+	for _, id := range ids {
+		for _, p := range []string{"/admin/users/" + id, "/admin/reset/" + id, "/admin/users/" + id + "/usage/history"} {
+			method := "GET"
+			if strings.HasPrefix(p, "/admin/reset/") {
+				method = "POST"
+			}
+			r := f.do(req{method: method, path: p, token: "tok-root"})
+			if r.status != 404 {
+				t.Errorf("%s %s: %d %s", method, p, r.status, r.body)
+				continue
+			}
+			if pr := r.problem(t); pr.Type != httpapi.ProblemNotFound {
+				t.Errorf("%s: %+v", p, pr)
+			}
+		}
+	}
+	if d := diff(before, f.state()); d != "" {
+		t.Errorf("non-canonical paths changed the state:\n%s", d)
+	}
+}
+
+// TestMe answers who is calling, whatever their budget.
+func TestMe(t *testing.T) {
+	f := newFixture(t)
+	for tok, want := range map[string]map[string]any{
+		"tok-root":   {"user_id": "root", "admin": true},
+		"tok-carol":  {"user_id": "carol", "admin": false},
+		"tok-hank":   {"user_id": "hank", "admin": false}, // hidden
+		"tok-newbie": {"user_id": "newbie", "admin": false},
+	} {
+		if d := cmp.Diff(want, f.do(req{method: "GET", path: "/me", token: tok}).json(t)); d != "" {
+			t.Errorf("GET /me as %s (-want +got):\n%s", tok, d)
+		}
+	}
+	// Asking is not enrolling: newbie still has no settings.
+	if _, err := f.m.Lookup(context.Background(), "newbie"); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("GET /me created settings: %v", err)
+	}
+}
+
+// TestAdminUsage: an admin reads any user's history and breakdown with the
+// parameters of the user's own routes, and gets the same JSON, hidden
+// users included.
+func TestAdminUsage(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ own, admin, token string }{
+		{"/usage/history?limit=2", "/admin/users/pete/usage/history?limit=2", "tok-pete"},
+		{"/usage/history", "/admin/users/pete/usage/history", "tok-pete"},
+		{"/usage/breakdown", "/admin/users/pete/usage/breakdown", "tok-pete"},
+		{"/usage/breakdown?from=2025-03-14T00:00:00Z&to=2025-03-15T00:00:00Z", "/admin/users/nora/usage/breakdown?from=2025-03-14T00:00:00Z&to=2025-03-15T00:00:00Z", "tok-nora"},
+	} {
+		own := f.do(req{method: "GET", path: c.own, token: c.token})
+		adm := f.do(req{method: "GET", path: c.admin, token: "tok-root"})
+		if d := cmp.Diff(own.json(t), adm.json(t)); d != "" {
+			t.Errorf("%s against %s (-own +admin):\n%s", c.own, c.admin, d)
+		}
+	}
+	// Pages continue with the cursor.
+	page := f.do(req{method: "GET", path: "/admin/users/pete/usage/history?limit=2", token: "tok-root"}).json(t)
+	next := f.do(req{method: "GET", path: "/admin/users/pete/usage/history?limit=2&cursor=" + url.QueryEscape(page["next_cursor"].(string)), token: "tok-root"}).json(t)
+	if us := next["usage"].([]any); len(us) != 1 || us[0].(map[string]any)["cost_usd"] != "0.4" || next["next_cursor"] != nil {
+		t.Errorf("second page: %v", next)
+	}
+	// hank cannot see his own usage; the admin can.
+	if r := f.do(req{method: "GET", path: "/usage/history", token: "tok-hank"}); r.status != 403 {
+		t.Errorf("hank's own history: %d", r.status)
+	}
+	if us := f.do(req{method: "GET", path: "/admin/users/hank/usage/history", token: "tok-root"}).json(t)["usage"].([]any); len(us) != 3 {
+		t.Errorf("hank's history for the admin: %v", us)
+	}
+}
+
+// TestResetWithLimit: a reset may start the new period with a new limit,
+// recorded in its audit entry; a user needs "can reset" and "can modify".
+func TestResetWithLimit(t *testing.T) {
+	f := newFixture(t)
+	got := f.do(req{method: "POST", path: "/reset", token: "tok-pete", body: `{"reason": "raise", "limit_usd": "45"}`}).json(t)
+	reset, st := got["reset"].(map[string]any), got["status"].(map[string]any)
+	if reset["previous_limit_usd"] != "40" || reset["new_limit_usd"] != "45" || st["limit_usd"] != "45" || st["spent_usd"] != "0" {
+		t.Errorf("reset with a new limit: %v", got)
+	}
+	if d := cmp.Diff([]any{map[string]any{"field": "limit_usd", "before": "40", "after": "45"}}, reset["changes"]); d != "" {
+		t.Errorf("reset changes (-want +got):\n%s", d)
+	}
+	if s := f.settingsOf("pete"); !s.Limit.Equal(budget.MustAmount("45")) {
+		t.Errorf("pete's limit after the reset: %s", s.Limit)
+	}
+	// A reset without a limit keeps it, and changes nothing but the period.
+	got = f.do(req{method: "POST", path: "/reset", token: "tok-pete"}).json(t)
+	if r := got["reset"].(map[string]any); r["new_limit_usd"] != "45" || r["changes"] != nil {
+		t.Errorf("reset without a limit: %v", r)
+	}
+	// carol may reset but not modify: a reset with a limit is refused,
+	// naming the field, and changes nothing.
+	yes := true
+	if _, err := f.m.UpdateSettings(context.Background(), rootP, "carol", budget.SettingsUpdate{CanReset: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.state()
+	r := f.do(req{method: "POST", path: "/reset", token: "tok-carol", body: `{"limit_usd": "45"}`})
+	if r.status != 403 {
+		t.Fatalf("carol resets with a limit: %d %s", r.status, r.body)
+	}
+	if p := r.problem(t); p.Type != httpapi.ProblemForbidden || p.Field != "limit_usd" {
+		t.Errorf("carol's problem: %+v", p)
+	}
+	if d := diff(before, f.state()); d != "" {
+		t.Errorf("a refused reset changed the state:\n%s", d)
+	}
+	if r := f.do(req{method: "POST", path: "/reset", token: "tok-carol", body: `{}`}); r.status != 200 {
+		t.Errorf("carol resets: %d %s", r.status, r.body)
+	}
+	// An admin resets anyone with a new limit.
+	got = f.do(req{method: "POST", path: "/admin/reset/nora", token: "tok-root", body: `{"limit_usd": 12.5}`}).json(t)
+	if got["reset"].(map[string]any)["new_limit_usd"] != "12.5" || got["status"].(map[string]any)["limit_usd"] != "12.5" {
+		t.Errorf("admin reset with a new limit: %v", got)
+	}
+}
+
+// TestAuditChanges: each entry says what changed, field by field, and can
+// be filtered by type.
+func TestAuditChanges(t *testing.T) {
+	f := newFixture(t)
+	f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: `{"user_id": "tess", "limit_usd": "60", "user_can_reset_budget": true, "admin_notes": ""}`})
+	e := f.do(req{method: "GET", path: "/admin/audit?limit=1", token: "tok-root"}).json(t)["entries"].([]any)[0].(map[string]any)
+	want := []any{
+		map[string]any{"field": "limit_usd", "before": "50", "after": "60"},
+		map[string]any{"field": "user_can_reset_budget", "before": "false", "after": "true"},
+		map[string]any{"field": "admin_notes", "before": "watch her", "after": ""},
+	}
+	if d := cmp.Diff(want, e["changes"]); d != "" {
+		t.Errorf("changes (-want +got):\n%s", d)
+	}
+	if _, ok := e["bulk_id"]; ok {
+		t.Errorf("a change made alone has a bulk_id: %v", e)
+	}
+	if _, ok := e["template"]; ok {
+		t.Errorf("a change without a template names one: %v", e)
+	}
+	f.do(req{method: "POST", path: "/admin/reset/tess", token: "tok-root", body: `{}`})
+	for _, typ := range []string{"settings", "manual", "template", "defaults", "automatic", ""} {
+		entries := f.do(req{method: "GET", path: "/admin/audit?type=" + typ, token: "tok-root"}).json(t)["entries"].([]any)
+		for _, e := range entries {
+			if got := e.(map[string]any)["type"]; typ != "" && got != typ {
+				t.Errorf("?type=%s: an entry of type %v", typ, got)
+			}
+		}
+		if n := map[string]int{"settings": 5, "manual": 1, "template": 1, "defaults": 0, "automatic": 0, "": 7}[typ]; len(entries) != n {
+			t.Errorf("?type=%s: %d entries, want %d", typ, len(entries), n)
+		}
+	}
+	if n := len(f.do(req{method: "GET", path: "/admin/audit?type=settings&user_id=tess", token: "tok-root"}).json(t)["entries"].([]any)); n != 2 {
+		t.Errorf("?type=settings&user_id=tess: %d entries", n)
+	}
+}
+
+// TestListHugeLimits: the summary adds limits exactly, however large
+// (defect 1: the sum of two maximal limits overflowed into a 500).
+func TestListHugeLimits(t *testing.T) {
+	f := newFixture(t)
+	const max = "9223372036.854775807"
+	if r := f.do(req{method: "PUT", path: "/settings", token: "tok-pete", body: `{"limit_usd": "` + max + `"}`}); r.status != 200 {
+		t.Fatalf("pete sets the largest limit: %d %s", r.status, r.body)
+	}
+	f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: `{"user_id": "tess", "limit_usd": "` + max + `"}`})
+	r := f.do(req{method: "GET", path: "/admin/list", token: "tok-root"})
+	// carol, hank, nora and root: 30 + 20 + 10 + 100.
+	want := budget.MustAmount(max).Mul(decimal.NewFromInt(2)).Add(decimal.NewFromInt(160)).String()
+	if got := r.json(t)["summary"].(map[string]any)["total_limit_usd"]; got != want || want != "18446744233.709551614" {
+		t.Errorf("total_limit_usd %v, want %s", got, want)
+	}
+}
+
+// TestSummaryIgnoresFilters: the summary describes every user whatever
+// the filters (defect 3: it changed with q).
+func TestSummaryIgnoresFilters(t *testing.T) {
+	f := newFixture(t)
+	all := f.do(req{method: "GET", path: "/admin/list", token: "tok-root"}).json(t)["summary"]
+	for _, q := range []string{"q=te", "q=TESS", "q=nobody", "level=red", "q=e&level=green&limit=1"} {
+		if d := cmp.Diff(all, f.do(req{method: "GET", path: "/admin/list?" + q, token: "tok-root"}).json(t)["summary"]); d != "" {
+			t.Errorf("summary with %s (-all +filtered):\n%s", q, d)
+		}
+	}
+}
+
+// TestViewOnlyThresholds: a view-only user cannot redefine their level by
+// moving their alert thresholds (the seed's permission rule).
+func TestViewOnlyThresholds(t *testing.T) {
+	f := newFixture(t)
+	before := f.state()
+	for _, tok := range []string{"tok-carol", "tok-nora"} {
+		r := f.do(req{method: "PUT", path: "/settings", token: tok, body: `{"alert_threshold_red": "1000"}`})
+		if r.status != 403 {
+			t.Fatalf("%s: %d %s", tok, r.status, r.body)
+		}
+		if p := r.problem(t); p.Type != httpapi.ProblemForbidden || p.Field != "alert_threshold_red" {
+			t.Errorf("%s: %+v", tok, p)
+		}
+	}
+	if d := diff(before, f.state()); d != "" {
+		t.Errorf("refused thresholds changed the state:\n%s", d)
+	}
+	if r := f.do(req{method: "PUT", path: "/settings", token: "tok-pete", body: `{"alert_threshold_red": "1000"}`}); r.status != 200 {
+		t.Errorf("pete, who may modify: %d %s", r.status, r.body)
 	}
 }

@@ -62,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 
 // newFixtureOn sets up the users on store: carol on the default plan, hank
 // hidden, nora without permissions, pete with them, tess configured by an
-// admin, each with some usage.
+// admin, each with some usage; and the template "intern".
 func newFixtureOn(t testing.TB, store budget.Store, opts httpapi.Options) *fixture {
 	t.Helper()
 	clock := storetest.NewClock(apiStart)
@@ -90,6 +90,12 @@ func newFixtureOn(t testing.TB, store budget.Store, opts httpapi.Options) *fixtu
 		if _, err := m.UpdateSettings(ctx, rootP, user, u); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A template, "intern": $5 a week, view-only.
+	if _, err := m.SaveTemplate(ctx, rootP, "intern", budget.SettingsUpdate{
+		Limit: limit("5"), Period: ptr(budget.Weekly), CanModify: &no, CanReset: &no,
+	}); err != nil {
+		t.Fatal(err)
 	}
 	for i, user := range []string{"carol", "hank", "nora", "pete", "tess", "root"} {
 		for j, model := range []string{"gpt-4o", "claude", "gpt-4o"} {
@@ -191,11 +197,12 @@ func serve(h http.Handler, q req) response {
 }
 
 // state is everything a request could change: every user's settings and
-// status, the audit log and the defaults.
+// status, the audit log, the defaults and the templates.
 type state struct {
-	Users    []budget.UserStatus
-	Audit    []budget.AuditEntry
-	Defaults budget.Defaults
+	Users     []budget.UserStatus
+	Audit     []budget.AuditEntry
+	Defaults  budget.Defaults
+	Templates []budget.Template
 }
 
 func (f *fixture) state() state {
@@ -205,7 +212,7 @@ func (f *fixture) state() state {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	audit, err := f.m.AuditLog(ctx, rootP, "", "", budget.MaxPageSize)
+	audit, err := f.m.AuditLog(ctx, rootP, budget.AuditLogQuery{Limit: budget.MaxPageSize})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -213,7 +220,11 @@ func (f *fixture) state() state {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return state{Users: users.Users, Audit: audit.Entries, Defaults: d}
+	ts, err := f.m.Templates(ctx, rootP)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return state{Users: users.Users, Audit: audit.Entries, Defaults: d, Templates: ts}
 }
 
 var cmpDecimal = cmp.Comparer(func(a, b decimal.Decimal) bool { return a.Equal(b) })

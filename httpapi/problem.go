@@ -44,7 +44,7 @@ const (
 	// ProblemBudgetHidden (403): an administrator has hidden the budget
 	// from its user; the problem also carries "hidden": true.
 	ProblemBudgetHidden = ProblemBase + "budget-hidden"
-	// ProblemNotFound (404): no such endpoint, or no such user.
+	// ProblemNotFound (404): no such endpoint, user or template.
 	ProblemNotFound = ProblemBase + "not-found"
 	// ProblemMethodNotAllowed (405): the endpoint exists but not with this
 	// method; the Allow header lists the methods it takes.
@@ -75,7 +75,8 @@ type Problem struct {
 	Status int `json:"status"`
 	// Detail explains this occurrence, for humans.
 	Detail string `json:"detail,omitempty"`
-	// Field names what was wrong: a JSON member ("limit_usd"), a query
+	// Field names what was wrong: a JSON member ("limit_usd"), a member
+	// of a nested object by its path ("changes.limit_usd"), a query
 	// parameter ("limit"), a path parameter ("user_id"), a header
 	// ("If-Match", "Content-Type") or the body as a whole ("body").
 	Field string `json:"field,omitempty"`
@@ -168,8 +169,33 @@ func problemFor(err error) (p *Problem, internal bool) {
 	return problem(http.StatusInternalServerError, ProblemInternal, "", "the server failed to handle the request"), true
 }
 
+// refield returns err as the same problem about another field,
+// rename(field); an error about no field in particular, or an internal
+// one, is returned as it is.
+func refield(err error, rename func(field string) string) error {
+	p, internal := problemFor(err)
+	if internal || p.Field == "" {
+		return err
+	}
+	q := *p
+	q.Field = rename(p.Field)
+	return &q
+}
+
+// within names a problem about a member of the nested object parent by
+// its path: "limit_usd" inside "changes" is "changes.limit_usd".
+func within(parent string, err error) error {
+	return refield(err, func(f string) string { return parent + "." + f })
+}
+
 // fail writes the problem for err, logging internal errors.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, s.problemOf(r, err))
+}
+
+// problemOf is the problem for err, which failed r: internal errors are
+// logged here, and their details never leave.
+func (s *server) problemOf(r *http.Request, err error) *Problem {
 	p, internal := problemFor(err)
 	if internal {
 		level := slog.LevelError
@@ -179,7 +205,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Log(r.Context(), level, "httpapi: request failed",
 			"method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	writeProblem(w, p)
+	return p
 }
 
 // writeProblem writes p as application/problem+json.

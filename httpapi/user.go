@@ -8,7 +8,9 @@ import (
 )
 
 // The endpoints of a user's own budget. Each acts on the authenticated
-// principal's budget and no one else's, whatever the principal.
+// principal's budget and no one else's, whatever the principal. The usage
+// endpoints are written once for both readers (see subject): the user's
+// own routes here, and the admins' views of one user under /admin/users/.
 
 // viewOwn returns p's settings once p may see them (budget.CanView): a
 // hidden budget is refused before anything else is read.
@@ -18,6 +20,14 @@ func (s *server) viewOwn(ctx context.Context, p budget.Principal) (budget.Settin
 		return budget.Settings{}, err
 	}
 	return set, budget.CanView(p, set)
+}
+
+// GET /me
+func (s *server) getMe(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+	if _, err := readQuery(r); err != nil {
+		return err
+	}
+	return writeJSON(w, meJSON{UserID: p.UserID, Admin: p.Admin})
 }
 
 // GET /status
@@ -96,11 +106,14 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principa
 	if err != nil {
 		return err
 	}
-	reason, err := o.reason()
-	if err != nil {
+	var ro budget.ResetOptions
+	if ro.Reason, err = o.reason(); err != nil {
 		return err
 	}
-	e, err := s.m.Reset(r.Context(), p, userID, reason)
+	if ro.Limit, err = o.amount(fLimit); err != nil {
+		return err
+	}
+	e, err := s.m.Reset(r.Context(), p, userID, ro)
 	if err != nil {
 		return err
 	}
@@ -111,46 +124,73 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principa
 	return writeJSON(w, resetJSON{Reset: auditOf(e, admin), Status: statusOf(st)})
 }
 
-// GET /usage/breakdown?from=&to=
-func (s *server) getBreakdown(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "from", "to")
-	if err != nil {
-		return err
-	}
-	from, to, err := q.timeRange()
-	if err != nil {
-		return err
-	}
-	if _, err := s.viewOwn(r.Context(), p); err != nil {
-		return err
-	}
-	b, err := s.m.Breakdown(r.Context(), p.UserID, from, to)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, breakdownOf(b))
+// subject says whose usage a request reads, once the principal may read
+// it: the principal's own (the user routes) or that of the user the path
+// names (the admin routes). The user and admin routes share their code
+// through it, so they take the same parameters and answer the same JSON.
+type subject func(r *http.Request, p budget.Principal) (userID string, err error)
+
+// self is the principal, if their budget is visible to them.
+func (s *server) self(r *http.Request, p budget.Principal) (string, error) {
+	_, err := s.viewOwn(r.Context(), p)
+	return p.UserID, err
 }
 
-// GET /usage/history?limit=&cursor=
-func (s *server) getHistory(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "limit", "cursor")
-	if err != nil {
-		return err
+// pathUser is the user named by the path's {user_id}, for an admin; a user
+// without settings is a 404.
+func (s *server) pathUser(r *http.Request, p budget.Principal) (string, error) {
+	set, err := s.lookup(r.Context(), p, r.PathValue("user_id"))
+	return set.UserID, err
+}
+
+// GET /usage/breakdown?from=&to= and
+// GET /admin/users/{user_id}/usage/breakdown?from=&to=
+func (s *server) breakdown(of subject) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+		q, err := readQuery(r, "from", "to")
+		if err != nil {
+			return err
+		}
+		from, to, err := q.timeRange()
+		if err != nil {
+			return err
+		}
+		userID, err := of(r, p)
+		if err != nil {
+			return err
+		}
+		b, err := s.m.Breakdown(r.Context(), userID, from, to)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, breakdownOf(b))
 	}
-	limit, err := q.limit()
-	if err != nil {
-		return err
+}
+
+// GET /usage/history?limit=&cursor= and
+// GET /admin/users/{user_id}/usage/history?limit=&cursor=
+func (s *server) history(of subject) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
+		q, err := readQuery(r, "limit", "cursor")
+		if err != nil {
+			return err
+		}
+		limit, err := q.limit()
+		if err != nil {
+			return err
+		}
+		cursor, err := q.cursor()
+		if err != nil {
+			return err
+		}
+		userID, err := of(r, p)
+		if err != nil {
+			return err
+		}
+		page, err := s.m.History(r.Context(), budget.UsageQuery{UserID: userID, Cursor: cursor, Limit: limit})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, historyJSON{Usage: usageOf(page.Records), NextCursor: page.Next})
 	}
-	cursor, err := q.cursor()
-	if err != nil {
-		return err
-	}
-	if _, err := s.viewOwn(r.Context(), p); err != nil {
-		return err
-	}
-	page, err := s.m.History(r.Context(), budget.UsageQuery{UserID: p.UserID, Cursor: cursor, Limit: limit})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, historyJSON{Usage: usageOf(page.Records), NextCursor: page.Next})
 }
