@@ -97,7 +97,7 @@ func (m *Manager) checkBulk(u SettingsUpdate) error {
 		return &ValidationError{Field: "custom_period_days", Reason: "must be from 1 to 3660 for a custom period"}
 	}
 	if u.CustomAnchor != nil {
-		if err := validAnchor(*u.CustomAnchor); err != nil {
+		if err := ValidateAnchor(*u.CustomAnchor); err != nil {
 			return err
 		}
 	}

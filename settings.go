@@ -97,10 +97,17 @@ const (
 )
 
 // ValidateUserID reports whether id can name a user: 1 to 256 bytes of
-// valid UTF-8 with no control characters.
+// valid UTF-8 with no control characters, and neither "." nor "..". Those
+// two are path steps: URL parsers, browsers' included, remove them from a
+// path even percent-encoded (%2E), so no URL could name such a user. Any
+// other ID, slashes and dots included ("team/../root", "a/."), fits in one
+// percent-encoded path segment.
 func ValidateUserID(id string) error {
 	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) || strings.ContainsFunc(id, isControl) {
 		return &ValidationError{Field: "user_id", Reason: "must be 1 to 256 bytes of UTF-8 without control characters"}
+	}
+	if id == "." || id == ".." {
+		return &ValidationError{Field: "user_id", Reason: `"." and ".." are path steps, not user IDs`}
 	}
 	return nil
 }

@@ -17,6 +17,18 @@
 //	GET /admin/budget    the admin page
 //	GET /assets/{file}   stylesheet and scripts
 //
+// The user's page links to the admin page when GET /me says the caller is
+// an admin; the admin page links back. The admin page opens with the
+// switch that turns budgets on or off for every regular user at once
+// (PUT /admin/access), and has bulk changes, templates, each user's usage
+// and a readable audit log. Below 600 px wide the tables become stacked
+// cards, so every action stays within reach on a phone.
+//
+// The pages put user IDs and template names in API paths percent-encoded,
+// "." included. An ID that is only "." or ".." cannot be sent in a path
+// from a browser at all (URL parsing reads "%2E" as a dot segment), so
+// the admin page refuses to act on such a user and says why.
+//
 // Every response carries a Content-Security-Policy that allows scripts and
 // styles from the same origin only (no inline script, no inline event
 // handlers, no inline styles) and API calls to the same origin, or to the

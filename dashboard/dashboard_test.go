@@ -39,6 +39,8 @@ func TestServes(t *testing.T) {
 		{"/assets/charts.js", "text/javascript; charset=utf-8", "createElementNS"},
 		{"/assets/user.js", "text/javascript; charset=utf-8", "/usage/history"},
 		{"/assets/admin.js", "text/javascript; charset=utf-8", "/admin/configure"},
+		{"/assets/fields.js", "text/javascript; charset=utf-8", "budget_visible_to_user"},
+		{"/assets/usage.js", "text/javascript; charset=utf-8", "barChart"},
 	} {
 		w := serve(h, http.MethodGet, tc.path)
 		if w.Code != http.StatusOK {

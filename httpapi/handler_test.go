@@ -433,14 +433,30 @@ func TestResetFlow(t *testing.T) {
 // "." and ".." reach the handler as %2E and %2E%2E.
 func escapeAll(id string) string { return strings.ReplaceAll(url.PathEscape(id), ".", "%2E") }
 
-// TestDotUserIDsInPaths: user IDs that are also path steps ("." and "..",
-// empty or dot segments once a slash is unescaped) are valid user IDs, so
-// every route that names a user reaches them when the ID is
-// percent-encoded; the same paths unencoded are not canonical and get the
-// 404 problem.
+// TestDotUserIDsInPaths: user IDs that make empty or dot segments once a
+// slash is unescaped are valid user IDs, so every route that names a user
+// reaches them when the ID is percent-encoded; the same paths unencoded are
+// not canonical and get the 404 problem. "." and ".." themselves, which
+// URL parsers remove from a path even encoded, are refused everywhere.
 func TestDotUserIDsInPaths(t *testing.T) {
 	f := newFixture(t)
-	ids := []string{".", "..", "x//y", "team/../root", "a/.", "a/..", "./a"}
+	before := f.state()
+	for _, id := range []string{".", ".."} {
+		body, _ := json.Marshal(map[string]string{"user_id": id, "limit_usd": "9"})
+		r := f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: string(body)})
+		if pr := r.problem(t); r.status != 400 || pr.Field != "user_id" {
+			t.Errorf("configure %q: %d %s", id, r.status, r.body)
+		}
+		for _, p := range []string{"/admin/users/" + escapeAll(id), "/admin/audit?user_id=" + url.QueryEscape(id)} {
+			if r := f.do(req{method: "GET", path: p, token: "tok-root"}); r.status != 400 && r.status != 404 {
+				t.Errorf("GET %s: %d %s", p, r.status, r.body)
+			}
+		}
+	}
+	if d := diff(before, f.state()); d != "" {
+		t.Errorf("refused IDs changed the state:\n%s", d)
+	}
+	ids := []string{"x//y", "team/../root", "a/.", "a/..", "./a"}
 	for _, id := range ids {
 		body, _ := json.Marshal(map[string]string{"user_id": id, "limit_usd": "9"})
 		if r := f.do(req{method: "PUT", path: "/admin/configure", token: "tok-root", body: string(body)}); r.status != 200 {
@@ -475,7 +491,7 @@ func TestDotUserIDsInPaths(t *testing.T) {
 	}
 	// Unencoded, the same IDs make paths that are not canonical: 404, never
 	// a redirect, and never another user.
-	before := f.state()
+	before = f.state()
 	for _, id := range ids {
 		for _, p := range []string{"/admin/users/" + id, "/admin/reset/" + id, "/admin/users/" + id + "/usage/history"} {
 			method := "GET"

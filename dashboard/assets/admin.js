@@ -1,32 +1,27 @@
-// The admin page: overview, users, configure and reset dialogs, the audit
-// log and the defaults for new users.
+// The admin page: the switch that turns budgets on or off for every
+// regular user, the overview, the users (with bulk changes), one user's
+// usage, templates, the audit log and the defaults for new users.
 import {
-  api, query, el, clear, setText, fmtUSD, fmtDate, levelBadge,
-  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty,
+  api, query, segment, el, clear, setText, fmtUSD, fmtDate, fmtNum, plural, levelBadge, LEVELS,
+  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, getToken,
 } from "./common.js";
+import { SETTINGS, buildFields, fill, read, restore, periodWords, permissionWords } from "./fields.js";
+import { drawBreakdown, historyRows } from "./usage.js";
 
 const REFRESH_MS = 30000;
 const PAGE = 25;
+const USAGE_PAGE = 20;
 const $ = (id) => document.getElementById(id);
 
-// The settings an admin edits: [member, label, kind].
-const SETTINGS = [
-  ["limit_usd", "Limit (USD)", "text"],
-  ["budget_period", "Period", "period"],
-  ["custom_period_days", "Custom period (days)", "int"],
-  ["timezone", "Timezone (IANA, e.g. Europe/Paris)", "text"],
-  ["enforce_budget", "Enforce: block calls over the limit", "bool"],
-  ["alert_threshold_yellow", "Yellow threshold (%)", "text"],
-  ["alert_threshold_orange", "Orange threshold (%)", "text"],
-  ["alert_threshold_red", "Red threshold (%)", "text"],
-  ["budget_visible_to_user", "User can see the budget", "bool"],
-  ["user_can_modify_limit", "User can change limit, period, timezone and enforcement", "bool"],
-  ["user_can_reset_budget", "User can reset the budget", "bool"],
-];
-
 let timer = null;
-const users = { cursors: [""], index: 0, q: "", level: "" };
-const audit = { cursors: [""], index: 0, user: "" };
+let access = null; // GET /admin/access
+let accessWanted = null; // what the open confirmation turns the switch to
+let templates = []; // GET /admin/templates
+const users = { cursors: [""], index: 0, q: "", level: "", rows: [] };
+// The selection for bulk changes: user IDs picked one by one (across
+// pages and searches), or every user matching a search and level.
+const selection = { ids: new Set(), match: null };
+const audit = { cursors: [""], index: 0, user: "", type: "" };
 
 function handle(err) {
   if (err.status === 401) {
@@ -36,7 +31,7 @@ function handle(err) {
   }
   if (err.status === 403) {
     stop();
-    askLogin("This token is not an administrator's. Sign in with an admin token.");
+    askLogin("This token is not an administrator's. Sign in with an admin token, or open your own budget with “Your budget”.");
     return true;
   }
   return false;
@@ -51,71 +46,107 @@ function report(err) {
   if (!handle(err)) showMessage(err.message, "error");
 }
 
-// buildFields fills container with one labelled input per setting; ids
-// take prefix.
-function buildFields(container, prefix) {
-  clear(container);
-  const grid = el("div", { class: "grid" });
-  for (const [member, label, kind] of SETTINGS) {
-    const id = prefix + "-" + member;
-    let input;
-    if (kind === "period") {
-      input = el("select", { id, name: member },
-        el("option", { value: "daily" }, "Daily"), el("option", { value: "weekly" }, "Weekly"),
-        el("option", { value: "monthly" }, "Monthly"), el("option", { value: "custom" }, "Custom"));
-    } else if (kind === "bool") {
-      input = el("input", { id, name: member, type: "checkbox" });
-    } else if (kind === "int") {
-      input = el("input", { id, name: member, type: "number", min: "1", step: "1", inputmode: "numeric" });
-    } else {
-      input = el("input", { id, name: member, autocomplete: "off", spellcheck: "false",
-        inputmode: member === "timezone" ? "text" : "decimal" });
-    }
-    const lab = el("label", { for: id }, label);
-    const box = kind === "bool"
-      ? el("div", { class: "field check", "data-field": member }, input, lab, el("p", { class: "error" }))
-      : el("div", { class: "field", "data-field": member }, lab, input, el("p", { class: "error" }));
-    grid.appendChild(box);
-  }
-  container.appendChild(grid);
-  const period = container.querySelector('[name="budget_period"]');
-  const sync = () => {
-    container.querySelector('[data-field="custom_period_days"]').hidden = period.value !== "custom";
-  };
-  period.addEventListener("change", sync);
-  sync();
+// problemText is what a problem document (or an error) says.
+function problemText(p) {
+  return (p && (p.detail || p.title)) || "failed";
 }
 
-function fill(container, s) {
-  for (const [member, , kind] of SETTINGS) {
-    const input = container.querySelector('[name="' + member + '"]');
-    const v = s[member];
-    if (kind === "bool") input.checked = !!v;
-    else input.value = v === undefined || v === null ? "" : String(v);
-  }
-  container.querySelector('[name="budget_period"]').dispatchEvent(new Event("change"));
+// ---- budgets for regular users: the switch ----
+
+async function loadAccess() {
+  const { data } = await api("/admin/access");
+  access = data;
+  renderAccess();
 }
 
-// read returns the members whose value differs from base (all of them
-// when base is null).
-function read(container, base) {
-  const out = {};
-  for (const [member, , kind] of SETTINGS) {
-    const input = container.querySelector('[name="' + member + '"]');
-    let v;
-    if (kind === "bool") v = input.checked;
-    else if (kind === "int") {
-      if (input.closest(".field").hidden || input.value.trim() === "") continue;
-      v = Number(input.value);
-    } else {
-      v = input.value.trim();
-      if (v === "" && !base) continue;
+function renderAccess() {
+  const a = access;
+  const sw = $("access-switch");
+  sw.setAttribute("aria-checked", a.enabled ? "true" : "false");
+  setText("access-state", a.enabled ? "On" : "Off");
+  $("access").classList.toggle("access-off", !a.enabled);
+  let count;
+  if (!a.users) {
+    count = "No regular users have a budget yet. New users start with it " + (a.enabled ? "shown." : "hidden.");
+  } else {
+    count = fmtNum(a.visible_users) + " of " + plural(a.users, "regular user") + " " +
+      (a.visible_users === 1 ? "sees" : "see") + " their budget.";
+    if (a.enabled && a.visible_users < a.users) {
+      count += " " + fmtNum(a.users - a.visible_users) + " hidden one by one in Configure.";
+    } else if (!a.enabled && a.visible_users > 0) {
+      count += " " + fmtNum(a.visible_users) + " shown one by one in Configure.";
     }
-    const old = base ? base[member] : undefined;
-    if (!base || String(v) !== String(old === undefined ? "" : old)) out[member] = v;
   }
-  return out;
+  setText("access-count", count);
 }
+
+// The switch asks before it changes anyone: it acts on every regular
+// user, and turning it on again also shows the users hidden one by one.
+$("access-switch").addEventListener("click", () => {
+  if (!access) return;
+  const box = $("access-confirm");
+  if (!box.hidden) {
+    accessWanted = null;
+    box.hidden = true;
+    return;
+  }
+  const on = !access.enabled;
+  accessWanted = on;
+  const hidden = access.users - access.visible_users;
+  setText("access-confirm-text", on
+    ? "Turn budgets on for every regular user? " + plural(hidden, "regular user") + " who " +
+      (hidden === 1 ? "does" : "do") + " not see their budget now will see it, including any you hid one by one in Configure, " +
+      "and new users will start with it shown."
+    : "Turn budgets off for every regular user? " + plural(access.visible_users, "regular user") + " who " +
+      (access.visible_users === 1 ? "sees" : "see") + " their budget now will no longer see it, and new users will start without it. " +
+      "Limits stay enforced as you set them; admins keep theirs.");
+  setText("access-apply", on ? "Turn on for every regular user" : "Turn off for every regular user");
+  clear($("access-result"));
+  box.hidden = false;
+  $("access-apply").focus();
+});
+
+$("access-cancel").addEventListener("click", () => {
+  accessWanted = null;
+  $("access-confirm").hidden = true;
+  $("access-switch").focus();
+});
+
+$("access-apply").addEventListener("click", async () => {
+  // What the confirmation said, even if a refresh has changed the switch
+  // since it opened.
+  const enabled = accessWanted;
+  if (enabled === null) return;
+  const btn = $("access-apply");
+  btn.disabled = true;
+  try {
+    const { data } = await api("/admin/access", { method: "PUT", body: { enabled } });
+    access = data;
+    accessWanted = null;
+    renderAccess();
+    $("access-confirm").hidden = true;
+    const out = $("access-result");
+    clear(out);
+    out.appendChild(el("p", { class: "result-ok" },
+      "Budgets for regular users are now " + (data.enabled ? "on" : "off") + ": " +
+      plural(data.changed || 0, "user") + " changed."));
+    const failed = data.failed || [];
+    if (failed.length) {
+      out.appendChild(el("p", { class: "error" }, "Not changed (" + failed.length + "):"));
+      out.appendChild(el("ul", { class: "failures" }, failed.map((f) =>
+        el("li", {}, el("span", { class: "uid" }, f.user_id), ": " + problemText(f.problem)))));
+    }
+    $("access-switch").focus();
+    await refresh(false);
+  } catch (err) {
+    if (!handle(err)) {
+      clear($("access-result"));
+      $("access-result").appendChild(el("p", { class: "error" }, err.message));
+    }
+  } finally {
+    btn.disabled = false;
+  }
+});
 
 // ---- overview and users ----
 
@@ -131,42 +162,352 @@ async function loadUsers() {
   const tb = $("users-body");
   clear(tb);
   const list = data.users || [];
-  if (!list.length) tb.appendChild(el("tr", {}, el("td", { colspan: "6" }, "No users match.")));
+  users.rows = list.map((u) => u.user_id);
+  if (!list.length) tb.appendChild(el("tr", {}, el("td", { colspan: "7" }, "No users match.")));
   for (const u of list) {
-    const conf = el("button", { type: "button", class: "secondary small" }, "Configure");
-    conf.setAttribute("aria-label", "Configure " + u.user_id);
-    conf.addEventListener("click", () => openConfigure(u.user_id));
-    const reset = el("button", { type: "button", class: "danger small" }, "Reset");
-    reset.setAttribute("aria-label", "Reset " + u.user_id);
-    reset.addEventListener("click", () => openReset(u.user_id));
-    const log = el("button", { type: "button", class: "secondary small" }, "Audit");
-    log.setAttribute("aria-label", "Audit log of " + u.user_id);
-    log.addEventListener("click", () => {
-      $("a-user").value = u.user_id;
-      audit.user = u.user_id;
+    const id = u.user_id;
+    const pick = el("input", { type: "checkbox", class: "pick", "aria-label": "Select " + id });
+    pick.dataset.user = id;
+    pick.addEventListener("change", () => {
+      if (pick.checked) selection.ids.add(id);
+      else selection.ids.delete(id);
+      renderSelection();
+    });
+    const button = (text, label, cls, fn) => {
+      const b = el("button", { type: "button", class: cls + " small", "aria-label": label + " " + id }, text);
+      b.addEventListener("click", fn);
+      return b;
+    };
+    const conf = button("Configure", "Configure", "secondary", () => openConfigure(id));
+    const reset = button("Reset", "Reset", "danger", () => openReset(u));
+    const usage = button("Usage", "Usage of", "secondary", () => openUsage(id));
+    const log = button("Audit", "Audit log of", "secondary", () => {
+      $("a-user").value = id;
+      audit.user = id;
       audit.cursors = [""];
       audit.index = 0;
       loadAudit().then(() => $("audit-h").scrollIntoView()).catch(report);
     });
     const flags = [];
-    if (!u.budget_visible_to_user) flags.push("hidden");
+    if (!u.budget_visible_to_user) flags.push("hidden from the user");
     if (!u.enforce_budget) flags.push("not enforced");
     tb.appendChild(el("tr", {},
-      el("th", { scope: "row" }, el("span", { class: "uid" }, u.user_id),
+      el("td", { class: "select" }, pick),
+      el("th", { scope: "row", class: "user-cell" }, el("span", { class: "uid" }, id),
         u.admin_notes ? el("span", { class: "hint block" }, u.admin_notes) : null),
-      el("td", {}, levelBadge(u.alert_level), " ", el("span", { class: "hint" }, Number(u.percent_used).toFixed(1) + "%"),
+      el("td", { "data-label": "Status" }, levelBadge(u.alert_level), " ", el("span", { class: "hint" }, Number(u.percent_used).toFixed(1) + "%"),
         flags.length ? el("span", { class: "hint block" }, flags.join(", ")) : null),
-      el("td", { class: "num" }, fmtUSD(u.spent_usd)),
-      el("td", { class: "num" }, fmtUSD(u.limit_usd)),
-      el("td", {}, u.budget_period + (u.budget_period === "custom" ? " (" + u.custom_period_days + " d)" : ""),
+      el("td", { class: "num", "data-label": "Spent" }, fmtUSD(u.spent_usd)),
+      el("td", { class: "num", "data-label": "Limit" }, fmtUSD(u.limit_usd)),
+      el("td", { "data-label": "Period" }, u.budget_period + (u.budget_period === "custom" ? " (" + u.custom_period_days + " d)" : ""),
         el("span", { class: "hint block" }, "until " + fmtDate(u.current_period_end))),
-      el("td", { class: "row-actions" }, conf, reset, log)));
+      el("td", { class: "row-actions" }, conf, reset, usage, log)));
   }
   users.cursors.length = users.index + 1;
   if (data.next_cursor) users.cursors.push(data.next_cursor);
   $("users-next").disabled = !data.next_cursor;
   $("users-first").disabled = users.index === 0;
+  renderSelection();
 }
+
+// ---- selection and bulk changes ----
+
+function selectedCount() {
+  return selection.match ? null : selection.ids.size;
+}
+
+function matchWords(m) {
+  const parts = [];
+  if (m.q) parts.push("the search “" + m.q + "”");
+  if (m.level) parts.push("the level " + ((LEVELS[m.level] || {}).word || m.level));
+  return parts.length ? "Every user matching " + parts.join(" and ") : "Every user";
+}
+
+function renderSelection() {
+  const m = selection.match;
+  const n = selectedCount();
+  for (const box of $("users-body").querySelectorAll("input.pick")) {
+    box.checked = !!m || selection.ids.has(box.dataset.user);
+    box.disabled = !!m;
+  }
+  const page = $("select-page");
+  const onPage = users.rows.filter((id) => selection.ids.has(id)).length;
+  page.disabled = !!m || !users.rows.length;
+  page.checked = !!m || (users.rows.length > 0 && onPage === users.rows.length);
+  page.indeterminate = !m && onPage > 0 && onPage < users.rows.length;
+  $("select-matching").disabled = !!m;
+
+  let status = "";
+  if (m) status = matchWords(m) + " is selected, on every page. Choose the change below the list.";
+  else if (n) status = plural(n, "user") + " selected. Choose the change below the list.";
+  setText("select-status", status);
+
+  const form = $("bulk");
+  form.hidden = !m && !n;
+  if (form.hidden) return;
+  if (m) {
+    setText("bulk-who", matchWords(m) + " (all pages).");
+    setText("bulk-apply", "Apply to every matching user");
+  } else {
+    const ids = [...selection.ids];
+    const shown = ids.slice(0, 10).join(", ");
+    setText("bulk-who", "Selected: " + shown + (ids.length > 10 ? " and " + (ids.length - 10) + " more." : "."));
+    setText("bulk-apply", "Apply to " + plural(n, "user"));
+  }
+}
+
+function clearSelection() {
+  selection.ids.clear();
+  selection.match = null;
+  renderSelection();
+}
+
+$("select-page").addEventListener("change", () => {
+  const on = $("select-page").checked;
+  for (const id of users.rows) {
+    if (on) selection.ids.add(id);
+    else selection.ids.delete(id);
+  }
+  renderSelection();
+});
+
+$("select-matching").addEventListener("click", () => {
+  selection.ids.clear();
+  selection.match = { q: users.q, level: users.level };
+  renderSelection();
+});
+
+$("bulk-clear").addEventListener("click", () => {
+  clearSelection();
+  clear($("bulk-result"));
+  $("select-page").focus();
+});
+
+// A template sets every field, so the fields are off while one is chosen.
+const bulkFields = ["b-limit", "b-period", "b-days", "b-enforce", "b-visible", "b-modify", "b-reset"];
+$("b-template").addEventListener("change", () => {
+  const t = $("b-template").value !== "";
+  for (const id of bulkFields) $(id).disabled = t;
+});
+$("b-period").addEventListener("change", () => {
+  $("b-days").closest(".field").hidden = $("b-period").value !== "custom";
+});
+
+function bulkChanges() {
+  const c = {};
+  const limit = $("b-limit").value.trim();
+  if (limit) c.limit_usd = limit;
+  if ($("b-period").value) {
+    c.budget_period = $("b-period").value;
+    if (c.budget_period === "custom" && $("b-days").value.trim()) c.custom_period_days = Number($("b-days").value);
+  }
+  for (const [id, member] of [["b-enforce", "enforce_budget"], ["b-visible", "budget_visible_to_user"],
+    ["b-modify", "user_can_modify_limit"], ["b-reset", "user_can_reset_budget"]]) {
+    if ($(id).value) c[member] = $(id).value === "true";
+  }
+  return c;
+}
+
+function resetBulkForm() {
+  for (const id of bulkFields) {
+    $(id).value = "";
+    $(id).disabled = false;
+  }
+  $("b-template").value = "";
+  $("b-days").closest(".field").hidden = true;
+}
+
+$("bulk").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = $("bulk");
+  clearErrors(form);
+  const out = $("bulk-result");
+  clear(out);
+  const body = selection.match
+    ? { match: Object.fromEntries(Object.entries(selection.match).filter(([, v]) => v)) }
+    : { user_ids: [...selection.ids] };
+  const template = $("b-template").value;
+  if (template) body.template = template;
+  else {
+    body.changes = bulkChanges();
+    if (!Object.keys(body.changes).length) {
+      setText("bulk-error", "Choose at least one change, or a template.");
+      $("b-limit").focus();
+      return;
+    }
+  }
+  $("bulk-apply").disabled = true;
+  try {
+    const { data } = await api("/admin/bulk", { method: "POST", body });
+    showBulkResult(out, data, template);
+    resetBulkForm();
+    await refresh(false);
+  } catch (err) {
+    if (!handle(err)) {
+      // A problem in "changes" names the setting; show it by its field.
+      const p = Object.assign({}, err.problem);
+      if (p.field) p.field = p.field.replace(/^changes\./, "");
+      showProblem(form, { problem: p, message: err.message }, $("bulk-error"));
+    }
+  } finally {
+    $("bulk-apply").disabled = false;
+  }
+});
+
+// showBulkResult lists what a bulk change did: how many changed, and
+// each user it failed for.
+function showBulkResult(out, data, template) {
+  const results = data.results || [];
+  const failed = results.filter((r) => !r.ok);
+  const same = results.filter((r) => r.ok && !r.changed).length;
+  let text = (template ? "Applied the template “" + template + "”: " : "") +
+    "changed " + fmtNum(data.changed || 0) + " of " + plural(results.length, "user") + ".";
+  if (same) text += " " + plural(same, "user") + " already had " + (template ? "its plan." : "these settings.");
+  out.appendChild(el("p", { class: failed.length ? "" : "result-ok" }, text));
+  if (failed.length) {
+    out.appendChild(el("p", { class: "error" }, "Failed for " + plural(failed.length, "user") + " (left unchanged):"));
+    out.appendChild(el("ul", { class: "failures" }, failed.map((r) =>
+      el("li", {}, el("span", { class: "uid" }, r.user_id), ": " + problemText(r.problem)))));
+  }
+  if (data.bulk_id) out.appendChild(el("p", { class: "hint" }, "Recorded in the audit log as bulk change " + data.bulk_id + "."));
+}
+
+// ---- templates ----
+
+async function loadTemplates() {
+  const { data } = await api("/admin/templates");
+  templates = data.templates || [];
+  const tb = $("templates-body");
+  clear(tb);
+  if (!templates.length) tb.appendChild(el("tr", {}, el("td", { colspan: "6" }, "No templates yet.")));
+  for (const t of templates) {
+    const edit = el("button", { type: "button", class: "secondary small", "aria-label": "Edit template " + t.name }, "Edit");
+    edit.addEventListener("click", () => openTemplate(t.name));
+    const del = el("button", { type: "button", class: "danger small", "aria-label": "Delete template " + t.name }, "Delete");
+    del.addEventListener("click", () => confirmDelete(t));
+    tb.appendChild(el("tr", {},
+      el("th", { scope: "row" }, el("span", { class: "uid" }, t.name)),
+      el("td", { class: "num", "data-label": "Limit" }, fmtUSD(t.limit_usd)),
+      el("td", { "data-label": "Period" }, periodWords(t)),
+      el("td", { "data-label": "Enforced" }, t.enforce_budget ? "Yes" : "No"),
+      el("td", { "data-label": "User" }, permissionWords(t)),
+      el("td", { class: "row-actions" }, edit, del)));
+  }
+  for (const sel of [$("b-template"), $("c-template")]) {
+    const keep = sel.value;
+    while (sel.options.length > 1) sel.remove(1);
+    for (const t of templates) {
+      sel.appendChild(el("option", { value: t.name },
+        t.name + " — " + fmtUSD(t.limit_usd) + " " + periodWords(t) + ", " + permissionWords(t)));
+    }
+    sel.value = templates.some((t) => t.name === keep) ? keep : "";
+  }
+  $("c-template-apply").disabled = !templates.length;
+}
+
+const tdlg = $("template");
+const tform = $("template-form");
+const tfields = $("template-fields");
+let templateEditing = null; // {name, base, etag} or null for a new one
+
+async function openTemplate(name) {
+  clearErrors(tform);
+  buildFields(tfields, "t");
+  $("t-name").value = name || "";
+  $("t-name").readOnly = !!name;
+  templateEditing = { name: name || "", base: null, etag: null };
+  setText("template-h", name ? "Edit template " + name : "New template");
+  if (name) {
+    try {
+      const { data, etag } = await api("/admin/templates/" + segment(name));
+      templateEditing.base = data;
+      templateEditing.etag = etag;
+      fill(tfields, data);
+    } catch (err) {
+      report(err);
+      return;
+    }
+  } else if (defaults) {
+    fill(tfields, defaults); // a new template starts from the defaults
+  }
+  tdlg.showModal();
+  (name ? tfields.querySelector("input, select") : $("t-name")).focus();
+}
+
+tform.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  clearErrors(tform);
+  const name = templateEditing.name || $("t-name").value.trim();
+  if (!name) {
+    showProblem(tform, { problem: { field: "name", detail: "Name the template." } });
+    return;
+  }
+  if (!templateEditing.name && templates.some((t) => t.name === name)) {
+    showProblem(tform, { problem: { field: "name", detail: "A template named “" + name + "” exists: edit it from the list instead." } });
+    return;
+  }
+  const body = read(tfields, templateEditing.base);
+  if (templateEditing.base && !Object.keys(body).length) {
+    setText("template-error", "Nothing changed.");
+    return;
+  }
+  try {
+    await api("/admin/templates/" + segment(name), { method: "PUT", body, etag: templateEditing.etag || undefined });
+    tdlg.close();
+    showMessage("Saved the template “" + name + "”.", "ok");
+    await Promise.all([loadTemplates(), loadAudit()]);
+  } catch (err) {
+    if (err.status === 401) return handle(err);
+    if (err.status === 412) {
+      setText("template-error", "This template was changed elsewhere after you opened it; nothing was saved. " +
+        "Your edits are kept on top of the latest values: check them and save again.");
+      try {
+        const { data, etag } = await api("/admin/templates/" + segment(name));
+        templateEditing.base = data;
+        templateEditing.etag = etag;
+        fill(tfields, data);
+        restore(tfields, body);
+      } catch (e) {
+        report(e);
+      }
+      return;
+    }
+    showProblem(tform, err, $("template-error"));
+  }
+});
+$("template-cancel").addEventListener("click", () => tdlg.close());
+$("template-new").addEventListener("click", () => openTemplate(""));
+
+const xdlg = $("confirm");
+let deleting = null;
+
+function confirmDelete(t) {
+  deleting = t;
+  setText("confirm-h", "Delete template " + t.name);
+  setText("confirm-text", "Delete the template “" + t.name + "”? Users it was applied to keep their settings.");
+  setText("confirm-error", "");
+  xdlg.showModal();
+  $("confirm-cancel").focus();
+}
+
+$("confirm-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("/admin/templates/" + segment(deleting.name), { method: "DELETE", etag: '"' + deleting.version + '"' });
+    xdlg.close();
+    showMessage("Deleted the template “" + deleting.name + "”.", "ok");
+    await Promise.all([loadTemplates(), loadAudit()]);
+  } catch (err) {
+    if (handle(err)) return;
+    if (err.status === 412) {
+      setText("confirm-error", "The template was changed after the list was loaded; nothing was deleted. Check it, then delete it again.");
+      await loadTemplates().catch(report);
+      return;
+    }
+    setText("confirm-error", err.message);
+  }
+});
+$("confirm-cancel").addEventListener("click", () => xdlg.close());
 
 // ---- configure dialog ----
 
@@ -175,18 +516,40 @@ const cform = $("configure-form");
 const cfields = $("configure-fields");
 let editing = null; // {userId, base, etag}
 
+// The Configure dialog's visibility checkbox is this user's override of
+// the switch at the top: its label says so, and what the switch is.
+function configureLabels() {
+  const state = access ? (access.enabled ? "on" : "off") : "";
+  return {
+    labels: { budget_visible_to_user: "Show this user their budget (overrides “Budgets for regular users” for this user)" },
+    hints: {
+      budget_visible_to_user: state === "on"
+        ? "“Budgets for regular users” is on: unchecked hides the budget from this user only. Limits stay enforced either way."
+        : state === "off"
+          ? "“Budgets for regular users” is off: checked shows the budget to this user only. Limits stay enforced either way."
+          : "Limits stay enforced either way.",
+    },
+  };
+}
+
 async function openConfigure(userId) {
   clearErrors(cform);
   $("configure-reload").hidden = true;
-  buildFields(cfields, "c");
+  const { labels, hints } = configureLabels();
+  buildFields(cfields, "c", labels, hints);
   editing = { userId: userId || "", base: null, etag: null };
   $("c-user").value = userId || "";
   $("c-user").readOnly = !!userId;
   $("c-notes").value = "";
+  $("c-template").value = "";
+  setText("c-template-apply", userId ? "Apply template" : "Fill in from template");
+  setText("c-template-hint", userId
+    ? "Applies the template to this user now, replacing the values below; recorded in the audit log."
+    : "Fills in the fields below from the template; Save creates the user.");
   setText("configure-h", userId ? "Configure " + userId : "Configure a user");
   if (userId) {
     try {
-      const { data, etag } = await api("/admin/users/" + encodeURIComponent(userId));
+      const { data, etag } = await api("/admin/users/" + segment(userId));
       editing.base = data;
       editing.etag = etag;
       fill(cfields, data);
@@ -240,20 +603,17 @@ cform.addEventListener("submit", async (ev) => {
 $("configure-reload").addEventListener("click", async () => {
   const mine = configureBody();
   try {
-    const { data, etag } = await api("/admin/users/" + encodeURIComponent(editing.userId));
+    const { data, etag } = await api("/admin/users/" + segment(editing.userId));
     const changed = SETTINGS.filter(([m]) => String(data[m]) !== String(editing.base[m])).map(([, l]) => l);
     if ((data.admin_notes || "") !== (editing.base.admin_notes || "")) changed.push("Admin notes");
     editing.base = data;
     editing.etag = etag;
     fill(cfields, data);
     $("c-notes").value = data.admin_notes || "";
-    for (const [m, v] of Object.entries(mine)) {
-      if (m === "user_id") continue;
-      const input = m === "admin_notes" ? $("c-notes") : cfields.querySelector('[name="' + m + '"]');
-      if (input.type === "checkbox") input.checked = v;
-      else input.value = String(v);
-    }
-    cfields.querySelector('[name="budget_period"]').dispatchEvent(new Event("change"));
+    delete mine.user_id;
+    if ("admin_notes" in mine) $("c-notes").value = mine.admin_notes;
+    delete mine.admin_notes;
+    restore(cfields, mine);
     $("configure-reload").hidden = true;
     setText("configure-error", changed.length
       ? "Loaded the latest version. Changed meanwhile: " + changed.join(", ") + ". Your edits are applied on top; save to confirm."
@@ -263,62 +623,193 @@ $("configure-reload").addEventListener("click", async () => {
   }
 });
 
+// Apply a template to the user in the dialog (a bulk change of one), or,
+// for a user not created yet, fill in the fields from it.
+$("c-template-apply").addEventListener("click", async () => {
+  clearErrors(cform);
+  const name = $("c-template").value;
+  if (!name) {
+    showProblem(cform, { problem: { field: "template", detail: "Choose a template first." } });
+    return;
+  }
+  const t = templates.find((x) => x.name === name);
+  if (!editing.userId) {
+    if (t) fill(cfields, t);
+    setText("c-template-hint", "Filled in from “" + name + "”. Save creates the user with these values.");
+    return;
+  }
+  try {
+    const { data } = await api("/admin/bulk", { method: "POST", body: { user_ids: [editing.userId], template: name } });
+    const r = (data.results || [])[0] || {};
+    if (!r.ok) {
+      showProblem(cform, { problem: { field: "template", detail: "Not applied: " + problemText(r.problem) } });
+      return;
+    }
+    const fresh = await api("/admin/users/" + segment(editing.userId));
+    editing.base = fresh.data;
+    editing.etag = fresh.etag;
+    fill(cfields, fresh.data);
+    setText("c-template-hint", r.changed
+      ? "Applied “" + name + "” to " + editing.userId + ". The values below are the user's now."
+      : editing.userId + " already had the plan of “" + name + "”; nothing changed.");
+    refresh(false);
+  } catch (err) {
+    if (!handle(err)) showProblem(cform, { problem: { field: "template", detail: err.message } });
+  }
+});
+
 $("configure-cancel").addEventListener("click", () => dlg.close());
 
 // ---- reset dialog ----
 
 const rdlg = $("reset");
+const rform = $("reset-form");
 let resetting = "";
 
-function openReset(userId) {
-  resetting = userId;
-  setText("reset-who", "Start a new period for " + userId + " with nothing spent. This is recorded in the audit log.");
+function openReset(u) {
+  resetting = u.user_id;
+  clearErrors(rform);
+  setText("reset-who", "Start a new period for " + u.user_id + " with nothing spent. This is recorded in the audit log.");
+  setText("r-limit-hint", "Leave empty to keep the current limit of " + fmtUSD(u.limit_usd) + ".");
   $("r-reason").value = "";
-  setText("reset-error", "");
+  $("r-limit").value = "";
   rdlg.showModal();
   $("r-reason").focus();
 }
 
-$("reset-form").addEventListener("submit", async (ev) => {
+rform.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  clearErrors(rform);
   const reason = $("r-reason").value.trim();
   if (!reason) {
-    setText("reset-error", "Give a reason for the reset.");
-    $("r-reason").focus();
+    showProblem(rform, { problem: { field: "reason", detail: "Give a reason for the reset." } });
     return;
   }
+  const body = { reason };
+  const limit = $("r-limit").value.trim();
+  if (limit) body.limit_usd = limit;
   try {
-    await api("/admin/reset/" + encodeURIComponent(resetting), { method: "POST", body: { reason } });
+    await api("/admin/reset/" + segment(resetting), { method: "POST", body });
     rdlg.close();
-    showMessage("Reset the budget of " + resetting + ".", "ok");
+    showMessage("Reset the budget of " + resetting + (limit ? ", with a limit of " + fmtUSD(limit) : "") + ".", "ok");
     await refresh();
   } catch (err) {
-    if (!handle(err)) setText("reset-error", err.message);
+    if (!handle(err)) showProblem(rform, err, $("reset-error"));
   }
 });
 $("reset-cancel").addEventListener("click", () => rdlg.close());
 
+// ---- one user's usage ----
+
+const udlg = $("usage");
+const usage = { user: "", cursors: [""], index: 0 };
+
+async function openUsage(userId) {
+  usage.user = userId;
+  usage.cursors = [""];
+  usage.index = 0;
+  setText("usage-h", "Usage of " + userId);
+  setText("usage-summary", "Loading…");
+  setText("usage-error", "");
+  clear($("usage-body"));
+  udlg.showModal();
+  $("usage-close").focus();
+  try {
+    const { data } = await api("/admin/users/" + segment(userId) + "/usage/breakdown");
+    const t = data.total || {};
+    setText("usage-summary", "This period (" + fmtDate(data.from) + " – " + fmtDate(data.to) + "): " +
+      fmtUSD(t.cost_usd) + " over " + plural(t.requests || 0, "call") + ".");
+    drawBreakdown($("u-by-provider"), $("u-by-model"), data);
+    await loadUsageHistory();
+  } catch (err) {
+    if (!handle(err)) {
+      setText("usage-summary", "");
+      setText("usage-error", err.status === 404 ? userId + " has no budget yet, so no usage to show." : err.message);
+    }
+  }
+}
+
+async function loadUsageHistory() {
+  const { data } = await api("/admin/users/" + segment(usage.user) + "/usage/history" +
+    query({ limit: USAGE_PAGE, cursor: usage.cursors[usage.index] }));
+  historyRows($("usage-body"), data.usage || []);
+  usage.cursors.length = usage.index + 1;
+  if (data.next_cursor) usage.cursors.push(data.next_cursor);
+  $("usage-next").disabled = !data.next_cursor;
+  $("usage-first").disabled = usage.index === 0;
+}
+
+$("usage-next").addEventListener("click", () => {
+  if (usage.index + 1 < usage.cursors.length) usage.index++;
+  loadUsageHistory().catch((e) => handle(e) || setText("usage-error", e.message));
+});
+$("usage-first").addEventListener("click", () => {
+  usage.index = 0;
+  loadUsageHistory().catch((e) => handle(e) || setText("usage-error", e.message));
+});
+$("usage-close").addEventListener("click", () => udlg.close());
+
 // ---- audit log ----
+
+const TYPE_WORDS = {
+  settings: "Settings",
+  manual: "Manual reset",
+  automatic: "Automatic reset",
+  defaults: "Defaults",
+  template: "Template",
+};
+
+// whatChanged lists an entry's changes, one "field: before → after" a
+// line, then the template and bulk change it belongs to.
+function whatChanged(e) {
+  const changes = e.changes || [];
+  let lines;
+  if (changes.length > 1 && changes.every((c) => c.before === "")) {
+    // Created (a template): every field is new, so list the values once.
+    lines = [el("span", { class: "change block" }, changes.map((c) => c.field + ": " + c.after).join("; "))];
+  } else if (changes.length > 1 && changes.every((c) => c.after === "")) {
+    // Deleted: what it was.
+    lines = [el("span", { class: "change block" }, "was " + changes.map((c) => c.field + ": " + c.before).join("; "))];
+  } else {
+    lines = changes.map((c) =>
+      el("span", { class: "change block" }, c.field + ": " + (c.before === "" ? "(none)" : c.before) + " → " + (c.after === "" ? "(none)" : c.after)));
+  }
+  if (e.template) {
+    let what = "applied";
+    if (e.type === "template") what = !e.after ? "deleted" : !e.before ? "created" : "changed";
+    lines.push(el("span", { class: "hint block" }, "template “" + e.template + "” " + what));
+  }
+  if (e.bulk_id) lines.push(el("span", { class: "hint block" }, "bulk change " + e.bulk_id));
+  if (!lines.length) lines.push(e.type === "manual" || e.type === "automatic" ? "new period, same limit" : "no change");
+  return lines;
+}
+
+function auditUser(e) {
+  if (e.user_id) return e.user_id;
+  if (e.type === "defaults") return "(defaults)";
+  if (e.type === "template") return "(template)";
+  return "–";
+}
 
 async function loadAudit() {
   const { data } = await api("/admin/audit" + query({
-    user_id: audit.user, limit: PAGE, cursor: audit.cursors[audit.index],
+    user_id: audit.user, type: audit.type, limit: PAGE, cursor: audit.cursors[audit.index],
   }));
   const tb = $("audit-body");
   clear(tb);
   const list = data.entries || [];
   if (!list.length) tb.appendChild(el("tr", {}, el("td", { colspan: "7" }, "No entries.")));
   for (const e of list) {
-    const limit = e.previous_limit_usd === e.new_limit_usd
-      ? fmtUSD(e.new_limit_usd) : fmtUSD(e.previous_limit_usd) + " → " + fmtUSD(e.new_limit_usd);
+    const reset = e.type === "manual" || e.type === "automatic";
     tb.appendChild(el("tr", {},
-      el("td", {}, fmtDate(e.at, true)),
-      el("td", {}, e.user_id || "(defaults)"),
-      el("td", {}, e.type),
-      el("td", {}, e.actor + (e.actor_admin ? " (admin)" : "")),
-      el("td", {}, e.reason || ""),
-      el("td", { class: "num" }, limit),
-      el("td", { class: "num" }, fmtUSD(e.previous_spent_usd))));
+      el("td", { "data-label": "When" }, fmtDate(e.at, true)),
+      el("td", { "data-label": "User" }, auditUser(e)),
+      el("td", { "data-label": "Type" }, TYPE_WORDS[e.type] || e.type),
+      el("td", { "data-label": "By" }, e.actor + (e.actor_admin ? " (admin)" : "")),
+      el("td", { "data-label": "Reason", class: e.reason ? null : "empty" }, e.reason || ""),
+      el("td", { "data-label": "What changed" }, whatChanged(e)),
+      // What was spent means something only where a period ended.
+      el("td", { class: reset ? "num" : "num empty", "data-label": "Spent before" }, reset ? fmtUSD(e.previous_spent_usd) : "")));
   }
   audit.cursors.length = audit.index + 1;
   if (data.next_cursor) audit.cursors.push(data.next_cursor);
@@ -336,7 +827,11 @@ let defaultsShown = null;
 function buildDefaultsForm() {
   clear(dform);
   const fields = el("div", { id: "d-fields" });
-  buildFields(fields, "d");
+  buildFields(fields, "d", {
+    budget_visible_to_user: "New users see their budget",
+  }, {
+    budget_visible_to_user: "The switch “Budgets for regular users” at the top sets this too, and changes existing users with it.",
+  });
   dform.append(fields,
     el("p", { class: "error", id: "defaults-error", role: "alert" }),
     el("div", { class: "actions" }, el("button", { type: "submit" }, "Save defaults")));
@@ -366,16 +861,13 @@ dform.addEventListener("submit", async (ev) => {
     await api("/admin/defaults", { method: "PUT", body, etag: defaultsEtag });
     showMessage("Saved the defaults for new users.", "ok");
     await loadDefaults(true);
+    await loadAccess().catch(report);
   } catch (err) {
     if (err.status === 412) {
       setText("defaults-error", "The defaults were changed elsewhere while you edited them; nothing was saved. " +
         "Your edits are kept on top of the latest values: check them and save again.");
       await loadDefaults(true).catch(report);
-      for (const [m, v] of Object.entries(body)) {
-        const input = dform.querySelector('[name="' + m + '"]');
-        if (input.type === "checkbox") input.checked = v;
-        else input.value = String(v);
-      }
+      restore(dform, body);
       dform.dataset.dirty = "true";
       return;
     }
@@ -388,13 +880,17 @@ dform.addEventListener("submit", async (ev) => {
 async function refresh(first) {
   try {
     await loadUsers();
-    await Promise.all([loadAudit(), loadDefaults(first)]);
-    $("login").hidden = true;
-    $("app").hidden = false;
-    if (first) showMessage("");
   } catch (err) {
     report(err);
+    return;
   }
+  $("login").hidden = true;
+  $("app").hidden = false;
+  if (first) showMessage("");
+  // Each part shows what it can; a part that fails says so.
+  const failed = (await Promise.allSettled([loadAccess(), loadAudit(), loadDefaults(first), loadTemplates()]))
+    .filter((r) => r.status === "rejected");
+  if (failed.length) report(failed[0].reason);
 }
 
 function start() {
@@ -404,9 +900,12 @@ function start() {
   audit.cursors = [""];
   audit.index = 0;
   defaultsShown = null;
+  // Every signed-in caller has a budget page of their own; admins always
+  // see theirs.
+  $("nav-user").hidden = !getToken();
   refresh(true);
   timer = setInterval(() => {
-    if (!dlg.open && !rdlg.open) refresh(false);
+    if (![dlg, rdlg, udlg, tdlg, xdlg].some((d) => d.open)) refresh(false);
   }, REFRESH_MS);
 }
 
@@ -416,6 +915,8 @@ $("filter-form").addEventListener("submit", (ev) => {
   users.level = $("f-level").value;
   users.cursors = [""];
   users.index = 0;
+  // "Every user matching" meant the old search: picked users stay.
+  selection.match = null;
   loadUsers().catch(report);
 });
 $("f-level").addEventListener("change", () => $("filter-form").requestSubmit());
@@ -431,10 +932,12 @@ $("add-user").addEventListener("click", () => openConfigure(""));
 $("audit-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   audit.user = $("a-user").value.trim();
+  audit.type = $("a-type").value;
   audit.cursors = [""];
   audit.index = 0;
   loadAudit().catch(report);
 });
+$("a-type").addEventListener("change", () => $("audit-form").requestSubmit());
 $("audit-next").addEventListener("click", () => {
   if (audit.index + 1 < audit.cursors.length) audit.index++;
   loadAudit().catch(report);

@@ -58,6 +58,14 @@ export async function api(path, opts = {}) {
   return { data, etag: res.headers.get("ETag") };
 }
 
+// segment encodes s as one URL path segment: a user ID or a template
+// name. encodeURIComponent leaves "." alone, so it is encoded too ("x.y"
+// becomes "x%2Ey"). No user ID or template name is "." or "..", the only
+// segments browsers would drop or climb even encoded.
+export function segment(s) {
+  return encodeURIComponent(String(s)).replace(/\./g, "%2E");
+}
+
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -219,6 +227,22 @@ export function askLogin(text) {
   document.getElementById("logout").hidden = !getToken();
   showMessage(text || "", text ? "error" : "info");
   document.getElementById("login-token").focus();
+}
+
+// whoAmI asks the API who the token belongs to (GET /me); it resolves to
+// {user_id, admin}, or null when the API cannot say.
+export async function whoAmI() {
+  try {
+    const { data } = await api("/me");
+    return data && typeof data === "object" ? data : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// plural returns "1 user" or "3 users".
+export function plural(n, one, many) {
+  return fmtNum(n) + " " + (Number(n) === 1 ? one : many || one + "s");
 }
 
 // isEditing reports whether the user is busy in a form: refreshes must

@@ -1,10 +1,10 @@
 // The user's page: status, settings, breakdown and history of their own
-// budget.
+// budget, or the off state when an administrator has turned it off.
 import {
-  api, query, el, clear, setText, fmtUSD, fmtNum, fmtDate, daysUntil, LEVELS, levelBadge,
-  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty,
+  api, query, el, clear, setText, fmtUSD, fmtDate, daysUntil, LEVELS, levelBadge,
+  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, whoAmI,
 } from "./common.js";
-import { barChart } from "./charts.js";
+import { drawBreakdown, historyRows } from "./usage.js";
 
 const REFRESH_MS = 30000;
 const PAGE = 20;
@@ -15,19 +15,24 @@ let settings = null; // the last settings read
 let etag = null;
 let shownVersion = null; // the version the form shows
 let timer = null;
+let me = null; // GET /me: {user_id, admin}, once known
 const history = { cursors: [""], index: 0 };
 
+// The settings a user may change, all of them only with "can modify"
+// (admins change their own whatever their settings say): [input id,
+// member, kind].
 const FIELDS = [
-  // [input id, member, kind, needs "can modify"]
-  ["s-limit", "limit_usd", "text", true],
-  ["s-period", "budget_period", "select", true],
-  ["s-days", "custom_period_days", "int", true],
-  ["s-tz", "timezone", "text", true],
-  ["s-enforce", "enforce_budget", "bool", true],
-  ["s-yellow", "alert_threshold_yellow", "text", false],
-  ["s-orange", "alert_threshold_orange", "text", false],
-  ["s-red", "alert_threshold_red", "text", false],
+  ["s-limit", "limit_usd", "text"],
+  ["s-period", "budget_period", "select"],
+  ["s-days", "custom_period_days", "int"],
+  ["s-tz", "timezone", "text"],
+  ["s-enforce", "enforce_budget", "bool"],
+  ["s-yellow", "alert_threshold_yellow", "text"],
+  ["s-orange", "alert_threshold_orange", "text"],
+  ["s-red", "alert_threshold_red", "text"],
 ];
+
+const isAdmin = () => !!(me && me.admin);
 
 function handle(err) {
   if (err.status === 401) {
@@ -36,9 +41,12 @@ function handle(err) {
     return true;
   }
   if (err.status === 403 && err.problem && err.problem.hidden) {
+    // Off: nothing of the budget shows until the next load.
     stop();
     $("app").hidden = true;
+    $("login").hidden = true;
     $("hidden-page").hidden = false;
+    settings = null;
     showMessage("");
     return true;
   }
@@ -79,12 +87,12 @@ async function loadStatus() {
 }
 
 function fillSettings(s) {
-  for (const [id, member, kind, needsModify] of FIELDS) {
+  const editable = s.user_can_modify_limit || isAdmin();
+  for (const [id, member, kind] of FIELDS) {
     const input = $(id);
     const v = s[member];
     if (kind === "bool") input.checked = !!v;
     else input.value = v === undefined || v === null ? "" : String(v);
-    const editable = !needsModify || s.user_can_modify_limit;
     input.disabled = !editable;
     const box = input.closest(".field");
     let note = box.querySelector(".locked");
@@ -98,10 +106,16 @@ function fillSettings(s) {
     }
   }
   $("s-days").closest(".field").hidden = $("s-period").value !== "custom";
-  setText("settings-permission", s.user_can_modify_limit
+  setText("settings-permission", editable
     ? "You can change your limit, period, timezone, enforcement and alert thresholds."
-    : "Your administrator manages your limit, period, timezone and enforcement; you can change your alert thresholds.");
-  $("reset-area").hidden = !s.user_can_reset_budget;
+    : "View only: your administrator manages your limit, period, timezone, enforcement and alert thresholds.");
+  $("settings-actions").hidden = !editable;
+  const canReset = s.user_can_reset_budget || isAdmin();
+  $("reset-area").hidden = !canReset;
+  // A reset may start the new period with a new limit only for a user
+  // who may also change the limit.
+  $("reset-limit-box").hidden = !(canReset && editable);
+  if (s.limit_usd !== undefined) setText("reset-limit-hint", "Leave empty to keep your current limit of " + fmtUSD(s.limit_usd) + ".");
   form.dataset.dirty = "false";
   shownVersion = s.version;
 }
@@ -167,30 +181,13 @@ async function save(ev) {
 
 async function loadBreakdown() {
   const { data } = await api("/usage/breakdown");
-  const draw = (fig, items, key, title) => {
-    for (const n of [...fig.childNodes]) if (n.nodeName.toLowerCase() !== "figcaption") n.remove();
-    fig.appendChild(barChart(items.map((i) => ({
-      label: i[key] || "(unknown)", value: Number(i.cost_usd) || 0,
-      text: fmtUSD(i.cost_usd),
-    })), title));
-  };
-  draw($("by-provider"), data.by_provider || [], "provider", "Spending by provider");
-  draw($("by-model"), data.by_model || [], "model", "Spending by model");
+  drawBreakdown($("by-provider"), $("by-model"), data);
 }
 
 async function loadHistory() {
   const cursor = history.cursors[history.index];
   const { data } = await api("/usage/history" + query({ limit: PAGE, cursor }));
-  const tb = $("history-body");
-  clear(tb);
-  const rows = data.usage || [];
-  if (!rows.length) tb.appendChild(el("tr", {}, el("td", { colspan: "6" }, "No usage recorded.")));
-  for (const u of rows) {
-    tb.appendChild(el("tr", {},
-      el("td", {}, fmtDate(u.at, true)), el("td", {}, u.provider), el("td", {}, u.model),
-      el("td", { class: "num" }, fmtNum(u.input_tokens)), el("td", { class: "num" }, fmtNum(u.output_tokens)),
-      el("td", { class: "num" }, fmtUSD(u.cost_usd))));
-  }
+  historyRows($("history-body"), data.usage || []);
   history.cursors.length = history.index + 1;
   if (data.next_cursor) history.cursors.push(data.next_cursor);
   $("history-next").disabled = !data.next_cursor;
@@ -220,6 +217,14 @@ function start() {
   settings = null;
   refresh(true);
   timer = setInterval(() => refresh(false), REFRESH_MS);
+  // Who is signed in decides the link to the admin page, and that an
+  // admin may change their own settings whatever they say. Asked
+  // alongside the budget, so that it never delays it.
+  whoAmI().then((who) => {
+    me = who;
+    $("nav-admin").hidden = !isAdmin();
+    if (isAdmin() && settings && !isDirty(form)) fillSettings(settings);
+  });
 }
 
 trackDirty(form);
@@ -242,6 +247,7 @@ $("history-first").addEventListener("click", () => {
 
 const resetForm = $("reset-form");
 $("reset-open").addEventListener("click", () => {
+  clearErrors(resetForm);
   resetForm.hidden = false;
   $("reset-open").hidden = true;
   $("reset-reason").focus();
@@ -253,24 +259,29 @@ $("reset-cancel").addEventListener("click", () => {
 });
 resetForm.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  clearErrors(resetForm);
   const reason = $("reset-reason").value.trim();
   if (!reason) {
-    setText("reset-error", "Give a reason for the reset.");
-    $("reset-reason").focus();
+    showProblem(resetForm, { problem: { field: "reason", detail: "Give a reason for the reset." } });
     return;
   }
+  const body = { reason };
+  const limit = $("reset-limit").value.trim();
+  if (limit && !$("reset-limit-box").hidden) body.limit_usd = limit;
   try {
-    await api("/reset", { method: "POST", body: { reason } });
+    await api("/reset", { method: "POST", body });
     $("reset-reason").value = "";
-    setText("reset-error", "");
+    $("reset-limit").value = "";
     resetForm.hidden = true;
     $("reset-open").hidden = false;
-    showMessage("Budget reset. A new period has started.", "ok");
+    showMessage(body.limit_usd
+      ? "Budget reset. A new period has started with a limit of " + fmtUSD(body.limit_usd) + "."
+      : "Budget reset. A new period has started.", "ok");
     history.cursors = [""];
     history.index = 0;
     await refresh(false);
   } catch (err) {
-    if (!handle(err)) setText("reset-error", err.message);
+    if (!handle(err)) showProblem(resetForm, err, $("reset-error"));
   }
 });
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -58,11 +59,48 @@ func demoUsers() []demoUser {
 	}
 }
 
-// seedDemo records a week of simulated traffic before now through m, with
-// the Manager's clock set to each call's instant; it leaves the clock real.
-// It does nothing if the first demo user already has usage, so that -demo
-// is safe on every start.
+// demoTemplates are the plans -demo saves as templates, to apply from the
+// admin page: an intern's small view-only budget, a researcher's larger one
+// they may change themselves.
+func demoTemplates() map[string]budget.SettingsUpdate {
+	amount := func(s string) *decimal.Decimal { d := budget.MustAmount(s); return &d }
+	period := func(p budget.Period) *budget.Period { return &p }
+	yes, no := true, false
+	return map[string]budget.SettingsUpdate{
+		"intern": {Limit: amount("5"), Period: period(budget.Weekly), Enforce: &yes,
+			Visible: &yes, CanModify: &no, CanReset: &no},
+		"researcher": {Limit: amount("200"), Period: period(budget.Monthly), Enforce: &yes,
+			Visible: &yes, CanModify: &yes, CanReset: &no},
+	}
+}
+
+// saveDemoTemplates saves each demo template that does not exist yet, so
+// that an admin's edits survive a restart with -demo.
+func saveDemoTemplates(ctx context.Context, m *budget.Manager, admin budget.Principal) error {
+	for _, name := range slices.Sorted(maps.Keys(demoTemplates())) {
+		_, err := m.Template(ctx, admin, name)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, budget.ErrNotFound) {
+			return err
+		}
+		if _, err := m.SaveTemplate(ctx, admin, name, demoTemplates()[name]); err != nil {
+			return fmt.Errorf("template %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// seedDemo saves the demo templates, then records a week of simulated
+// traffic before now through m, with the Manager's clock set to each call's
+// instant; it leaves the clock real. It records nothing if the first demo
+// user already has usage, so that -demo is safe on every start.
 func seedDemo(ctx context.Context, m *budget.Manager, clock *demoClock, now time.Time, logger *slog.Logger) error {
+	admin := budget.Principal{UserID: "demo-setup", Admin: true}
+	if err := saveDemoTemplates(ctx, m, admin); err != nil {
+		return err
+	}
 	users := demoUsers()
 	page, err := m.History(ctx, budget.UsageQuery{UserID: users[0].id, Limit: 1})
 	if err != nil {
@@ -75,7 +113,6 @@ func seedDemo(ctx context.Context, m *budget.Manager, clock *demoClock, now time
 	defer clock.Set(time.Time{})
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	admin := budget.Principal{UserID: "demo-setup", Admin: true}
 	start := now.Add(-7 * 24 * time.Hour)
 	clock.Set(start)
 	for _, u := range users {

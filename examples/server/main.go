@@ -20,7 +20,8 @@
 //
 // -demo records a week of simulated LLM traffic for a few users (on the
 // first run against a database only), so that the endpoints have something
-// to show. -webhook URL and -webhook-secret post every alert, signed, to a
+// to show, and saves two templates if they are absent: "intern" ($5 a
+// week, view-only) and "researcher" ($200 a month, may modify). -webhook URL and -webhook-secret post every alert, signed, to a
 // URL (see httpapi.Webhook).
 //
 // SIGINT or SIGTERM shut it down gracefully: requests in flight finish
@@ -198,6 +199,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", dash))
+	// The site's root is the user's page, which links to the admin page
+	// for admins.
+	mux.Handle("GET /{$}", http.RedirectHandler("/dashboard/budget", http.StatusFound))
 	// ---- END DASHBOARD ----
 
 	srv := &http.Server{

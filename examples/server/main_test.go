@@ -282,6 +282,13 @@ func TestServer(t *testing.T) {
 	if len(page.Records) < 30 {
 		t.Errorf("alice has %d usage records, want a week of them", len(page.Records))
 	}
+	ts, err := m.Templates(ctx, budget.Principal{UserID: "root", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].Name != "intern" || ts[1].Name != "researcher" {
+		t.Errorf("templates after the demo: %+v, want intern and researcher", ts)
+	}
 }
 
 func TestServerGeneratedTokens(t *testing.T) {
@@ -425,6 +432,54 @@ func TestDemoLevels(t *testing.T) {
 	}
 }
 
+// TestDemoTemplates: -demo saves the two templates the admin page offers,
+// and a later start with -demo keeps an admin's edits to them.
+func TestDemoTemplates(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	clock := &demoClock{}
+	m := budget.NewManager(store, budget.Options{Now: clock.Now})
+	admin := budget.Principal{UserID: "root", Admin: true}
+	logger := slog.New(slog.DiscardHandler)
+	now := time.Date(2026, time.June, 15, 13, 17, 0, 0, time.UTC)
+	if err := seedDemo(ctx, m, clock, now, logger); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := m.Templates(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type plan struct {
+		limit                           string
+		period                          budget.Period
+		enforce, visible, modify, reset bool
+	}
+	got := map[string]plan{}
+	for _, tp := range ts {
+		got[tp.Name] = plan{tp.Limit.String(), tp.Period, tp.Enforce, tp.Visible, tp.CanModify, tp.CanReset}
+	}
+	want := map[string]plan{
+		"intern":     {"5", budget.Weekly, true, true, false, false},
+		"researcher": {"200", budget.Monthly, true, true, true, false},
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("demo templates %+v, want %+v", got, want)
+	}
+
+	// An admin changes the intern's limit; the next -demo start keeps it.
+	seven := budget.MustAmount("7")
+	if _, err := m.SaveTemplate(ctx, admin, "intern", budget.SettingsUpdate{Limit: &seven}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seedDemo(ctx, m, clock, now, logger); err != nil {
+		t.Fatal(err)
+	}
+	if tp, err := m.Template(ctx, admin, "intern"); err != nil || !tp.Limit.Equal(seven) {
+		t.Errorf("intern after a second -demo start: %v, %v; want the admin's $7", tp.Limit, err)
+	}
+}
+
 // TestShutdownFinishesRequests checks the graceful shutdown: a request in
 // flight when the signal comes is answered, new connections are refused,
 // and run returns only after that.
@@ -433,13 +488,15 @@ func TestShutdownFinishesRequests(t *testing.T) {
 	srv := startServer(t, "-db", filepath.Join(dir, "budget.db"), "-tokens", writeTokens(t, dir))
 
 	// A PUT whose body the client holds back: with Expect: 100-continue,
-	// the server's 100 Continue says the handler is reading the body.
+	// the server's 100 Continue says the handler is reading the body. The
+	// admin changes their own thresholds (a regular user needs "can
+	// modify" for that).
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(http.MethodPut, srv.base+"/api/v1/budget/settings", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+userToken)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Expect", "100-continue")
 	reading := make(chan struct{})
@@ -546,6 +603,40 @@ func TestServerDashboard(t *testing.T) {
 	if resp, _ := get(t, srv.base+"/dashboard/nope", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /dashboard/nope: %s", resp.Status)
 	}
+
+	// The site's root sends a browser to the user's page; nothing else
+	// outside the API and the dashboard is served.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(method, srv.base+"/", nil)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/dashboard/budget" {
+			t.Errorf("%s /: %s to %q, want 302 to /dashboard/budget", method, resp.Status, resp.Header.Get("Location"))
+		}
+	}
+	if resp, body := get(t, srv.base+"/", ""); resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard/budget" || !strings.Contains(string(body), "user.js") {
+		t.Errorf("GET / followed: %s at %s", resp.Status, resp.Request.URL)
+	}
+	for _, p := range []string{"/index.html", "/nope", "/dashboard"} {
+		resp, err := noFollow.Get(srv.base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusFound && resp.Header.Get("Location") == "/dashboard/budget" {
+			t.Errorf("GET %s redirects to the user's page; only / should", p)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.base+"/", nil)
+	if resp, err := noFollow.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /: %s, want 405", resp.Status)
+	}
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -588,11 +679,13 @@ func BenchmarkDashboardLoad(b *testing.B) {
 		paths []string
 	}{
 		{userToken, []string{"/dashboard/budget", "/dashboard/assets/style.css", "/dashboard/assets/common.js",
-			"/dashboard/assets/charts.js", "/dashboard/assets/user.js", "/api/v1/budget/status", "/api/v1/budget/settings",
+			"/dashboard/assets/charts.js", "/dashboard/assets/usage.js", "/dashboard/assets/user.js",
+			"/api/v1/budget/status", "/api/v1/budget/me", "/api/v1/budget/settings",
 			"/api/v1/budget/usage/breakdown", "/api/v1/budget/usage/history?limit=20"}},
 		{adminToken, []string{"/dashboard/admin/budget", "/dashboard/assets/style.css", "/dashboard/assets/common.js",
-			"/dashboard/assets/admin.js", "/api/v1/budget/admin/list?limit=50", "/api/v1/budget/admin/audit?limit=20",
-			"/api/v1/budget/admin/defaults"}},
+			"/dashboard/assets/charts.js", "/dashboard/assets/usage.js", "/dashboard/assets/fields.js", "/dashboard/assets/admin.js",
+			"/api/v1/budget/admin/list?limit=25", "/api/v1/budget/admin/access", "/api/v1/budget/admin/audit?limit=25",
+			"/api/v1/budget/admin/defaults", "/api/v1/budget/admin/templates"}},
 	}
 	fetch := func(path, token string) {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
