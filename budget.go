@@ -495,8 +495,13 @@ func (r *Reservation) UserID() string { return r.userID }
 // Amount returns the amount held.
 func (r *Reservation) Amount() decimal.Decimal { return r.amount.Decimal() }
 
-// ExpiresAt returns when the hold stops counting if never closed.
-func (r *Reservation) ExpiresAt() time.Time { return r.expiresAt }
+// ExpiresAt returns when the hold stops counting if never closed or
+// extended.
+func (r *Reservation) ExpiresAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.expiresAt
+}
 
 // Settle records the call's actual spend and closes the reservation. The
 // full cost is recorded even above the estimate, since the model was
@@ -535,6 +540,46 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
+}
+
+// Extend keeps the hold counting while its call runs: it moves the hold's
+// expiry to now plus Options.HoldTTL (never earlier) and returns the new
+// expiry. Call it periodically, well within the TTL, while a model call or
+// stream that may outlive the TTL is in progress (the gate does, every half
+// TTL), so that a long call never lets other calls take the budget it holds.
+//
+// It returns ErrReservationClosed once the reservation is settled or
+// released, and ErrHoldExpired when the hold already stopped counting (a
+// lapsed hold is never revived, as its amount may have been reserved
+// since); a later Settle still records the spend.
+func (r *Reservation) Extend(ctx context.Context) (time.Time, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return time.Time{}, ErrReservationClosed
+	}
+	m := r.m
+	now := m.now()
+	at := now.Add(m.ttl)
+	if !at.After(r.expiresAt) {
+		return r.expiresAt, nil
+	}
+	var t Totals
+	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
+		t, err = m.store.Extend(ctx, ExtendRequest{UserID: r.userID, HoldID: r.id, ExpiresAt: at, Policy: c.p, Now: now})
+		return err
+	})
+	if errors.Is(err, ErrReservationClosed) {
+		r.closed = true
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("budget: extend %s for %q: %w", r.id, r.userID, err)
+	}
+	r.expiresAt = at
+	if t.Alerts != 0 {
+		m.fire(newStatus(c, t), t.Alerts, now)
+	}
+	return at, nil
 }
 
 // Release frees the hold without recording spend. It is a no-op returning

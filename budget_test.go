@@ -331,3 +331,47 @@ func TestReleaseReportsAlerts(t *testing.T) {
 		t.Errorf("alerts after a Release whose store call marked yellow: %v", got)
 	}
 }
+
+// TestReservationExtend: a hold extended while its call runs keeps
+// counting past its first expiry; a lapsed one is never revived.
+func TestReservationExtend(t *testing.T) {
+	now := t0
+	m := testManager(memory.New(), &now, budget.Options{HoldTTL: time.Minute})
+	r, err := m.Reserve(ctx, "u", budget.MustAmount("20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(40 * time.Second)
+	at, err := r.Extend(ctx)
+	if want := now.Add(time.Minute); err != nil || !at.Equal(want) || !r.ExpiresAt().Equal(want) {
+		t.Fatalf("Extend = %v, %v; ExpiresAt %v; want %v", at, err, r.ExpiresAt(), want)
+	}
+	now = now.Add(30 * time.Second) // past the first expiry, inside the second
+	if _, err := m.Reserve(ctx, "u", budget.MustAmount("20")); !errors.Is(err, budget.ErrBudgetExceeded) {
+		t.Fatalf("a second $20 hold beside the extended one = %v, want refused", err)
+	}
+	if st, _ := m.Status(ctx, "u"); !st.Reserved.Equal(budget.MustAmount("20")) {
+		t.Errorf("reserved %s, want 20", st.Reserved)
+	}
+	if _, err := r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("3")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Extend(ctx); !errors.Is(err, budget.ErrReservationClosed) {
+		t.Errorf("Extend after Settle = %v, want ErrReservationClosed", err)
+	}
+
+	lapsed, err := m.Reserve(ctx, "u", budget.MustAmount("20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := lapsed.Extend(ctx); !errors.Is(err, budget.ErrHoldExpired) {
+		t.Errorf("Extend of a lapsed hold = %v, want ErrHoldExpired", err)
+	}
+	if st, _ := m.Status(ctx, "u"); !st.Reserved.IsZero() {
+		t.Errorf("a lapsed hold counts again: reserved %s", st.Reserved)
+	}
+	if _, err := lapsed.Settle(ctx, budget.Usage{Cost: budget.MustAmount("1")}); err != nil {
+		t.Errorf("a late Settle still records spend: %v", err)
+	}
+}

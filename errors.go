@@ -16,6 +16,9 @@ var (
 	ErrBudgetExceeded = errors.New("budget: budget exceeded")
 	// ErrReservationClosed: the reservation was already settled or released.
 	ErrReservationClosed = errors.New("budget: reservation already closed")
+	// ErrHoldExpired: Extend found the reservation's hold already expired
+	// (it stopped counting at its expiry); Settle still records spend.
+	ErrHoldExpired = errors.New("budget: reservation hold expired")
 	// ErrDuplicate: a usage with this ID was already recorded for the user.
 	ErrDuplicate = errors.New("budget: usage already recorded")
 	// ErrInvalidAmount: an amount is negative, has more than 9 decimal

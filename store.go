@@ -99,6 +99,15 @@ type Store interface {
 	// hold is ErrNotFound; a settled or released one ErrReservationClosed.
 	Release(ctx context.Context, req ReleaseRequest) (Totals, error)
 
+	// Extend moves the expiry of the pending hold req.HoldID to
+	// req.ExpiresAt, when that is later than its expiry, so that a hold
+	// whose call is still running keeps counting. It checks, before the
+	// window and expiry steps, that the hold still counts: an unknown hold
+	// is ErrNotFound, a settled or released one ErrReservationClosed, and
+	// one whose expiry is not after req.Now ErrHoldExpired (an expired hold
+	// is never revived: its amount may already be reserved by others).
+	Extend(ctx context.Context, req ExtendRequest) (Totals, error)
+
 	// Record records req.Usage with no hold and no limit check. A usage ID
 	// the user already has is ErrDuplicate and changes nothing.
 	Record(ctx context.Context, req RecordRequest) (Totals, error)
@@ -289,6 +298,15 @@ type ReleaseRequest struct {
 	HoldID string
 	Policy Policy
 	Now    time.Time
+}
+
+// ExtendRequest asks a store to extend a pending hold.
+type ExtendRequest struct {
+	UserID    string
+	HoldID    string
+	ExpiresAt time.Time
+	Policy    Policy
+	Now       time.Time
 }
 
 // RecordRequest asks a store to record usage without a hold.

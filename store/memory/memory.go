@@ -125,7 +125,7 @@ type user struct {
 	marked   budget.LevelSet
 	ids      map[string]entry
 	live     []liveHold // pending holds still counted in held
-	nextExp  time.Time  // earliest expiry among live; zero when none
+	nextExp  time.Time  // zero when live is empty, else at or before its earliest expiry (see expire)
 	usage    usageLog
 	usageSeq int64
 	audit    []budget.AuditEntry
@@ -256,7 +256,11 @@ func (u *user) search(t time.Time) int {
 	return u.usage.search(func(e *usage) bool { return !e.row.At.Before(t) })
 }
 
-// expire stops counting holds whose expiry is not after now.
+// expire stops counting holds whose expiry is not after now. It scans live
+// only once now reaches nextExp, and then sets nextExp to the earliest
+// expiry left. Between scans nextExp may be earlier than every live
+// expiry, as close and Extend leave it alone (a hold closed or extended
+// may have been the earliest): a bound that only costs one scan more.
 func (u *user) expire(now time.Time) {
 	if u.nextExp.IsZero() || now.Before(u.nextExp) {
 		return
@@ -423,7 +427,7 @@ func (u *user) openHold(id string) (entry, error) {
 }
 
 func (u *user) close(id string, h entry, state holdState) {
-	if i := slices.IndexFunc(u.live, func(l liveHold) bool { return l.id == id }); i >= 0 {
+	if i := u.liveIndex(id); i >= 0 {
 		u.held -= u.live[i].amount
 		last := len(u.live) - 1
 		u.live[i] = u.live[last]
@@ -473,6 +477,37 @@ func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.
 	defer u.mu.Unlock()
 	u.close(req.HoldID, h, released)
 	return u.finish(req.Policy), nil
+}
+
+// Extend implements budget.Store. Its refuse step finds the hold in the
+// live list, with an expiry after req.Now, or says why it does not count:
+// a hold missing from the list was closed or already expired by a call
+// that saw a later time, and is never revived.
+func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
+	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
+		if _, err := u.openHold(req.HoldID); err != nil {
+			return err
+		}
+		if i := u.liveIndex(req.HoldID); i < 0 || !req.Now.Before(u.live[i].expires) {
+			return fmt.Errorf("%w: hold %q of user %q", budget.ErrHoldExpired, req.HoldID, u.s.UserID)
+		}
+		return nil
+	})
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	defer u.mu.Unlock()
+	// The expiry step may have compacted live, but kept this hold: its
+	// expiry is after req.Now.
+	if i := u.liveIndex(req.HoldID); i >= 0 && req.ExpiresAt.After(u.live[i].expires) {
+		u.live[i].expires = req.ExpiresAt // later: nextExp stays a lower bound
+	}
+	return u.finish(req.Policy), nil
+}
+
+// liveIndex returns the index of hold id in live, or -1.
+func (u *user) liveIndex(id string) int {
+	return slices.IndexFunc(u.live, func(l liveHold) bool { return l.id == id })
 }
 
 // Record implements budget.Store.

@@ -36,7 +36,8 @@ import (
 // taken when the window must advance or a hold has expired (those read
 // usage and holds), for holds this Store did not place, or while another
 // call of this Store for the same user is in flight (they would invalidate
-// each other's memory).
+// each other's memory). Extend never takes it (see Extend for how it keeps
+// next_expiry and the remembered holds right).
 
 // staleCode is the SQLSTATE of expect_fresh (schema.sql).
 const staleCode = "BGT01"
@@ -73,7 +74,7 @@ func (c *cache) entry(user string) *cached {
 }
 
 // save remembers the counters a committed step left, and the hold it
-// placed or closed.
+// placed, closed or extended.
 func (c *cache) save(user string, a *acct, ops *intents, now time.Time) {
 	e := c.entry(user)
 	if e == nil {
@@ -95,6 +96,14 @@ func (c *cache) save(user string, a *acct, ops *intents, now time.Time) {
 	}
 	if ops.closeHold != "" {
 		delete(e.holds, ops.closeHold)
+	}
+	// Only a hold still remembered takes its new expiry: one a concurrent
+	// step closed (and forgot) stays forgotten.
+	if ops.extendHold != "" {
+		if h, ok := e.holds[ops.extendHold]; ok && h.expires < ops.extendTo {
+			h.expires = ops.extendTo
+			e.holds[ops.extendHold] = h
+		}
 	}
 	if ops.newHold != "" {
 		if len(e.holds) >= maxCachedHolds {

@@ -87,6 +87,117 @@ func TestFastPathStale(t *testing.T) {
 	checkCounters(t, schema)
 }
 
+// nextExpiry reads the user's stored next_expiry.
+func nextExpiry(t *testing.T, schema, user string) time.Time {
+	t.Helper()
+	var n *int64
+	if err := adminPool(t).QueryRow(context.Background(), qualify(schema, `SELECT next_expiry FROM {s}.users WHERE user_id = $1`), user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// TestFastPathExtend checks that Extend, which always takes the locking
+// transaction, leaves the fast path's memory right: the store that extends
+// keeps the fast path for the hold past its old expiry, next_expiry is
+// exact, and another store that remembers the old next_expiry, or a hold
+// of its own with its old expiry, decides on the current values.
+func TestFastPathExtend(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	a, b := open(t, schema), open(t, schema)
+	c := storetest.NewClock(storetestStart)
+	const ttl = 10 * time.Minute
+	ma := budget.NewManager(a, budget.Options{Now: c.Now, HoldTTL: ttl})
+	mb := budget.NewManager(b, budget.Options{Now: c.Now, HoldTTL: ttl})
+	t0 := storetestStart
+	status := func(m *budget.Manager, user, spent, reserved string) {
+		t.Helper()
+		st, err := m.Status(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Spent.Equal(budget.MustAmount(spent)) || !st.Reserved.Equal(budget.MustAmount(reserved)) {
+			t.Errorf("%s at %v: spent %s reserved %s, want %s and %s", user, c.Now().Sub(t0), st.Spent, st.Reserved, spent, reserved)
+		}
+	}
+
+	// One store: the hold it extended settles on the fast path after its
+	// old expiry.
+	setLimit(t, ma, "v", "10")
+	r1, err := ma.Reserve(ctx, "v", budget.MustAmount("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(ttl / 2))
+	if _, err := r1.Extend(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := nextExpiry(t, schema, "v"), t0.Add(ttl/2+ttl); !got.Equal(want) {
+		t.Errorf("next_expiry %v after the extend, want %v", got, want)
+	}
+	c.Set(t0.Add(ttl + time.Second))
+	done, stale := postgres.FastCounts(a)
+	if _, err := r1.Settle(ctx, budget.Usage{Cost: budget.MustAmount("2")}); err != nil {
+		t.Fatal(err)
+	}
+	if d, s := postgres.FastCounts(a); d != done+1 || s != stale {
+		t.Errorf("the settle after the old expiry: %d fast steps, %d stale; want the fast path", d-done, s-stale)
+	}
+	status(ma, "v", "2", "0")
+
+	// Two stores: b remembers the next_expiry and its own hold's expiry
+	// from before a extended both.
+	c.Set(t0)
+	setLimit(t, ma, "u", "10")
+	r4, err := ma.Reserve(ctx, "u", budget.MustAmount("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(time.Minute))
+	r2, err := mb.Reserve(ctx, "u", budget.MustAmount("3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(5 * time.Minute))
+	if _, err := r4.Extend(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := policyOf(t, a, "u", c.Now())
+	if _, err := a.Extend(ctx, budget.ExtendRequest{UserID: "u", HoldID: r2.ID(), ExpiresAt: t0.Add(20 * time.Minute), Policy: p, Now: c.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := nextExpiry(t, schema, "u"), t0.Add(15*time.Minute); !got.Equal(want) {
+		t.Errorf("next_expiry %v after both extends, want %v", got, want)
+	}
+	// Past both old expiries (10 and 11 minutes), before the new ones.
+	c.Set(t0.Add(12 * time.Minute))
+	status(mb, "u", "0", "4")
+	if _, err := mb.Reserve(ctx, "u", budget.MustAmount("6.5")); !errors.Is(err, budget.ErrBudgetExceeded) {
+		t.Fatalf("reserve of 6.5 beside 4 extended: %v, want ErrBudgetExceeded", err)
+	}
+	r5, err := mb.Reserve(ctx, "u", budget.MustAmount("6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Settle(ctx, budget.Usage{Cost: budget.MustAmount("3")}); err != nil {
+		t.Fatal(err)
+	}
+	status(mb, "u", "3", "7")
+	if _, err := r4.Settle(ctx, budget.Usage{Cost: budget.MustAmount("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r5.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status(ma, "u", "4", "0")
+	status(mb, "u", "4", "0")
+	checkCounters(t, schema)
+}
+
 // policyOf returns the policy a Manager would send now for the user's
 // stored settings (monthly, UTC, default thresholds).
 func policyOf(t *testing.T, s budget.Store, user string, now time.Time) budget.Policy {

@@ -327,14 +327,18 @@ type txn struct {
 	ops   intents
 }
 
-// intents are the writes of a Reserve, Settle, Release or Record besides
-// the counters, as the fast path sends them and the cache remembers them.
+// intents are the writes of a Reserve, Settle, Release, Record or Extend
+// besides the counters, as the fast path sends them and the cache
+// remembers them. (Extend never takes the fast path: its intent only
+// updates the cache.)
 type intents struct {
-	newHold   string // Reserve: the hold placed
-	holdArgs  []any  // its hold_id, amount, expires
-	closeHold string // Settle, Release: the hold closed
-	state     int16  // its new state
-	usage     []any  // Settle, Record: id, hold_id, provider, model, input, output, cost, at, day
+	newHold    string // Reserve: the hold placed
+	holdArgs   []any  // its hold_id, amount, expires
+	closeHold  string // Settle, Release: the hold closed
+	state      int16  // its new state
+	usage      []any  // Settle, Record: id, hold_id, provider, model, input, output, cost, at, day
+	extendHold string // Extend: the hold whose expiry moved later
+	extendTo   int64  // its new expiry
 }
 
 // batch returns a new batch for reads, starting with BEGIN if the
@@ -681,6 +685,15 @@ func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time
 			}
 		}
 	}
+	return s.lockedStep(ctx, user, p, now, holdID, nil, do)
+}
+
+// lockedStep is step's transaction, which locks the user's row: begin, with
+// the read of hold holdID if it is set and whatever more queues, in the
+// locking round trip (more runs again on every attempt); then do and
+// finish. Once it commits, the cache remembers the counters and the hold.
+func (s *Store) lockedStep(ctx context.Context, user string, p budget.Policy, now time.Time,
+	holdID string, more func(*pgx.Batch), do func(*txn, *acct, *heldHold) error) (budget.Totals, error) {
 	var (
 		tot budget.Totals
 		a   *acct
@@ -688,12 +701,18 @@ func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time
 	)
 	err := s.transact(ctx, func(t *txn) error {
 		var h heldHold
-		var more func(*pgx.Batch)
+		reads := more
 		if holdID != "" {
-			more = s.readHold(&h, user, holdID)
+			hold := s.readHold(&h, user, holdID)
+			reads = func(b *pgx.Batch) {
+				hold(b)
+				if more != nil {
+					more(b)
+				}
+			}
 		}
 		var err error
-		if a, err = s.begin(t, user, p, now, more); err != nil {
+		if a, err = s.begin(t, user, p, now, reads); err != nil {
 			return err
 		}
 		if do != nil {
@@ -815,6 +834,62 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	return s.step(ctx, req.UserID, req.Policy, req.Now, req.HoldID, func(t *txn, a *acct, h *heldHold) error {
 		return s.closeHold(t, a, req.HoldID, h, 2, req.Now)
+	})
+}
+
+// Extend implements budget.Store. It always takes the locking
+// transaction, never the fast path: it is rare (about one call per half
+// TTL of a call still running), and its write, to a hold's expiry, is none
+// of the fast statements'. It reads the hold in the locking round trip,
+// before the expiry step runs, so its checks see the hold as the request
+// found it: it still counts if pending, counted and expiring after now.
+//
+// The fast path decides that no hold has expired when the next_expiry it
+// remembers is after now, and checks under the row lock only that
+// next_expiry is unchanged; that is sound as long as next_expiry is at or
+// before the expiry of every counted hold, which a later expiry keeps.
+// Extend keeps it exact besides: the same round trip reads the earliest
+// expiry after now of the user's other counted holds, and next_expiry
+// becomes the earlier of that and the new expiry (a hold the expiry step
+// stops counting expires at or before now, so the read already leaves it
+// out). Another Store that remembers the old next_expiry finds its fast
+// statement stale and falls back once; one that remembers this hold with
+// its old expiry only treats it as expiring sooner, which sends a call
+// for it after that instant to the transaction. This Store remembers the
+// new expiry.
+func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
+	if err := s.check(ctx); err != nil {
+		return budget.Totals{}, err
+	}
+	exp, err := unix(req.ExpiresAt)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	n := req.Now.UnixNano()
+	var others *int64
+	more := func(b *pgx.Batch) {
+		others = nil
+		b.Queue(s.q.otherExpiry, req.UserID, req.HoldID, n).QueryRow(func(r pgx.Row) error { return r.Scan(&others) })
+	}
+	return s.lockedStep(ctx, req.UserID, req.Policy, req.Now, req.HoldID, more, func(t *txn, a *acct, h *heldHold) error {
+		switch {
+		case !h.found:
+			return fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, req.HoldID, a.user)
+		case h.state != 0:
+			return fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, req.HoldID)
+		case !h.counted || h.expires <= n:
+			return fmt.Errorf("%w: hold %q of user %q", budget.ErrHoldExpired, req.HoldID, a.user)
+		case exp <= h.expires:
+			return nil
+		}
+		t.write(s.q.extendHold, a.user, req.HoldID, exp)
+		t.ops.extendHold, t.ops.extendTo = req.HoldID, exp
+		next := exp
+		if others != nil && *others < next {
+			next = *others
+		}
+		a.nextExp = &next
+		return nil
 	})
 }
 

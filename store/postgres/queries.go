@@ -14,6 +14,7 @@ type queries struct {
 	counters, countersNoLock, saveCounters, sumWindow string
 	expire                                            string
 	insertHold, hold, closeHold, insertUsage, rollup  string
+	extendHold, otherExpiry                           string
 	insertAudit                                       string
 	defaults, lockDefaults, saveDefaults              string
 	history, breakdown, accounts                      string
@@ -96,8 +97,12 @@ func newQueries(q string) queries {
 
 		insertHold: r.Replace(`INSERT INTO {s}.holds (user_id, hold_id, amount, expires, state, counted)
 			VALUES ($1, $2, $3, $4, 0, true)`),
-		hold:      r.Replace(`SELECT amount, expires, state, counted FROM {s}.holds WHERE user_id = $1 AND hold_id = $2`),
-		closeHold: r.Replace(`UPDATE {s}.holds SET state = $3, counted = false WHERE user_id = $1 AND hold_id = $2`),
+		hold:       r.Replace(`SELECT amount, expires, state, counted FROM {s}.holds WHERE user_id = $1 AND hold_id = $2`),
+		closeHold:  r.Replace(`UPDATE {s}.holds SET state = $3, counted = false WHERE user_id = $1 AND hold_id = $2`),
+		extendHold: r.Replace(`UPDATE {s}.holds SET expires = $3 WHERE user_id = $1 AND hold_id = $2`),
+		// otherExpiry is the earliest expiry after $3 of user $1's counted
+		// holds other than $2 (by the live-hold index).
+		otherExpiry: r.Replace(`SELECT MIN(expires) FROM {s}.holds WHERE user_id = $1 AND counted AND expires > $3 AND hold_id <> $2`),
 		insertUsage: r.Replace(`INSERT INTO {s}.usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
 		rollup: r.Replace(`INSERT INTO {s}.usage_daily AS d (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)

@@ -645,13 +645,14 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 // heldHold is a pending hold as openHold read it.
 type heldHold struct {
 	amount  int64
+	expires int64
 	counted bool
 }
 
 // openHold reads the pending hold id, or says why it cannot be closed.
 func (s *Store) openHold(tx *sql.Tx, a *acct, id string) (heldHold, error) {
-	var amount, st, counted int64
-	err := tx.Stmt(s.st.hold).QueryRow(a.user, id).Scan(&amount, &st, &counted)
+	var amount, expires, st, counted int64
+	err := tx.Stmt(s.st.hold).QueryRow(a.user, id).Scan(&amount, &expires, &st, &counted)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return heldHold{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, a.user)
@@ -660,7 +661,7 @@ func (s *Store) openHold(tx *sql.Tx, a *acct, id string) (heldHold, error) {
 	case st != 0:
 		return heldHold{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 	}
-	return heldHold{amount, counted == 1}, nil
+	return heldHold{amount, expires, counted == 1}, nil
 }
 
 // closeHold gives the hold its final state, taking it out of the live sum
@@ -746,6 +747,42 @@ func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.
 			return err
 		}
 		return s.closeHold(tx, a, req.HoldID, h, 2)
+	})
+}
+
+// Extend implements budget.Store. Its checks run after begin's window and
+// expiry steps, whose writes an error rolls back with the rest: a hold
+// those steps stopped counting (counted = 0) no longer counts, and is not
+// revived.
+//
+// users.next_expiry stays at or before the earliest expiry of a counted
+// hold, which is all that expire, Totals, Accounts and the fast paths rely
+// on; when it was this hold's old expiry, it is read again from the
+// live-hold index, so that the calls after the old expiry do not run the
+// expiry step (and miss Totals' read-only answer) for nothing.
+func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
+	exp, err := unix(req.ExpiresAt)
+	if err != nil {
+		return budget.Totals{}, err
+	}
+	return s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
+		h, err := s.openHold(tx, a, req.HoldID)
+		if err != nil {
+			return err
+		}
+		if !h.counted || h.expires <= req.Now.UnixNano() {
+			return fmt.Errorf("%w: hold %q of user %q", budget.ErrHoldExpired, req.HoldID, a.user)
+		}
+		if exp <= h.expires {
+			return nil
+		}
+		if _, err := tx.Stmt(s.st.extendHold).Exec(exp, a.user, req.HoldID); err != nil {
+			return err
+		}
+		if a.nextExp.Valid && a.nextExp.Int64 < h.expires {
+			return nil // before the old expiry: it bounds the new earliest too
+		}
+		return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
 	})
 }
 

@@ -16,7 +16,8 @@ type stmts struct {
 	settings, create, updateSettings                   *sql.Stmt
 	counters, saveCounters, sumWindow                  *sql.Stmt
 	sumExpired, expire, nextExpiry                     *sql.Stmt
-	insertHold, hold, closeHold, insertUsage, rollup   *sql.Stmt
+	insertHold, hold, closeHold, extendHold            *sql.Stmt
+	insertUsage, rollup                                *sql.Stmt
 	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release                     *sql.Stmt
@@ -48,8 +49,9 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.nextExpiry, `SELECT MIN(expires) FROM holds WHERE user_id = ? AND counted = 1`},
 		{w, &s.insertHold, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted) VALUES (?, ?, ?, ?, 0, 1)
 			ON CONFLICT DO NOTHING`},
-		{w, &s.hold, `SELECT amount, state, counted FROM holds WHERE user_id = ? AND hold_id = ?`},
+		{w, &s.hold, `SELECT amount, expires, state, counted FROM holds WHERE user_id = ? AND hold_id = ?`},
 		{w, &s.closeHold, `UPDATE holds SET state = ?, counted = 0 WHERE user_id = ? AND hold_id = ?`},
+		{w, &s.extendHold, `UPDATE holds SET expires = ? WHERE user_id = ? AND hold_id = ?`},
 		{w, &s.insertUsage, `INSERT INTO usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, id) DO NOTHING`},
 		{w, &s.rollup, `INSERT INTO usage_daily (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)

@@ -84,7 +84,7 @@ type Call struct {
 	N int64
 	// UserID is the user the call is for, when it names one.
 	UserID string
-	// HoldID is the hold of Reserve, Settle and Release.
+	// HoldID is the hold of Reserve, Settle, Release and Extend.
 	HoldID string
 }
 
@@ -352,6 +352,13 @@ func (f *Faulty) Settle(ctx context.Context, req budget.SettleRequest) (budget.T
 func (f *Faulty) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	return faultCall(f, ctx, Call{Method: "Release", UserID: req.UserID, HoldID: req.HoldID}, func(ctx context.Context) (budget.Totals, error) {
 		return f.store.Release(ctx, req)
+	}, nil)
+}
+
+// Extend implements budget.Store.
+func (f *Faulty) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
+	return faultCall(f, ctx, Call{Method: "Extend", UserID: req.UserID, HoldID: req.HoldID}, func(ctx context.Context) (budget.Totals, error) {
+		return f.store.Extend(ctx, req)
 	}, nil)
 }
 

@@ -24,9 +24,10 @@ import (
 //   - a Settle whose outcome the caller does not know (the store committed,
 //     then the reply was lost) can be retried: the retry succeeds or
 //     returns ErrReservationClosed, and the spend counts once;
-//   - no failure leaves a hold that never expires: once the TTL has passed,
-//     reserved is the live holds only;
-//   - duplicate deliveries of a request close a hold or record a usage once;
+//   - no failure leaves a hold that never expires, extended or not: once
+//     the TTL has passed, reserved is the live holds only;
+//   - duplicate deliveries of a request close a hold or record a usage
+//     once, and extend a hold to one expiry;
 //   - a Reserve delayed past a settings change is decided by the new
 //     settings;
 //   - every Manager entry point returns the store's error wrapped (errors.Is
@@ -283,7 +284,7 @@ func faultHoldsExpire(t *testing.T, s budget.Store, seed int64) {
 					t.Fatalf("operation %d panicked: %v", i, p)
 				}
 			}()
-			switch rng.IntN(9) {
+			switch rng.IntN(10) {
 			case 0, 1, 2:
 				r, err := x.m.Reserve(ctx, u, decimal.New(rng.Int64N(5e9), -9))
 				check("reserve", err, budget.ErrBudgetExceeded, budget.ErrDuplicate)
@@ -310,6 +311,11 @@ func faultHoldsExpire(t *testing.T, s budget.Store, seed int64) {
 				if rng.IntN(4) == 0 {
 					_, err := x.m.Reset(ctx, admin, u, budget.ResetOptions{Reason: "faults"})
 					check("reset", err)
+				}
+			case 8:
+				if len(open) > 0 {
+					_, err := open[rng.IntN(len(open))].Extend(ctx)
+					check("extend", err, budget.ErrReservationClosed, budget.ErrHoldExpired)
 				}
 			default:
 				_, err := x.m.Status(ctx, u)
@@ -410,6 +416,19 @@ func faultDuplicates(t *testing.T, s budget.Store, _ int64) {
 		t.Errorf("release delivered twice: %v", err)
 	}
 	wantTotals(t, status(t, x.m, "u"), "3", "0")
+	// Extend: both deliveries succeed, and the hold counts once, to the
+	// new expiry.
+	r3 := reserve(t, x.m, "u", "2")
+	x.clock.Advance(time.Minute)
+	res, err = once("Extend", func() error { _, err := r3.Extend(ctx); return err })
+	if err != nil || res.StoreErr != nil || res.DupErr != nil {
+		t.Errorf("extend delivered twice: %v; replies %v and %v, want two successes", err, res.StoreErr, res.DupErr)
+	}
+	x.clock.Advance(x.ttl - time.Second) // past the first expiry
+	wantTotals(t, status(t, x.m, "u"), "3", "2")
+	if err := r3.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Record: records once.
 	res, _ = once("Record", func() error { _, err := x.m.Record(ctx, "u", budget.Usage{ID: "rec", Cost: amt("1")}); return err })
 	oneOf("record", res, budget.ErrDuplicate)
@@ -499,6 +518,11 @@ func faultWrapped(t *testing.T, s budget.Store, _ int64) {
 			return err
 		}},
 		{"Release", reserved, func(m *budget.Manager, u string, v any) error { return v.(*budget.Reservation).Release(ctx) }},
+		{"Extend", reserved, func(m *budget.Manager, u string, v any) error {
+			clock.Advance(time.Second) // a later expiry, or Extend has nothing to ask the store
+			_, err := v.(*budget.Reservation).Extend(ctx)
+			return err
+		}},
 		{"Record", noSetup, func(m *budget.Manager, u string, _ any) error {
 			_, err := m.Record(ctx, u, budget.Usage{Cost: amt("1")})
 			return err

@@ -70,7 +70,8 @@ type ModelOptions struct {
 // entries, and periodically the whole usage history and audit log.
 // Operations are reserves from nothing to beyond the remaining budget,
 // settles below, at and above the estimate, releases, settles of closed
-// reservations, records with new and repeated IDs, manual resets, settings
+// reservations, extends of live, expired and closed holds, records with
+// new and repeated IDs, manual resets, settings
 // changes (limit, period, timezone, enforcement, thresholds), new defaults,
 // and clock moves in small steps, to and across period ends, DST changes and
 // hold expiries; some store calls fail by injection (see Faulty), before or
@@ -80,12 +81,13 @@ type ModelOptions struct {
 //
 // The concurrent run has goroutines of two Managers race through rounds of
 // operations with the clock still (settles within their estimates, records
-// only for a user without enforcement, limits only raised), then checks
-// invariants: enforced users within their limits, every counter equal to
-// the sum of its history rows in the period, no usage counted twice, no
-// hold closed twice (some settles and releases are delivered twice), live
-// holds as the clients left them, each alert once per level and period,
-// each rollover audited once.
+// only for a user without enforcement, limits only raised, extends of open
+// holds), then checks invariants: enforced users within their limits, every
+// counter equal to the sum of its history rows in the period, no usage
+// counted twice, no hold closed twice (some settles, releases and extends
+// are delivered twice), live holds as the clients left them (extended, or
+// expired, never refused as expired before their expiry), each alert once
+// per level and period, each rollover audited once.
 //
 // Unless Seed is set, RunModel also replays, in "Regressions", the shrunk
 // failing sequences of the bugs it has found so far.
@@ -212,12 +214,13 @@ const (
 	mopList
 	mopBreakdown
 	mopDefaults
+	mopExtend
 )
 
-var mopNames = [...]string{"Reserve", "Settle", "Release", "Record", "Status", "Reset", "UpdateSettings", "Clock", "Settings", "ListUsers", "Breakdown", "UpdateDefaults"}
+var mopNames = [...]string{"Reserve", "Settle", "Release", "Record", "Status", "Reset", "UpdateSettings", "Clock", "Settings", "ListUsers", "Breakdown", "UpdateDefaults", "Extend"}
 
 // storeMethod is the store call an operation's fault strikes.
-var storeMethod = [...]string{"Reserve", "Settle", "Release", "Record", "Totals", "Reset", "UpdateSettings", "", "", "", "", ""}
+var storeMethod = [...]string{"Reserve", "Settle", "Release", "Record", "Totals", "Reset", "UpdateSettings", "", "", "", "", "", "Extend"}
 
 type mfault uint8
 
@@ -271,7 +274,7 @@ type mop struct {
 	idx      int
 	kind     mopKind
 	user     string
-	res      int             // Settle, Release: the Reserve operation
+	res      int             // Settle, Release, Extend: the Reserve operation
 	amount   decimal.Decimal // estimate or cost
 	id       idRef           // usage ID; empty: the default
 	upd      refUpdate
@@ -303,7 +306,7 @@ func (o mop) String() string {
 		fmt.Fprintf(&b, " %s estimate=%s", o.user, o.amount)
 	case mopSettle:
 		fmt.Fprintf(&b, " #%d cost=%s", o.res, o.amount)
-	case mopRelease:
+	case mopRelease, mopExtend:
 		fmt.Fprintf(&b, " #%d", o.res)
 	case mopRecord:
 		fmt.Fprintf(&b, " %s cost=%s", o.user, o.amount)
@@ -511,11 +514,12 @@ func replaySequence(t testing.TB, newStore func(testing.TB) budget.Store, cfg *m
 
 // clientRes is the model's view of a Reservation the client holds.
 type clientRes struct {
-	user   string
-	holdID string
-	amount decimal.Decimal
-	closed bool // the Reservation knows it is closed
-	lost   bool // Reserve's reply was lost: the client has no Reservation
+	user    string
+	holdID  string
+	amount  decimal.Decimal
+	expires time.Time // the expiry the Reservation knows (an extend whose reply was lost moved the store's later)
+	closed  bool      // the Reservation knows it is closed
+	lost    bool      // Reserve's reply was lost: the client has no Reservation
 }
 
 // seqRun is one sequential run: the store under a Faulty, a Manager, the
@@ -531,6 +535,10 @@ type seqRun struct {
 
 	alerts []budget.Alert
 	calls  []Result
+
+	// extendedFrom are the expiries holds had before an extend moved
+	// them later, for the clock to aim at.
+	extendedFrom []time.Time
 
 	res     map[int]*budget.Reservation
 	cres    map[int]*clientRes
@@ -608,6 +616,8 @@ func kindOf(err error) refKind {
 		return refExceeded
 	case errors.Is(err, budget.ErrReservationClosed):
 		return refClosed
+	case errors.Is(err, budget.ErrHoldExpired):
+		return refExpired
 	case errors.Is(err, budget.ErrDuplicate):
 		return refDuplicate
 	case errors.Is(err, budget.ErrNotFound):
@@ -679,6 +689,8 @@ func (r *seqRun) run(op mop) (bool, error) {
 		return r.doSettle(op, now)
 	case mopRelease:
 		return r.doRelease(op, now)
+	case mopExtend:
+		return r.doExtend(op, now)
 	case mopRecord:
 		return r.doRecord(op, now)
 	case mopStatus:
@@ -794,7 +806,7 @@ func (r *seqRun) doReserve(op mop, now time.Time) (bool, error) {
 			return true, fmt.Errorf("store.Reserve (reply lost) allowed %v, err %v; model says %s", c.Allowed, c.StoreErr, k)
 		}
 		if k == refOK {
-			r.cres[op.idx] = &clientRes{user: op.user, holdID: c.Call.HoldID, amount: op.amount, lost: true}
+			r.cres[op.idx] = &clientRes{user: op.user, holdID: c.Call.HoldID, amount: op.amount, expires: now.Add(r.cfg.ttl), lost: true}
 			r.resIdx = append(r.resIdx, op.idx)
 		}
 	default:
@@ -828,7 +840,7 @@ func (r *seqRun) doReserve(op mop, now time.Time) (bool, error) {
 			res.ID(), res.UserID(), res.Amount(), res.ExpiresAt(), c.Call.HoldID, op.amount, now.Add(r.cfg.ttl))
 	}
 	r.res[op.idx] = res
-	r.cres[op.idx] = &clientRes{user: op.user, holdID: res.ID(), amount: op.amount}
+	r.cres[op.idx] = &clientRes{user: op.user, holdID: res.ID(), amount: op.amount, expires: res.ExpiresAt()}
 	r.resIdx = append(r.resIdx, op.idx)
 	return true, nil
 }
@@ -922,6 +934,65 @@ func (r *seqRun) doRelease(op mop, now time.Time) (bool, error) {
 		}
 	}
 	return true, wantKind(err, want)
+}
+
+// doExtend extends a reservation the client holds. The Reservation asks
+// the store only when now plus the TTL is after the expiry it knows, and
+// not once it knows it is closed.
+func (r *seqRun) doExtend(op mop, now time.Time) (bool, error) {
+	cr, res := r.cres[op.res], r.res[op.res]
+	if cr == nil || res == nil {
+		return false, nil
+	}
+	at, err := res.Extend(ctx)
+	if cr.closed {
+		return false, wantKind(err, refClosed)
+	}
+	to := now.Add(r.cfg.ttl)
+	if !to.After(cr.expires) {
+		if err := wantKind(err, refOK); err != nil {
+			return false, err
+		}
+		if !at.Equal(cr.expires) {
+			return false, fmt.Errorf("extend with no later expiry returned %v, want the expiry %v", at, cr.expires)
+		}
+		return false, nil
+	}
+	u := r.ref.users[cr.user]
+	if h := u.holds[cr.holdID]; h != nil && h.expires.Before(to) {
+		// If the store extends it, the clock may aim between the expiries.
+		defer func(old time.Time) {
+			if u.holds[cr.holdID].expires.Equal(to) {
+				r.extendedFrom = append(r.extendedFrom, old)
+			}
+		}(h.expires)
+	}
+	f := r.effective(op.fault)
+	want := r.expectFault(f)
+	switch {
+	case f.before():
+	case f.after():
+		if err := r.storeAgrees("Extend", r.ref.extend(u, cr.holdID, to, now, false)); err != nil {
+			return true, err
+		}
+	default:
+		switch k := r.ref.extend(u, cr.holdID, to, now, true); k {
+		case refOK:
+			cr.expires = to
+		case refClosed:
+			cr.closed = true
+			want = k
+		default:
+			want = k
+		}
+	}
+	if err := wantKind(err, want); err != nil {
+		return true, err
+	}
+	if want == refOK && (!at.Equal(to) || !res.ExpiresAt().Equal(to)) {
+		return true, fmt.Errorf("extend returned %v and the reservation expires at %v, want %v", at, res.ExpiresAt(), to)
+	}
+	return true, nil
 }
 
 func (r *seqRun) doRecord(op mop, now time.Time) (bool, error) {

@@ -23,8 +23,8 @@ type concRes struct {
 	r       *budget.Reservation
 	user    string
 	amount  decimal.Decimal
-	expires time.Time
-	closed  bool // settled or released, as far as the client knows
+	expires time.Time // moved later by each extend
+	closed  bool      // settled or released, as far as the client knows
 }
 
 // concWorker is one goroutine's state, kept across rounds.
@@ -119,8 +119,9 @@ func modelConcurrent(tb testing.TB, newStore func(testing.TB) budget.Store, seed
 	cfg := newModelConfig(seed)
 	store := newStore(tb)
 	hl := &holdLog{opened: map[string]int{}, closed: map[string]int{}, how: map[string][]string{}}
-	// A tenth of the settles and releases are delivered twice at once.
-	f := NewFaulty(store, SeededRule(seed, 0.1, []Fault{{When: Before, Duplicate: true}}, "Settle", "Release"))
+	// A tenth of the settles, releases and extends are delivered twice at
+	// once.
+	f := NewFaulty(store, SeededRule(seed, 0.1, []Fault{{When: Before, Duplicate: true}}, "Settle", "Release", "Extend"))
 	f.Observe(hl.observe)
 	clock := NewClock(cfg.start)
 	// The second Manager's clock lags by opts.Skew, as another host's may.
@@ -213,12 +214,13 @@ func (w *concWorker) fail(format string, args ...any) {
 
 // step runs one random operation. Settles never exceed their estimate and
 // never come after the hold expired, so that enforced users stay within
-// their limits; only c3, not enforced, records.
+// their limits; only c3, not enforced, records. Extends keep holds
+// counting across rounds.
 func (w *concWorker) step(c *Clock, round int) {
 	now := c.Now()
 	w.seq++
 	user := concUsers[w.rng.IntN(3)]
-	switch k := w.rng.IntN(20); {
+	switch k := w.rng.IntN(22); {
 	case k < 8:
 		est := decimal.New(w.rng.Int64N(8e9), -9)
 		r, err := w.mgr.Reserve(ctx, user, est)
@@ -304,10 +306,35 @@ func (w *concWorker) step(c *Clock, round int) {
 			// Abandon it: its hold must expire on its own.
 			w.open = slices.Delete(w.open, 0, 1)
 		}
+	case k < 20:
+		if len(w.open) > 0 {
+			w.extend(w.open[w.rng.IntN(len(w.open))], now)
+		}
 	default:
 		if _, err := w.mgr.Status(ctx, user); err != nil {
 			w.fail("status %s: %v", user, err)
 		}
+	}
+}
+
+// extend extends an open reservation. now is the latest time any Manager
+// reads (the other may lag): a store refuses a hold as expired only once
+// some call's time has reached its expiry, and no call's time is after now.
+func (w *concWorker) extend(cr *concRes, now time.Time) {
+	at, err := cr.r.Extend(ctx)
+	switch {
+	case err == nil:
+		if at.Before(cr.expires) {
+			w.fail("extend %s moved its expiry back from %v to %v", cr.r.ID(), cr.expires, at)
+			return
+		}
+		cr.expires = at
+	case errors.Is(err, budget.ErrHoldExpired):
+		if now.Before(cr.expires) {
+			w.fail("extend %s: expired at %v, before its expiry %v", cr.r.ID(), now, cr.expires)
+		}
+	default:
+		w.fail("extend %s: %v", cr.r.ID(), err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/llmbudget/budget"
@@ -87,13 +88,17 @@ func (g *modelGen) next(r *seqRun, idx int) mop {
 		if !g.release(r, &op) {
 			g.reserve(r, &op, now)
 		}
-	case w < 60:
+	case w < 51:
+		if !g.extend(r, &op, now) {
+			g.reserve(r, &op, now)
+		}
+	case w < 62:
 		g.record(r, &op, now)
-	case w < 64:
+	case w < 65:
 		op.kind, op.user = mopStatus, g.user(r)
-	case w < 67:
+	case w < 68:
 		op.kind, op.user = mopReset, g.user(r)
-	case w < 75:
+	case w < 76:
 		g.update(r, &op, now)
 	case w < 89:
 		g.clock(r, &op, now)
@@ -251,6 +256,34 @@ func (g *modelGen) release(r *seqRun, op *mop) bool {
 		return false
 	}
 	op.kind, op.res, op.user = mopRelease, i, r.cres[i].user
+	return true
+}
+
+// extend picks a reservation to extend: mostly one whose hold still
+// counts and that the clock moved past since its expiry was set (so that
+// the Reservation asks the store), else as pickRes does (open ones, often
+// expired by now, and closed ones).
+func (g *modelGen) extend(r *seqRun, op *mop, now time.Time) bool {
+	var live []int
+	for _, i := range r.resIdx[max(0, len(r.resIdx)-64):] {
+		c := r.cres[i]
+		if r.res[i] == nil || c.closed || !c.expires.Before(now.Add(r.cfg.ttl)) {
+			continue
+		}
+		if h := r.ref.users[c.user].live[c.holdID]; h != nil && now.Before(h.expires) {
+			live = append(live, i)
+		}
+	}
+	i, ok := 0, false
+	if len(live) > 0 && g.pct(50) {
+		i, ok = live[g.rng.IntN(len(live))], true
+	} else {
+		i, ok = g.pickRes(r, 90)
+	}
+	if !ok {
+		return false
+	}
+	op.kind, op.res, op.user = mopExtend, i, r.cres[i].user
 	return true
 }
 
@@ -423,6 +456,9 @@ func (g *modelGen) clock(r *seqRun, op *mop, now time.Time) {
 		if exp := r.nextExpiry(now); !exp.IsZero() {
 			at, op.why = exp.Add(near[2+g.rng.IntN(4)]), "a hold's expiry"
 		}
+		if exp := r.firstExpiry(now); !exp.IsZero() && g.pct(50) {
+			at, op.why = exp.Add(near[2+g.rng.IntN(4)]), "the expiry an extend moved"
+		}
 	case k < 11:
 		user := r.cfg.users[g.rng.IntN(len(r.cfg.users))]
 		if u := r.ref.users[user]; u != nil {
@@ -471,4 +507,17 @@ func (r *seqRun) nextExpiry(now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// firstExpiry returns the earliest expiry after now that an extend moved
+// later, or the zero time, and forgets those already past.
+func (r *seqRun) firstExpiry(now time.Time) time.Time {
+	r.extendedFrom = slices.DeleteFunc(r.extendedFrom, func(t time.Time) bool { return !t.After(now) })
+	var first time.Time
+	for _, t := range r.extendedFrom {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return first
 }

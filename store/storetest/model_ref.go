@@ -26,6 +26,7 @@ const (
 	refOK        refKind = "ok"
 	refExceeded  refKind = "exceeded"  // ErrBudgetExceeded
 	refClosed    refKind = "closed"    // ErrReservationClosed
+	refExpired   refKind = "expired"   // ErrHoldExpired
 	refDuplicate refKind = "duplicate" // ErrDuplicate
 	refNotFound  refKind = "notfound"  // ErrNotFound
 	refInvalid   refKind = "invalid"   // ErrInvalid or ErrInvalidAmount
@@ -391,6 +392,25 @@ func (m *refModel) release(u *refUser, holdID string, now time.Time) refKind {
 	// The Manager's Release discards the totals: levels marked here are
 	// never reported.
 	m.finish(u, now, false)
+	return refOK
+}
+
+// extend moves a hold that still counts to expire at expires, never
+// earlier. A hold that stopped counting (its expiry came, whether or not a
+// call saw it yet) is never revived.
+func (m *refModel) extend(u *refUser, holdID string, expires, now time.Time, report bool) refKind {
+	if k := u.closable(holdID); k != refOK {
+		return k
+	}
+	h := u.live[holdID]
+	if h == nil || !now.Before(h.expires) {
+		return refExpired
+	}
+	m.begin(u, now)
+	if expires.After(h.expires) {
+		h.expires = expires
+	}
+	m.finish(u, now, report)
 	return refOK
 }
 

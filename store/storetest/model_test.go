@@ -48,6 +48,20 @@ func (m *mutant) Release(ctx context.Context, req budget.ReleaseRequest) (budget
 	return m.Store.Release(ctx, req)
 }
 
+func (m *mutant) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
+	switch m.bug {
+	case "extend moves nothing":
+		req.ExpiresAt = req.Now // checks as it should, but never later
+	case "extend advances first":
+		// The window and expiry steps before the checks: a refused
+		// extend still rolls the window over.
+		if _, err := m.Store.Totals(ctx, budget.TotalsRequest{UserID: req.UserID, Policy: req.Policy, Now: req.Now}); err != nil {
+			return budget.Totals{}, err
+		}
+	}
+	return m.Store.Extend(ctx, req)
+}
+
 func (m *mutant) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
 	if m.bug == "settle a nanosecond late" {
 		req.Usage.At = req.Usage.At.Add(1)
@@ -104,6 +118,7 @@ func TestModelCatchesPlantedBugs(t *testing.T) {
 	bugs := []string{
 		"no enforcement", "late expiry", "lost alerts", "idle release", "settle a nanosecond late",
 		"record twice", "reset forgets the spend", "no rollover audit", "history hides free calls",
+		"extend moves nothing", "extend advances first",
 	}
 	for _, bug := range bugs {
 		t.Run(bug, func(t *testing.T) {
