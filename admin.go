@@ -15,7 +15,9 @@ import (
 // Settings returns userID's settings with the current period, creating them
 // from the defaults if the user has none. It checks no permission: call
 // CanView first when acting for someone.
-func (m *Manager) Settings(ctx context.Context, userID string) (Settings, error) {
+func (m *Manager) Settings(ctx context.Context, userID string) (_ Settings, err error) {
+	ctx, span := m.tel.start(ctx, spanSettings, userID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Settings{}, err
 	}
@@ -35,7 +37,9 @@ func (m *Manager) Settings(ctx context.Context, userID string) (Settings, error)
 // Lookup returns userID's settings with the current period if the user has
 // any, and ErrNotFound otherwise: unlike Settings, it never creates them.
 // Admin views of one user call it, so that looking does not enrol anyone.
-func (m *Manager) Lookup(ctx context.Context, userID string) (Settings, error) {
+func (m *Manager) Lookup(ctx context.Context, userID string) (_ Settings, err error) {
+	ctx, span := m.tel.start(ctx, spanLookup, userID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Settings{}, err
 	}
@@ -66,7 +70,9 @@ func withPeriod(s Settings, w Window) Settings {
 // becomes the new period that holds now, and the usage already inside it
 // counts. With u.IfVersion set, a concurrent change makes the update fail
 // with ErrConflict instead of overwriting it.
-func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID string, u SettingsUpdate) (Settings, error) {
+func (m *Manager) UpdateSettings(ctx context.Context, actor Principal, userID string, u SettingsUpdate) (_ Settings, err error) {
+	ctx, span := m.tel.start(ctx, spanUpdateSettings, userID, &actor)
+	defer m.tel.end(span, &err)
 	s, _, err := m.update(ctx, actor, userID, u, how{})
 	return s, err
 }
@@ -125,6 +131,7 @@ func (m *Manager) update(ctx context.Context, actor Principal, userID string, u 
 				return Settings{}, false, err
 			}
 			if !ok && attempt < maxRetries {
+				m.tel.retrying(ctx, "update settings", userID, ErrConflict, attempt)
 				continue // someone else created them first: check again
 			}
 			s = created
@@ -152,6 +159,7 @@ func (m *Manager) update(ctx context.Context, actor Principal, userID string, u 
 			},
 		})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			m.tel.retrying(ctx, "update settings", userID, err, attempt)
 			floor = lateStart(err, floor)
 			continue // reread: a changed version fails the IfVersion check above
 		}
@@ -228,7 +236,9 @@ type ResetOptions struct {
 // past usage stays in the history, and the reset is audited with the spend
 // of the period it ended and the limits before and after. Live
 // reservations keep counting until settled, released or expired.
-func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o ResetOptions) (AuditEntry, error) {
+func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o ResetOptions) (_ AuditEntry, err error) {
+	ctx, span := m.tel.start(ctx, spanReset, userID, &actor)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return AuditEntry{}, err
 	}
@@ -262,6 +272,7 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o R
 				return AuditEntry{}, err
 			}
 			if !ok && attempt < maxRetries {
+				m.tel.retrying(ctx, "reset", userID, ErrConflict, attempt)
 				continue
 			}
 			s = created
@@ -288,6 +299,7 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o R
 			},
 		})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			m.tel.retrying(ctx, "reset", userID, err, attempt)
 			floor = lateStart(err, floor)
 			continue
 		}
@@ -301,7 +313,9 @@ func (m *Manager) Reset(ctx context.Context, actor Principal, userID string, o R
 
 // Defaults returns what new regular users start with: the defaults an admin
 // stored with UpdateDefaults, else Options.UserPlan, else DefaultUserPlan().
-func (m *Manager) Defaults(ctx context.Context) (Defaults, error) {
+func (m *Manager) Defaults(ctx context.Context) (_ Defaults, err error) {
+	ctx, span := m.tel.start(ctx, spanDefaults, "", nil)
+	defer m.tel.end(span, &err)
 	d, _, err := m.defaults(ctx)
 	return d, err
 }
@@ -326,7 +340,9 @@ func (m *Manager) defaults(ctx context.Context) (Defaults, bool, error) {
 // admin (anyone else gets ErrForbidden). It applies to users who have no
 // settings yet; existing settings are untouched. The change is audited.
 // u.AdminNotes must be nil; u.IfVersion compares with Defaults.Version.
-func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u SettingsUpdate) (Defaults, error) {
+func (m *Manager) UpdateDefaults(ctx context.Context, actor Principal, u SettingsUpdate) (_ Defaults, err error) {
+	ctx, span := m.tel.start(ctx, spanUpdateDefaults, "", &actor)
+	defer m.tel.end(span, &err)
 	d, _, err := m.updateDefaults(ctx, actor, u, how{})
 	return d, err
 }
@@ -366,6 +382,7 @@ func (m *Manager) updateDefaults(ctx context.Context, actor Principal, u Setting
 			},
 		})
 		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
+			m.tel.retrying(ctx, "update defaults", "", err, attempt)
 			continue
 		}
 		if err != nil {

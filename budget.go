@@ -25,6 +25,64 @@
 // Admins change many users at once with BulkUpdate and named plans
 // (SaveTemplate, ApplyTemplate). A Store (store/memory, store/sqlite,
 // store/postgres) supplies atomicity and persistence.
+//
+// # Observability
+//
+// A Manager reports through the OpenTelemetry API and log/slog, to the
+// providers and logger in Options; without them it reports nothing and
+// costs nothing. The library depends on the API only: the host picks the
+// SDK and the exporter (for Prometheus, go.opentelemetry.io/otel/exporters/prometheus).
+//
+// Metrics, on the meter named "github.com/llmbudget/budget":
+//
+//	budget.spend            counter, unit {nanoUSD}: recorded spend, exact, in
+//	                        nano-dollars (divide by 1e9 for USD), counted when
+//	                        Settle or Record returns success; attributes
+//	                        provider, model
+//	budget.reserves         counter, unit {reserve}: Reserve calls; attribute
+//	                        outcome = allowed | refused, and for refused, reason =
+//	                        limit | invalid | store_error
+//	budget.alerts           counter, unit {alert}: alert levels reached, once per
+//	                        user, period and level; attribute level = yellow |
+//	                        orange | red
+//	budget.reserve.duration histogram, unit s: Reserve latency
+//	budget.settle.duration  histogram, unit s: Settle latency
+//
+// A Settle or Record whose store commit lands but whose reply is lost (a
+// context that ends during the commit) returns an error and is not counted
+// in budget.spend: the counter may trail the store, never lead it.
+//
+// The counters are asynchronous (Int64ObservableCounter): a call adds to an
+// atomic integer, and the SDK reads the totals when it collects, so
+// counting costs the hot path next to nothing. A Manager's callback stays
+// registered with the MeterProvider as long as the provider lives: make one
+// Manager per store, not one per request. Several Managers on one provider
+// add up.
+//
+// Cardinality: budget.spend has one series per provider×model pair seen,
+// up to 1000 pairs; spend of pairs beyond those counts under provider and
+// model "_other", so that model names a client makes up cannot grow the
+// series without bound. budget.reserves has four series, budget.alerts
+// three, the histograms one each. No metric carries a user ID, whatever
+// Options.TraceUserIDs says. The SQL stores add budget.store.batch.size,
+// and httpapi's Webhook budget.webhook.deliveries, on their own options.
+//
+// Traces, on the tracer named "github.com/llmbudget/budget": a span per
+// public Manager and Reservation call, named "budget." and the method
+// ("budget.Reserve", "budget.Settle", "budget.UpdateSettings", ...), and
+// inside it a span per store call, named "budget.store." and the Store
+// method ("budget.store.Reserve"). A call that returns an error sets the
+// span's status to Error, except a refused Reserve, which is a result: its
+// span has budget.allowed = false. Store spans of ErrNotFound and
+// ErrConflict, which the Manager handles itself, keep status Unset.
+// Spans carry the user ID as budget.user_id (and the acting principal as
+// budget.actor_id) only with Options.TraceUserIDs. A Release of a closed
+// reservation and Ping make no span.
+//
+// Logs, to Options.Logger: a conflicting change the Manager retries, at
+// Debug; a late request (a settings change or reset computed before the
+// user's current period began: a clock behind another process's, or a call
+// delayed past a period's end) retried at the period's start, at Warn.
 package budget
 
 import (
@@ -34,6 +92,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,13 +100,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a Manager. The zero value is valid: the real clock, a
-// 10-minute hold TTL, nobody an admin, the built-in default plans, no alerts.
+// 10-minute hold TTL, nobody an admin, the built-in default plans, no alerts,
+// no metrics, traces or logs.
 type Options struct {
 	// Now returns the current time. Defaults to time.Now. Tests inject a
-	// clock here; nothing in the library reads the time any other way.
+	// clock here; nothing in the library reads the time any other way
+	// (but for the latencies the metrics report, which are durations on
+	// the monotonic clock).
 	Now func() time.Time
 
 	// HoldTTL is how long a reservation counts against the budget when it
@@ -74,6 +138,27 @@ type Options struct {
 	// store lock held. It runs on the goroutine that recorded the spend:
 	// keep it fast or hand the alert off.
 	OnAlert func(Alert)
+
+	// MeterProvider receives the Manager's metrics: spend by provider and
+	// model, reserves by outcome, alerts by level, Reserve and Settle
+	// latency (see Observability in the package doc). No metric carries a
+	// user ID. Defaults to none, which records nothing and costs nothing.
+	MeterProvider metric.MeterProvider
+
+	// TracerProvider receives a span per Manager call, with a child span
+	// per store call. Defaults to none.
+	TracerProvider trace.TracerProvider
+
+	// TraceUserIDs puts the user ID on spans, as budget.user_id (and the
+	// acting principal's as budget.actor_id). Off by default: user IDs
+	// may identify people, and trace backends keep them. Metrics never
+	// carry user IDs.
+	TraceUserIDs bool
+
+	// Logger receives what the Manager handles without returning it:
+	// concurrent changes it retries (Debug) and late requests it retries
+	// at the start of the current period (Warn). Defaults to discarding.
+	Logger *slog.Logger
 }
 
 // Manager enforces budgets over a Store. Most callers need Reserve and
@@ -83,7 +168,9 @@ type Options struct {
 // A Manager is safe for concurrent use, and any number of Managers may share
 // one store: the store's atomic steps, not the Manager, keep budgets exact.
 type Manager struct {
-	store     Store
+	store     Store // raw, or wrapped in a tracedStore
+	raw       Store // the store given to NewManager
+	tel       *telemetry
 	now       func() time.Time
 	ttl       time.Duration
 	isAdmin   func(string) bool
@@ -118,11 +205,14 @@ func NewManager(store Store, opts Options) *Manager {
 		panic("budget: NewManager with nil Store")
 	}
 	m := &Manager{
-		store: store, now: opts.Now, ttl: opts.HoldTTL, isAdmin: opts.IsAdmin,
+		store: store, raw: store, tel: newTelemetry(opts), now: opts.Now, ttl: opts.HoldTTL, isAdmin: opts.IsAdmin,
 		adminPlan: DefaultAdminPlan(), userPlan: DefaultUserPlan(), onAlert: opts.OnAlert,
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.tel.tracer != nil {
+		m.store = tracedStore{s: store, t: m.tel}
 	}
 	if m.ttl <= 0 {
 		m.ttl = 10 * time.Minute
@@ -406,6 +496,7 @@ func (m *Manager) withPolicyFrom(ctx context.Context, userID string, now time.Ti
 		}
 		err = op(c)
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			m.tel.retrying(ctx, "policy", userID, err, attempt)
 			reload = true
 			continue
 		}
@@ -413,10 +504,15 @@ func (m *Manager) withPolicyFrom(ctx context.Context, userID string, now time.Ti
 	}
 }
 
-// fire reports newly marked levels to OnAlert. It runs after the store call
-// returned, so the spend is committed and no store lock is held.
+// fire counts newly marked levels and reports them to OnAlert. It runs
+// after the store call returned, so the spend is committed and no store
+// lock is held.
 func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
-	if m.onAlert == nil || levels == 0 {
+	if levels == 0 {
+		return
+	}
+	m.tel.alerted(levels)
+	if m.onAlert == nil {
 		return
 	}
 	for _, l := range levels.Levels() {
@@ -433,7 +529,11 @@ func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
 // would pass the limit, Reserve returns an error matching ErrBudgetExceeded
 // (errors.As gives the *LimitError). Any other error, including every store
 // failure, also means "not reserved": Reserve fails closed.
-func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.Decimal) (*Reservation, error) {
+func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.Decimal) (_ *Reservation, err error) {
+	start := m.tel.clock()
+	ctx, span := m.tel.start(ctx, spanReserve, userID, nil)
+	defer m.tel.end(span, &err)
+	defer m.tel.reserved(ctx, start, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return nil, err
 	}
@@ -512,13 +612,17 @@ func (r *Reservation) ExpiresAt() time.Time {
 // counts nothing; so does retrying a Settle whose first reply was lost but
 // which committed. A Usage.ID the user already has returns ErrDuplicate and
 // leaves the reservation open.
-func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
+func (r *Reservation) Settle(ctx context.Context, u Usage) (_ Status, err error) {
+	m := r.m
+	start := m.tel.clock()
+	ctx, span := m.tel.start(ctx, spanSettle, r.userID, nil)
+	defer m.tel.end(span, &err)
+	defer m.tel.settled(ctx, start)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return Status{}, ErrReservationClosed
 	}
-	m := r.m
 	now := m.now()
 	row, err := m.usageRow(r.userID, r.id, u, now)
 	if err != nil {
@@ -537,6 +641,7 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 		return Status{}, fmt.Errorf("budget: settle %s for %q: %w", r.id, r.userID, err)
 	}
 	r.closed = true
+	m.tel.spent(&row)
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
@@ -552,13 +657,15 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (Status, error) {
 // released, and ErrHoldExpired when the hold already stopped counting (a
 // lapsed hold is never revived, as its amount may have been reserved
 // since); a later Settle still records the spend.
-func (r *Reservation) Extend(ctx context.Context) (time.Time, error) {
+func (r *Reservation) Extend(ctx context.Context) (_ time.Time, err error) {
+	m := r.m
+	ctx, span := m.tel.start(ctx, spanExtend, r.userID, nil)
+	defer m.tel.end(span, &err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return time.Time{}, ErrReservationClosed
 	}
-	m := r.m
 	now := m.now()
 	at := now.Add(m.ttl)
 	if !at.After(r.expiresAt) {
@@ -585,13 +692,15 @@ func (r *Reservation) Extend(ctx context.Context) (time.Time, error) {
 // Release frees the hold without recording spend. It is a no-op returning
 // nil once the reservation is settled or released, so it can always be
 // deferred.
-func (r *Reservation) Release(ctx context.Context) error {
+func (r *Reservation) Release(ctx context.Context) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil
 	}
 	m := r.m
+	ctx, span := m.tel.start(ctx, spanRelease, r.userID, nil)
+	defer m.tel.end(span, &err)
 	now := m.now()
 	var t Totals
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
@@ -614,7 +723,9 @@ func (r *Reservation) Release(ctx context.Context) error {
 // reported after the fact. It never refuses for the limit. Usage.ID is an
 // idempotency key: recording an ID the user already has returns
 // ErrDuplicate and changes nothing.
-func (m *Manager) Record(ctx context.Context, userID string, u Usage) (Status, error) {
+func (m *Manager) Record(ctx context.Context, userID string, u Usage) (_ Status, err error) {
+	ctx, span := m.tel.start(ctx, spanRecord, userID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Status{}, err
 	}
@@ -634,6 +745,7 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (Status, e
 	if err != nil {
 		return Status{}, fmt.Errorf("budget: record for %q: %w", userID, err)
 	}
+	m.tel.spent(&row)
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
 	return st, nil
@@ -642,7 +754,9 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (Status, e
 // Status returns where userID's budget stands now. A period that ended
 // since the user was last seen rolls over here (and is audited), so no
 // scheduled job is needed.
-func (m *Manager) Status(ctx context.Context, userID string) (Status, error) {
+func (m *Manager) Status(ctx context.Context, userID string) (_ Status, err error) {
+	ctx, span := m.tel.start(ctx, spanStatus, userID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Status{}, err
 	}
@@ -664,7 +778,9 @@ func (m *Manager) Status(ctx context.Context, userID string) (Status, error) {
 // to see it (CanView): what an HTTP handler serving a user calls. It checks
 // the permission against the same settings version the totals are read
 // with, so a budget hidden a moment ago is not shown.
-func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string) (Status, error) {
+func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string) (_ Status, err error) {
+	ctx, span := m.tel.start(ctx, spanStatusFor, userID, &actor)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Status{}, err
 	}
@@ -684,6 +800,7 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 		}
 		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			m.tel.retrying(ctx, "status", userID, err, attempt)
 			reload = true
 			continue
 		}

@@ -64,7 +64,9 @@ type UserResult struct {
 // empty, too large, names an invalid or repeated user ID, or when u itself
 // is invalid (a bad amount, period, timezone or threshold), sets
 // IfVersion, or sets AdminNotes (notes are written one user at a time).
-func (m *Manager) BulkUpdate(ctx context.Context, actor Principal, sel Selection, u SettingsUpdate) (BulkResult, error) {
+func (m *Manager) BulkUpdate(ctx context.Context, actor Principal, sel Selection, u SettingsUpdate) (_ BulkResult, err error) {
+	ctx, span := m.tel.start(ctx, spanBulkUpdate, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return BulkResult{}, err
 	}
@@ -190,7 +192,9 @@ func (m *Manager) resolve(ctx context.Context, sel Selection) ([]string, error) 
 // audited with the template's name and the result's BulkID. A Custom
 // template without an anchor anchors each user at the start of the day.
 // An unknown template is ErrNotFound.
-func (m *Manager) ApplyTemplate(ctx context.Context, actor Principal, name string, sel Selection) (BulkResult, error) {
+func (m *Manager) ApplyTemplate(ctx context.Context, actor Principal, name string, sel Selection) (_ BulkResult, err error) {
+	ctx, span := m.tel.start(ctx, spanApplyTemplate, "", &actor)
+	defer m.tel.end(span, &err)
 	t, err := m.Template(ctx, actor, name)
 	if err != nil {
 		return BulkResult{}, err
@@ -237,7 +241,9 @@ type AccessChange struct {
 
 // Access returns the state of the regular users' switch, for admins
 // (anyone else gets ErrForbidden).
-func (m *Manager) Access(ctx context.Context, actor Principal) (Access, error) {
+func (m *Manager) Access(ctx context.Context, actor Principal) (_ Access, err error) {
+	ctx, span := m.tel.start(ctx, spanAccess, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return Access{}, err
 	}
@@ -273,7 +279,9 @@ func (m *Manager) Access(ctx context.Context, actor Principal) (Access, error) {
 // Each user is changed in one atomic step; the defaults change and each
 // user's change is audited as a settings or defaults entry with the
 // reason "budgets for regular users turned on" (or off) and one BulkID.
-func (m *Manager) SetAccess(ctx context.Context, actor Principal, enabled bool) (AccessChange, error) {
+func (m *Manager) SetAccess(ctx context.Context, actor Principal, enabled bool) (_ AccessChange, err error) {
+	ctx, span := m.tel.start(ctx, spanSetAccess, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return AccessChange{}, err
 	}

@@ -74,7 +74,9 @@ type UsagePage struct {
 // History returns a user's usage, newest first, one page at a time. It reads
 // history whatever the budget's visibility: call CanView first when acting
 // for someone.
-func (m *Manager) History(ctx context.Context, q UsageQuery) (UsagePage, error) {
+func (m *Manager) History(ctx context.Context, q UsageQuery) (_ UsagePage, err error) {
+	ctx, span := m.tel.start(ctx, spanHistory, q.UserID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(q.UserID); err != nil {
 		return UsagePage{}, err
 	}
@@ -121,7 +123,9 @@ type Breakdown struct {
 
 // Breakdown returns userID's spend by provider and by model in [from, to),
 // or in the current period when both are zero.
-func (m *Manager) Breakdown(ctx context.Context, userID string, from, to time.Time) (Breakdown, error) {
+func (m *Manager) Breakdown(ctx context.Context, userID string, from, to time.Time) (_ Breakdown, err error) {
+	ctx, span := m.tel.start(ctx, spanBreakdown, userID, nil)
+	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Breakdown{}, err
 	}
@@ -247,7 +251,9 @@ const accountBatch = 500
 // ListUsers returns users with settings and their status, for admins
 // (anyone else gets ErrForbidden). It reads every account to compute the
 // summary, so its cost grows with the number of users, not with history.
-func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (UserPage, error) {
+func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (_ UserPage, err error) {
+	ctx, span := m.tel.start(ctx, spanListUsers, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return UserPage{}, err
 	}
@@ -430,7 +436,9 @@ type AuditLogQuery struct {
 
 // AuditLog returns audit entries matching q, newest first. It is for
 // admins; anyone else gets ErrForbidden.
-func (m *Manager) AuditLog(ctx context.Context, actor Principal, q AuditLogQuery) (AuditPage, error) {
+func (m *Manager) AuditLog(ctx context.Context, actor Principal, q AuditLogQuery) (_ AuditPage, err error) {
+	ctx, span := m.tel.start(ctx, spanAuditLog, q.UserID, &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return AuditPage{}, err
 	}

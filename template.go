@@ -47,7 +47,9 @@ const MaxTemplates = 100
 
 // Templates returns every template in name order, for admins (anyone else
 // gets ErrForbidden).
-func (m *Manager) Templates(ctx context.Context, actor Principal) ([]Template, error) {
+func (m *Manager) Templates(ctx context.Context, actor Principal) (_ []Template, err error) {
+	ctx, span := m.tel.start(ctx, spanTemplates, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := CanAdminister(actor); err != nil {
 		return nil, err
 	}
@@ -60,7 +62,9 @@ func (m *Manager) Templates(ctx context.Context, actor Principal) ([]Template, e
 
 // Template returns the template named name, for admins; an unknown name
 // is ErrNotFound.
-func (m *Manager) Template(ctx context.Context, actor Principal, name string) (Template, error) {
+func (m *Manager) Template(ctx context.Context, actor Principal, name string) (_ Template, err error) {
+	ctx, span := m.tel.start(ctx, spanTemplate, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := ValidateTemplateName(name); err != nil {
 		return Template{}, err
 	}
@@ -94,7 +98,9 @@ func findTemplate(ts []Template, name string) (Template, bool) {
 // u.AdminNotes must be nil. With u.IfVersion set, the save is refused with
 // ErrConflict unless the template is at that version. Users the template
 // was applied to before keep their settings: apply it again to change them.
-func (m *Manager) SaveTemplate(ctx context.Context, actor Principal, name string, u SettingsUpdate) (Template, error) {
+func (m *Manager) SaveTemplate(ctx context.Context, actor Principal, name string, u SettingsUpdate) (_ Template, err error) {
+	ctx, span := m.tel.start(ctx, spanSaveTemplate, "", &actor)
+	defer m.tel.end(span, &err)
 	if err := ValidateTemplateName(name); err != nil {
 		return Template{}, err
 	}
@@ -138,6 +144,7 @@ func (m *Manager) SaveTemplate(ctx context.Context, actor Principal, name string
 		}
 		err = m.store.SaveTemplate(ctx, TemplateRequest{Template: next, ExpectVersion: cur.Version, Audit: audit})
 		if errors.Is(err, ErrConflict) && u.IfVersion == 0 && attempt < maxRetries {
+			m.tel.retrying(ctx, "save template", "", err, attempt)
 			continue
 		}
 		if err != nil {
@@ -152,7 +159,9 @@ func (m *Manager) SaveTemplate(ctx context.Context, actor Principal, name string
 // ifVersion non-zero, it is refused with ErrConflict unless the template
 // is at that version. Users it was applied to keep their settings. The
 // deletion is audited as an AuditTemplate entry with no After.
-func (m *Manager) DeleteTemplate(ctx context.Context, actor Principal, name string, ifVersion int64) error {
+func (m *Manager) DeleteTemplate(ctx context.Context, actor Principal, name string, ifVersion int64) (err error) {
+	ctx, span := m.tel.start(ctx, spanDeleteTemplate, "", &actor)
+	defer m.tel.end(span, &err)
 	for attempt := 0; ; attempt++ {
 		t, err := m.Template(ctx, actor, name)
 		if err != nil {
@@ -166,6 +175,7 @@ func (m *Manager) DeleteTemplate(ctx context.Context, actor Principal, name stri
 			PreviousLimit: t.Limit, Before: &Settings{Plan: t.Plan, Version: t.Version}, At: m.now(),
 		}})
 		if errors.Is(err, ErrConflict) && ifVersion == 0 && attempt < maxRetries {
+			m.tel.retrying(ctx, "delete template", "", err, attempt)
 			continue
 		}
 		if err != nil {

@@ -23,6 +23,9 @@ import (
 	"time"
 
 	"github.com/llmbudget/budget"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 )
 
 // The headers of a webhook delivery.
@@ -103,9 +106,18 @@ type WebhookOptions struct {
 	// to a slow receiver but may reorder them.
 	Workers int
 
-	// Logger receives drops, failed attempts and abandoned alerts.
-	// Defaults to slog.Default().
+	// Logger receives each alert's outcome: a delivery at Info, a failed
+	// attempt to be retried at Warn, an alert given up on at Error (at
+	// Warn when abandoned by Close), a drop at Warn. Defaults to
+	// slog.Default().
 	Logger *slog.Logger
+
+	// MeterProvider receives budget.webhook.deliveries, a counter (unit
+	// {delivery}) with attribute outcome: delivered, failed and dropped
+	// count alerts as Stats does; retried counts failed attempts that are
+	// tried again. Pass the provider given to budget.Options. Defaults to
+	// none.
+	MeterProvider metric.MeterProvider
 
 	// After waits between attempts, as time.After does (the default).
 	// Tests inject a channel that fires at once.
@@ -165,6 +177,9 @@ type Webhook struct {
 	wg     sync.WaitGroup
 
 	delivered, failed, dropped atomic.Uint64
+
+	deliveries                                      metric.Int64Counter
+	outDelivered, outRetried, outFailed, outDropped []metric.AddOption
 }
 
 // NewWebhook returns a Webhook posting to rawURL, an absolute http or https
@@ -214,6 +229,21 @@ func NewWebhook(rawURL string, secret []byte, opts WebhookOptions) (*Webhook, er
 		w.now = time.Now
 	}
 	w.maxBackoff = max(w.maxBackoff, w.backoff)
+	mp := opts.MeterProvider
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	// A failure to register leaves a no-op the SDK already reported.
+	w.deliveries, _ = mp.Meter("github.com/llmbudget/budget/httpapi").Int64Counter("budget.webhook.deliveries",
+		metric.WithUnit("{delivery}"),
+		metric.WithDescription("Webhook alerts delivered, failed or dropped, and failed attempts retried, by outcome."))
+	if w.deliveries == nil {
+		w.deliveries, _ = metricnoop.NewMeterProvider().Meter("").Int64Counter("budget.webhook.deliveries")
+	}
+	outcome := func(o string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
+	}
+	w.outDelivered, w.outRetried, w.outFailed, w.outDropped = outcome("delivered"), outcome("retried"), outcome("failed"), outcome("dropped")
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	for range cmp.Or(opts.Workers, 1) {
 		w.wg.Add(1)
@@ -238,6 +268,7 @@ func (w *Webhook) OnAlert(a budget.Alert) {
 	w.mu.RUnlock()
 	if !ok {
 		n := w.dropped.Add(1)
+		w.deliveries.Add(context.Background(), 1, w.outDropped...)
 		w.log.Warn("budget webhook: alert dropped (queue full or webhook closed)",
 			"user_id", a.UserID, "level", a.Level.String(), "dropped_total", n)
 	}
@@ -282,7 +313,7 @@ func (w *Webhook) work() {
 	defer w.wg.Done()
 	for a := range w.queue {
 		if w.ctx.Err() != nil {
-			w.failed.Add(1)
+			w.fail()
 			w.log.Warn("budget webhook: alert abandoned at shutdown", "user_id", a.UserID, "level", a.Level.String())
 			continue
 		}
@@ -294,7 +325,7 @@ func (w *Webhook) work() {
 func (w *Webhook) deliver(a budget.Alert) {
 	id, body, err := newWebhookPayload(a)
 	if err != nil {
-		w.failed.Add(1)
+		w.fail()
 		w.log.Error("budget webhook: encoding alert", "user_id", a.UserID, "err", err)
 		return
 	}
@@ -303,15 +334,17 @@ func (w *Webhook) deliver(a budget.Alert) {
 		retry, wait, err := w.attempt(id, body)
 		if err == nil {
 			w.delivered.Add(1)
+			w.deliveries.Add(context.Background(), 1, w.outDelivered...)
+			log.Info("budget webhook: delivered", "attempts", attempt)
 			return
 		}
 		if w.ctx.Err() != nil {
-			w.failed.Add(1)
+			w.fail()
 			log.Warn("budget webhook: delivery abandoned at shutdown", "attempts", attempt, "err", err)
 			return
 		}
 		if !retry || attempt >= w.maxAttempts {
-			w.failed.Add(1)
+			w.fail()
 			log.Error("budget webhook: delivery failed, giving up", "attempts", attempt, "err", err)
 			return
 		}
@@ -319,15 +352,22 @@ func (w *Webhook) deliver(a budget.Alert) {
 		if wait > d {
 			d = min(wait, w.maxBackoff)
 		}
+		w.deliveries.Add(context.Background(), 1, w.outRetried...)
 		log.Warn("budget webhook: delivery failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
 		select {
 		case <-w.after(d):
 		case <-w.ctx.Done():
-			w.failed.Add(1)
+			w.fail()
 			log.Warn("budget webhook: delivery abandoned at shutdown", "attempts", attempt)
 			return
 		}
 	}
+}
+
+// fail counts an alert given up on.
+func (w *Webhook) fail() {
+	w.failed.Add(1)
+	w.deliveries.Add(context.Background(), 1, w.outFailed...)
 }
 
 // delay is the jittered backoff before retry number n (1 for the first):

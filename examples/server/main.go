@@ -24,6 +24,13 @@
 // week, view-only) and "researcher" ($200 a month, may modify). -webhook URL and -webhook-secret post every alert, signed, to a
 // URL (see httpapi.Webhook).
 //
+// For operators: GET /healthz answers 200 while the process serves, and
+// GET /readyz 200 while the store answers (503 otherwise), both without a
+// token. -metrics serves the library's OpenTelemetry metrics at /metrics
+// in the Prometheus text format; the same meter provider instruments the
+// Manager, the store and the webhook sender. -log-format json writes the
+// logs as JSON lines instead of text (the welcome text stays plain).
+//
 // SIGINT or SIGTERM shut it down gracefully: requests in flight finish
 // (up to -shutdown-timeout), queued alerts are delivered, then the store
 // is closed.
@@ -49,6 +56,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/dashboard"
@@ -86,6 +95,8 @@ type config struct {
 	webhook         string
 	webhookSecret   string
 	shutdownTimeout time.Duration
+	metrics         bool
+	logFormat       string
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -101,6 +112,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.webhook, "webhook", "", "URL to POST every alert to, signed (optional)")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "secret that signs webhook deliveries (required with -webhook; default $BUDGET_WEBHOOK_SECRET)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
+	fs.BoolVar(&c.metrics, "metrics", false, "serve OpenTelemetry metrics in the Prometheus text format at /metrics")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -113,6 +126,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if c.webhook != "" && c.webhookSecret == "" {
 		return c, errors.New("-webhook needs -webhook-secret (or $BUDGET_WEBHOOK_SECRET)")
 	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+	}
 	return c, nil
 }
 
@@ -124,14 +140,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stdout, nil))
+	logger := newLogger(cfg.logFormat, stdout)
 
 	tokens, generated, err := loadTokens(cfg.tokens)
 	if err != nil {
 		return err
 	}
 
-	store, where, err := openStore(ctx, cfg)
+	// With -metrics, one meter provider instruments the Manager, the store
+	// and the webhook sender; without it, meters stays nil, which they
+	// take as OpenTelemetry's no-op.
+	var (
+		meters       metric.MeterProvider
+		serveMetrics http.Handler
+	)
+	if cfg.metrics {
+		mp, h, err := newMetrics(ctx, logger)
+		if err != nil {
+			return err
+		}
+		// Shut down last, after the store's final batches are counted.
+		defer mp.Shutdown(context.Background())
+		meters, serveMetrics = mp, h
+	}
+
+	store, where, err := openStore(ctx, cfg, meters, logger)
 	if err != nil {
 		return err
 	}
@@ -146,7 +179,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	var webhook *httpapi.Webhook
 	if cfg.webhook != "" {
-		webhook, err = httpapi.NewWebhook(cfg.webhook, []byte(cfg.webhookSecret), httpapi.WebhookOptions{Logger: logger})
+		webhook, err = httpapi.NewWebhook(cfg.webhook, []byte(cfg.webhookSecret), httpapi.WebhookOptions{
+			Logger: logger, MeterProvider: meters,
+		})
 		if err != nil {
 			return err
 		}
@@ -168,8 +203,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	// Options.Now.
 	clock := &demoClock{}
 	m := budget.NewManager(store, budget.Options{
-		Now:     clock.Now,
-		IsAdmin: tokens.isAdmin,
+		Now:           clock.Now,
+		IsAdmin:       tokens.isAdmin,
+		MeterProvider: meters,
+		Logger:        logger,
 		OnAlert: func(a budget.Alert) {
 			logger.Info("budget alert", "user_id", a.UserID, "level", a.Level.String(),
 				"spent_usd", a.Status.Spent.String(), "limit_usd", a.Status.Limit.String(), "at", a.At)
@@ -203,6 +240,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	// for admins.
 	mux.Handle("GET /{$}", http.RedirectHandler("/dashboard/budget", http.StatusFound))
 	// ---- END DASHBOARD ----
+	// Probes for orchestrators and load balancers: public, like the
+	// dashboard's pages, and saying nothing about any budget.
+	mux.Handle("GET /healthz", healthz())
+	mux.Handle("GET /readyz", readyz(m, logger))
+	if serveMetrics != nil {
+		mux.Handle("GET /metrics", serveMetrics)
+	}
 
 	srv := &http.Server{
 		Handler:           logRequests(logger, mux),
@@ -358,7 +402,10 @@ func (t *tokenTable) authenticate(r *http.Request) (budget.Principal, error) {
 	return p, nil
 }
 
-// logRequests logs each request's method, path, status and duration.
+// logRequests logs each request's method, path, status and duration. A
+// probe or a scrape that succeeds is logged at debug level, below what the
+// server's logger writes, so that a poll every few seconds does not bury
+// the requests that matter; one that fails is logged like any request.
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -367,7 +414,11 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		level := slog.LevelInfo
+		if polled[r.URL.Path] && sw.status < 400 {
+			level = slog.LevelDebug
+		}
+		logger.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status),
@@ -376,6 +427,9 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		)
 	})
 }
+
+// polled are the paths machines poll: probes and the metrics scrape.
+var polled = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // statusWriter records the status and size of a response.
 type statusWriter struct {
@@ -428,11 +482,14 @@ func (c *demoClock) Set(t time.Time) {
 
 // openStore opens PostgreSQL when -postgres is set, else the SQLite file,
 // and says which for the logs (never the DSN, which may hold a password).
-func openStore(ctx context.Context, cfg config) (budget.Store, string, error) {
+// Both report to meters (nil: no-op) and log to logger.
+func openStore(ctx context.Context, cfg config, meters metric.MeterProvider, logger *slog.Logger) (budget.Store, string, error) {
 	if cfg.postgres != "" {
-		s, err := postgres.Open(ctx, cfg.postgres, postgres.Options{Schema: cfg.postgresSchema})
+		s, err := postgres.Open(ctx, cfg.postgres, postgres.Options{
+			Schema: cfg.postgresSchema, MeterProvider: meters, Logger: logger,
+		})
 		return s, "postgres", err
 	}
-	s, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	s, err := sqlite.Open(ctx, cfg.db, sqlite.Options{MeterProvider: meters, Logger: logger})
 	return s, cfg.db, err
 }

@@ -336,6 +336,7 @@ func TestRunErrors(t *testing.T) {
 		"unknown field":          {"-tokens", write("field.json", `{"0123456789abcdef0": {"user": "u"}}`)},
 		"stray argument":         {"extra"},
 		"bad address":            {"-addr", "127.0.0.1:-1"},
+		"bad log format":         {"-log-format", "yaml"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -143,6 +143,9 @@ func (s *Store) flush(batch []*fastWrite) {
 		failed, open, err := s.send(live)
 		s.group.batches.Add(1)
 		s.group.statements.Add(int64(len(live)))
+		if s.batchSize != nil {
+			s.batchSize.Record(context.Background(), int64(len(live)), s.batchOpts...)
+		}
 		var pe *pgconn.PgError
 		switch {
 		case err == nil || len(live) == 1:
@@ -151,6 +154,8 @@ func (s *Store) flush(batch []*fastWrite) {
 			// server rolled the batch back there. The error is that
 			// statement's own; the others are sent again.
 			s.group.rolledBack.Add(1)
+			s.log.Debug("budget/postgres: a statement failed and rolled its group commit back; the others are sent again",
+				"batch_size", len(live), "sqlstate", pe.Code)
 			live[failed].finish(err)
 			live = slices.Delete(live, failed, failed+1)
 			continue
@@ -158,6 +163,8 @@ func (s *Store) flush(batch []*fastWrite) {
 			// Rolled back by a failure of none of the statements, or
 			// never sent: nothing was written; each is sent alone.
 			s.group.rolledBack.Add(1)
+			s.log.Warn("budget/postgres: a group commit was rolled back, or never sent, for no statement's failure; each statement is sent alone",
+				"batch_size", len(live), "err", err)
 			err = errAlone
 		}
 		// Otherwise the session ended, and the batch may have died

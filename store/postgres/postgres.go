@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -56,6 +57,8 @@ import (
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/internal/sqlcodec"
 	"github.com/shopspring/decimal"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 var (
@@ -94,6 +97,19 @@ type Options struct {
 	// again before its error is returned. Defaults to 5; negative means
 	// never.
 	MaxRetries int
+
+	// MeterProvider receives budget.store.batch.size, a histogram of the
+	// statements each group commit sends (unit {statement}, attribute
+	// store = "postgres"; a statement sent alone is a batch of one).
+	// Defaults to none.
+	MeterProvider metric.MeterProvider
+	// Logger receives what the store handles without returning it: a
+	// transaction run again after a serialization failure or deadlock
+	// (Warn); a group commit rolled back for one statement's failure and
+	// the others sent again (Debug), or rolled back for no statement's
+	// failure and each statement sent alone (Warn). Defaults to
+	// discarding.
+	Logger *slog.Logger
 }
 
 // Store is a budget.Store in PostgreSQL. It is safe for concurrent use, and
@@ -120,6 +136,10 @@ type Store struct {
 	// statements is sent, with the backend's process ID and the number of
 	// statements.
 	flushing func(ctx context.Context, pid uint32, n int)
+
+	log       *slog.Logger
+	batchSize metric.Int64Histogram // nil without a MeterProvider
+	batchOpts []metric.RecordOption
 }
 
 var _ budget.Store = (*Store)(nil)
@@ -170,7 +190,19 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	if err := migrate(ctx, pool, schema, len(migrations)); err != nil {
 		return nil, fmt.Errorf("budget/postgres: migrating schema %q: %w", schema, interpret(err))
 	}
-	return &Store{pool: pool, schema: schema, q: newQueries(pgx.Identifier{schema}.Sanitize()), retries: retries}, nil
+	s := &Store{pool: pool, schema: schema, q: newQueries(pgx.Identifier{schema}.Sanitize()), retries: retries, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MeterProvider != nil {
+		// A failure to register leaves a no-op the SDK already reported.
+		s.batchSize, _ = opts.MeterProvider.Meter("github.com/llmbudget/budget/store/postgres").Int64Histogram(
+			"budget.store.batch.size", metric.WithUnit("{statement}"),
+			metric.WithDescription("Statements sent per group commit (one alone included)."),
+			metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64))
+		s.batchOpts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("store", "postgres")))}
+	}
+	return s, nil
 }
 
 // lockKey is the advisory lock migrations of schema take.
@@ -304,6 +336,15 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// sqlState returns err's SQLSTATE, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
 // retryable reports whether PostgreSQL aborted a transaction that may
 // simply be run again.
 func retryable(err error) bool {
@@ -396,6 +437,8 @@ func (s *Store) transact(ctx context.Context, fn func(*txn) error) error {
 			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
 		backoff := time.Duration(1+rand.IntN(4<<min(attempt, 4))) * time.Millisecond
+		s.log.WarnContext(ctx, "budget/postgres: transaction aborted by a serialization failure or deadlock; running it again",
+			"attempt", attempt+1, "retry_in", backoff, "sqlstate", sqlState(err))
 		select {
 		case <-ctx.Done():
 			return err

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -35,6 +36,8 @@ import (
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/internal/sqlcodec"
 	"github.com/shopspring/decimal"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
@@ -86,6 +89,17 @@ type Options struct {
 	MaxBatch int
 	// ReadConns is the number of connections for reads. Defaults to 4.
 	ReadConns int
+
+	// MeterProvider receives budget.store.batch.size, a histogram of the
+	// operations each write transaction commits (unit {operation},
+	// attribute store = "sqlite"): how well group commit shares fsyncs.
+	// Defaults to none.
+	MeterProvider metric.MeterProvider
+	// Logger receives batch fallbacks at Debug: an operation of a batch
+	// failed (a duplicate usage ID, an unknown hold, ...), so the batch
+	// was rolled back and run again with each operation in a savepoint.
+	// Defaults to discarding.
+	Logger *slog.Logger
 }
 
 // Store is a budget.Store in a SQLite file. It is safe for concurrent use.
@@ -98,6 +112,10 @@ type Store struct {
 	closed bool
 	ops    chan *op
 	done   chan struct{}
+
+	log       *slog.Logger
+	batchSize metric.Int64Histogram // nil without a MeterProvider
+	batchOpts []metric.RecordOption
 }
 
 var _ budget.Store = (*Store)(nil)
@@ -154,7 +172,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
-	s := &Store{w: w, r: r, max: opts.MaxBatch, ops: make(chan *op, 4*opts.MaxBatch), done: make(chan struct{})}
+	s := &Store{w: w, r: r, max: opts.MaxBatch, ops: make(chan *op, 4*opts.MaxBatch), done: make(chan struct{}), log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MeterProvider != nil {
+		// A failure to register leaves a no-op the SDK already reported.
+		s.batchSize, _ = opts.MeterProvider.Meter("github.com/llmbudget/budget/store/sqlite").Int64Histogram(
+			"budget.store.batch.size", metric.WithUnit("{operation}"),
+			metric.WithDescription("Operations committed per write transaction (group commit)."),
+			metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+		s.batchOpts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("store", "sqlite")))}
+	}
 	if err := s.st.prepare(ctx, w, r); err != nil {
 		s.st.close()
 		w.Close()
@@ -312,6 +341,9 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(batch)
+		if s.batchSize != nil {
+			s.batchSize.Record(context.Background(), int64(len(batch)), s.batchOpts...)
+		}
 		for _, o := range batch {
 			close(o.done)
 		}
@@ -332,9 +364,15 @@ func (s *Store) commit(batch []*op) {
 	if s.run(batch, false) {
 		return
 	}
+	var cause error // the error of the operation that stopped the batch
 	for _, o := range batch {
+		if o.err != nil && o.ctx.Err() == nil {
+			cause = o.err
+		}
 		o.err = nil
 	}
+	s.log.Debug("budget/sqlite: an operation of a batch failed; the batch is run again with each operation in a savepoint",
+		"batch_size", len(batch), "err", cause)
 	s.run(batch, true)
 }
 
