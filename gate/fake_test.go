@@ -335,6 +335,11 @@ func (h *harness) wantNoSpend(t *testing.T) {
 // estimate returns what the gate reserves for body.
 func (h *harness) estimate(t *testing.T, body string) decimal.Decimal {
 	t.Helper()
+	return h.quote(t, body).Cost
+}
+
+func (h *harness) quote(t *testing.T, body string) pricing.Quote {
+	t.Helper()
 	r, err := pricing.ParseRequest([]byte(body))
 	if err != nil {
 		t.Fatal(err)
@@ -343,5 +348,5 @@ func (h *harness) estimate(t *testing.T, body string) decimal.Decimal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return q.Cost
+	return q
 }

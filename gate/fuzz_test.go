@@ -44,11 +44,12 @@ var fuzzAPIs = [...]struct {
 	api        api
 	path, body string
 }{
-	{chatCompletions, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}`},
+	{chatCompletions, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true,"stream_options":{"include_usage":true}}`},
 	{completions, "/v1/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"hi","max_tokens":50}`},
 	{responses, "/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":50}`},
 	{embeddings, "/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`},
 	{messages, "/v1/messages", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}],"max_tokens":50}`},
+	{gemini, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", `{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":50}}`},
 }
 
 func apiOf(kind uint8) int { return int(kind) % len(fuzzAPIs) }
@@ -160,8 +161,13 @@ func fuzzUsage(t *testing.T, i int, stream bool, split uint16, data []byte) {
 		t.Fatal(settleErr)
 	}
 
-	price, _ := e.prices.Lookup(strings.Split(body, `"`)[3])
-	r, _ := pricing.ParseRequest([]byte(body))
+	var r pricing.Request
+	if a == gemini {
+		r, _ = pricing.ParseGeminiRequest("gemini-2.5-flash", []byte(body))
+	} else {
+		r, _ = pricing.ParseRequest([]byte(body))
+	}
+	price, _ := e.prices.Lookup(r.Model)
 	q, _ := price.Estimate(r)
 	want := q.Cost
 	if c, err := price.Cost(u); err == nil {

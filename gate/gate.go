@@ -1,24 +1,24 @@
 // Package gate puts a budget in front of LLM API calls as an
 // http.RoundTripper: wrap your HTTP client's transport and every call to an
-// OpenAI- or Anthropic-style API spends the user's budget, with no other
-// change to your code.
+// OpenAI-, Anthropic- or Gemini-style API spends the user's budget, with
+// no other change to your code.
 //
-//	rt := gate.New(m, prices, gate.Options{})
-//	client := openai.NewClient(option.WithHTTPClient(&http.Client{Transport: rt}))
+//	client := openai.NewClient(option.WithHTTPClient(gate.Client(m, prices, gate.Options{})))
 //	ctx = gate.WithUser(ctx, "alice")
 //	resp, err := client.Chat.Completions.New(ctx, params) // reserved, forwarded, settled
 //
 // For each call the gate reserves the most the request can cost
-// (pricing.Price.Estimate), forwards it, reads the usage the provider
-// reports — from the JSON response or from the event stream, as the bytes
-// pass through to the caller — and settles the actual cost. A call the
-// budget refuses never reaches the provider: RoundTrip returns an error
-// matching budget.ErrBudgetExceeded.
+// (pricing.Price.Estimate), keeps that hold alive for as long as the call
+// runs, forwards the request, reads the usage the provider reports — from
+// the JSON response or from the event stream, as the bytes pass through to
+// the caller — and settles the actual cost the moment the final usage is
+// read. A call the budget refuses never reaches the provider.
 //
-// Nothing escapes the budget by default: a path the gate does not
-// understand, a model without a price, and a body it cannot read are all
-// refused before any upstream call. When the outcome is unclear — a stream
-// cut off, usage missing or unreadable — the call is settled at its
+// Nothing escapes the budget by default: a path the gate does not meter
+// (unless listed as free), a model without a price, input it cannot bound
+// and a body it cannot read are all refused before any upstream call. When
+// the outcome is unclear — a stream cut off by upstream, usage missing or
+// unreadable, a body abandoned unread — the call is settled at its
 // estimate, never at zero. Only an upstream failure before any tokens (a
 // transport error or a non-2xx status) releases the reservation.
 package gate
@@ -31,6 +31,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/pricing"
@@ -38,7 +40,7 @@ import (
 
 var (
 	// ErrUnsupportedPath: the request is not one of the calls the gate
-	// meters (see New), and Options.PassThrough is off.
+	// meters (see New) nor a free route, and Options.PassThrough is off.
 	ErrUnsupportedPath = errors.New("gate: unsupported path")
 	// ErrNoUser: the request carries no user to charge — no WithUser on its
 	// context, or Options.User returned an empty ID.
@@ -59,25 +61,74 @@ type Options struct {
 	// refuses the request before any upstream call.
 	User func(*http.Request) (string, error)
 
-	// PassThrough forwards requests the gate does not meter (other paths,
-	// other methods) unchanged instead of refusing them with
-	// ErrUnsupportedPath. Those calls escape the budget entirely: turn it on
-	// only when everything else the client calls is free (listing models,
-	// fetching files) or budgeted elsewhere.
+	// Free lists routes that cost nothing, forwarded unbudgeted: each a
+	// method, a space and a path whose last segments the request's path
+	// must end with, "*" matching within one segment, as path.Match does
+	// ("GET /v1/models", "GET /v1/models/*", "POST
+	// /v1beta/models/*:countTokens"). CommonFreeRoutes lists those of the
+	// three APIs. Everything else that is not metered is refused.
+	Free []string
+
+	// PassThrough forwards every request the gate does not meter unchanged
+	// instead of refusing it with ErrUnsupportedPath. Those calls escape
+	// the budget entirely — image, audio and file calls too: prefer Free,
+	// and turn this on only when everything else the client calls is
+	// budgeted elsewhere.
 	PassThrough bool
+
+	// FitToBudget, when the remaining budget cannot pay a request's
+	// maximum output, lowers the request's output limit (max_tokens,
+	// max_completion_tokens, max_output_tokens, Gemini's maxOutputTokens;
+	// added when the request sets none) to what the budget still pays,
+	// and reserves that, instead of refusing. A request is refused only
+	// when not even its prompt and MinOutputTokens of output fit. The
+	// answer may then stop early for length, as with any max_tokens.
+	FitToBudget bool
+
+	// MinOutputTokens is the least output FitToBudget will lower a request
+	// to; Anthropic's thinking budget is added to it. Defaults to 16.
+	MinOutputTokens int64
+
+	// RefuseWithStatus answers a request the budget refuses with an HTTP
+	// 429 response in the provider's own error format — code
+	// "budget_exceeded", a message naming the budget and when it resets,
+	// Retry-After, and x-should-retry: false so that SDKs do not retry —
+	// instead of an error from RoundTrip. SDKs then raise their usual API
+	// error. Off, RoundTrip returns an error matching
+	// budget.ErrBudgetExceeded.
+	RefuseWithStatus bool
+
+	// RenewEvery is how often the gate extends the hold of a call still in
+	// progress (budget.Reservation.Extend), so that no call, however long
+	// it runs or streams, outlives its hold. Defaults to half the
+	// Manager's HoldTTL.
+	RenewEvery time.Duration
+
+	// IdleTimeout is how long a response body may go unread and unclosed
+	// before the gate takes it as abandoned: it stops renewing the hold
+	// and settles the call at its estimate (what the provider may have
+	// generated into the unread connection is unknown). Defaults to the
+	// Manager's HoldTTL.
+	IdleTimeout time.Duration
+
+	// Now is the clock the gate reads to learn the Manager's HoldTTL from
+	// a reservation's expiry. It must be the Manager's clock
+	// (budget.Options.Now); defaults to time.Now.
+	Now func() time.Time
 
 	// MaxRequestBytes bounds the request body the gate reads to price a
 	// call. Larger bodies are refused with ErrBadRequest. Defaults to 32
 	// MiB.
 	MaxRequestBytes int64
 
-	// OnError is called when settling or releasing a reservation fails
-	// where no error can be returned to the caller: at the end of the
-	// response body, or when releasing after an upstream error (for
-	// example because the store is down). The hold then stays until its
-	// TTL, and the spend of a failed Settle is lost unless you record it,
-	// so log it at least. It must be safe for concurrent use. Defaults to
-	// doing nothing.
+	// OnError is called when settling, releasing or extending a
+	// reservation fails where no error can be returned to the caller: at
+	// the end of the response body, when releasing after an upstream
+	// error, or while renewing the hold of a running call (for example
+	// because the store is down). A hold that could not be settled or
+	// released stays until its TTL, and the spend of a failed Settle is
+	// lost unless you record it, so log it at least. It must be safe for
+	// concurrent use. Defaults to doing nothing.
 	OnError func(req *http.Request, err error)
 }
 
@@ -101,7 +152,7 @@ func userFromContext(req *http.Request) (string, error) {
 	if id, ok := UserFromContext(req.Context()); ok {
 		return id, nil
 	}
-	return "", fmt.Errorf("%w: call gate.WithUser on the request's context", ErrNoUser)
+	return "", nil
 }
 
 type transport struct {
@@ -109,56 +160,94 @@ type transport struct {
 	prices      *pricing.Table
 	base        http.RoundTripper
 	user        func(*http.Request) (string, error)
+	free        []route
 	passThrough bool
+	fit         bool
+	minOutput   int64
+	status      bool
+	renewEvery  time.Duration
+	idle        time.Duration
+	now         func() time.Time
 	maxBody     int64
 	onError     func(*http.Request, error)
+
+	// afterFunc starts the renewal timers; tests replace it.
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // New returns a RoundTripper that charges the calls it forwards to m's
-// budgets, at prices from prices. It panics if m or prices is nil.
+// budgets, at prices from prices. It panics if m or prices is nil or an
+// Options.Free route is malformed.
 //
 // It meters POST requests whose path ends in /v1/chat/completions,
 // /v1/completions, /v1/responses or /v1/embeddings (OpenAI style, recorded
-// with Provider "openai") or /v1/messages (Anthropic style, Provider
-// "anthropic"); any prefix before /v1 is allowed, so OpenAI-compatible
-// servers under /api/v1 or /openai/v1 work too. Everything else is refused
-// with ErrUnsupportedPath unless Options.PassThrough is set.
+// with Provider "openai"), /v1/messages (Anthropic style, Provider
+// "anthropic"), or /models/{model}:generateContent or
+// :streamGenerateContent (Google Gemini, Provider "google"); any prefix
+// before them is allowed, so OpenAI-compatible servers under /api/v1 or
+// /openai/v1, and Vertex AI's long paths, work too. Options.Free routes
+// are forwarded unbudgeted; everything else is refused with
+// ErrUnsupportedPath unless Options.PassThrough is set.
 //
 // A metered call:
 //
 //  1. reads the body, finds the model and prices the request with
-//     pricing.Price.Estimate; an unknown model is refused with an error
-//     wrapping pricing.ErrUnknownModel;
+//     pricing.Price.Estimate (the rule is on pricing.Request.PromptTokens);
+//     an unknown model is refused with an error wrapping
+//     pricing.ErrUnknownModel, input it cannot bound (audio, files, images
+//     without a price) with one wrapping pricing.ErrUnpricedInput;
 //  2. for an OpenAI stream ("stream": true on chat completions or
-//     completions), sets stream_options.include_usage so the stream reports
-//     its usage, rewriting the body and its Content-Length; the caller then
-//     sees one extra final chunk with empty choices;
-//  3. reserves the estimate; a refusal is returned as an error matching
-//     budget.ErrBudgetExceeded and nothing is sent upstream;
-//  4. forwards the request; a transport error or a non-2xx status releases
-//     the reservation;
-//  5. passes the response body through untouched, byte for byte, as
-//     upstream sends it, while reading the usage from it — from the final
-//     SSE events of a stream, or from the top-level "usage" of a JSON body,
-//     in bounded memory;
-//  6. settles once, when the body reaches its end or is closed, at the
-//     reported cost (the request's model at its price, rounded up to 9
-//     places). If the body ends or is closed before the usage is known, or
-//     the usage is unreadable or reports no tokens at all, it settles at
-//     the estimate.
+//     completions) that does not ask for its usage, splices
+//     "stream_options":{"include_usage":true} into the body, keeping
+//     every other byte, and later removes the usage-only chunk that
+//     answers it, so the caller sees the stream it asked for;
+//  3. reserves the estimate — with Options.FitToBudget, lowering the
+//     request's output limit to what the budget pays; a refusal is
+//     returned as an error matching budget.ErrBudgetExceeded (or a 429,
+//     see Options.RefuseWithStatus) and nothing is sent upstream;
+//  4. from then until the call is settled, extends the hold every
+//     Options.RenewEvery, so a long call keeps the budget it holds;
+//  5. forwards the request; a transport error or a non-2xx status
+//     releases the reservation — except when the caller cancelled after
+//     the request was sent, which settles at the bound of step 7;
+//  6. passes the response body through as upstream sends it, unbuffered,
+//     reading the usage from it in bounded memory, and settles the moment
+//     the final usage is read — an OpenAI stream's usage chunk, an
+//     Anthropic message_delta, a responses response.completed, a Gemini
+//     chunk with a finishReason, the end of a JSON body — at the reported
+//     cost (the request's model at its price, rounded up to 9 places),
+//     whether or not the caller then reads on or closes the body;
+//  7. if the caller closes the body or cancels the request before the
+//     final usage, settles at an upper bound of what the provider can
+//     bill: the prompt estimate (or, for Anthropic, the input that
+//     message_start reported), plus the output received so far — one
+//     token per byte, framing included, since no token is shorter than a
+//     byte — plus one chunk more (the largest event seen, or 256 before
+//     the first), never more than the estimate; for a JSON answer, which
+//     upstream sends only once generated, the output bound is its
+//     Content-Length;
+//  8. if upstream ends the body or fails before the final usage, the
+//     usage is unreadable or reports no tokens at all, or the body is
+//     left unread and unclosed for Options.IdleTimeout, settles at the
+//     estimate (or the partial usage seen, if that costs more).
 //
-// Read the response body to its end (every SDK does) to be charged the
-// actual cost. A compressed response (the caller set Accept-Encoding
-// itself) cannot be read and settles at the estimate.
+// A compressed response (the caller set Accept-Encoding itself) cannot be
+// read and settles at the estimate.
 //
 // The returned RoundTripper is safe for concurrent use.
 func New(m *budget.Manager, prices *pricing.Table, opts Options) http.RoundTripper {
 	if m == nil || prices == nil {
 		panic("gate: New with a nil Manager or price Table")
 	}
+	free, err := parseRoutes(opts.Free)
+	if err != nil {
+		panic(err.Error())
+	}
 	t := &transport{
-		m: m, prices: prices, base: opts.Base, user: opts.User,
-		passThrough: opts.PassThrough, maxBody: opts.MaxRequestBytes, onError: opts.OnError,
+		m: m, prices: prices, base: opts.Base, user: opts.User, free: free,
+		passThrough: opts.PassThrough, fit: opts.FitToBudget, minOutput: opts.MinOutputTokens,
+		status: opts.RefuseWithStatus, renewEvery: opts.RenewEvery, idle: opts.IdleTimeout,
+		now: opts.Now, maxBody: opts.MaxRequestBytes, onError: opts.OnError,
 	}
 	if t.base == nil {
 		t.base = http.DefaultTransport
@@ -166,91 +255,221 @@ func New(m *budget.Manager, prices *pricing.Table, opts Options) http.RoundTripp
 	if t.user == nil {
 		t.user = userFromContext
 	}
+	if t.minOutput <= 0 {
+		t.minOutput = 16
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
 	if t.maxBody <= 0 {
 		t.maxBody = 32 << 20
 	}
+	t.afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	return t
+}
+
+// Client returns an *http.Client whose transport is New(m, prices, opts):
+// hand it to an SDK (option.WithHTTPClient) as it is. It has no timeout of
+// its own, since streams can run for minutes; bound calls with their
+// contexts.
+func Client(m *budget.Manager, prices *pricing.Table, opts Options) *http.Client {
+	return &http.Client{Transport: New(m, prices, opts)}
+}
+
+// call is what RoundTrip learns about one metered request.
+type call struct {
+	api      api
+	user     string
+	body     []byte
+	r        pricing.Request
+	price    pricing.Price
+	quote    pricing.Quote
+	injected bool // the gate asked for the stream's usage itself
 }
 
 // RoundTrip implements http.RoundTripper; see New.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	api := classify(req.Method, req.URL.Path)
-	if api == 0 {
-		if t.passThrough {
+	a, model := classify(req.Method, req.URL.Path)
+	if a == 0 {
+		if t.passThrough || free(t.free, req.Method, req.URL.Path) {
 			return t.base.RoundTrip(req)
 		}
 		closeBody(req)
-		return nil, fmt.Errorf("%w: %s %s (set gate.Options.PassThrough to forward it unbudgeted)", ErrUnsupportedPath, req.Method, req.URL.Path)
+		return nil, refuse(fmt.Sprintf("gate: %s %s is not a call the gate meters, so it was not sent; list it in gate.Options.Free if it costs nothing",
+			req.Method, req.URL.Path), ErrUnsupportedPath)
 	}
-	user, err := t.user(req)
-	if err == nil && user == "" {
-		err = ErrNoUser
-	}
+	c, err := t.prepare(req, a, model)
 	if err != nil {
-		closeBody(req)
-		return nil, fmt.Errorf("gate: %s %s: %w", req.Method, req.URL.Path, err)
+		return nil, err
 	}
-	body, err := t.readBody(req)
+	before := t.now()
+	res, edits, err := t.reserve(req, c)
 	if err != nil {
-		return nil, fmt.Errorf("gate: %s %s: %w", req.Method, req.URL.Path, err)
-	}
-	r, err := pricing.ParseRequest(body)
-	if err != nil {
-		return nil, fmt.Errorf("gate: %s %s: %w: %w", req.Method, req.URL.Path, ErrBadRequest, err)
-	}
-	price, err := t.prices.Lookup(r.Model)
-	if err != nil {
-		return nil, fmt.Errorf("gate: %s %s: %w", req.Method, req.URL.Path, err)
-	}
-	quote, err := price.Estimate(r)
-	if err != nil {
-		return nil, fmt.Errorf("gate: %s %s: model %q: %w", req.Method, req.URL.Path, r.Model, err)
-	}
-	if r.Stream && api.streamOptions() {
-		if body, err = includeUsage(body); err != nil {
-			return nil, fmt.Errorf("gate: %s %s: %w: %w", req.Method, req.URL.Path, ErrBadRequest, err)
+		var le *budget.LimitError
+		if t.status && errors.As(err, &le) {
+			return refusalResponse(req, a, le, t.now()), nil
 		}
+		return nil, err
 	}
+	k := t.keepAlive(req, res, before)
 
+	body := apply(c.body, edits)
 	ctx := req.Context()
-	res, err := t.m.Reserve(ctx, user, quote.Cost)
-	if err != nil {
-		return nil, fmt.Errorf("gate: %s %s: %w", req.Method, req.URL.Path, err)
-	}
-	// Settling and releasing must happen even if the caller's context is
-	// cancelled by then: the call was made.
-	closeCtx := context.WithoutCancel(ctx)
-
+	sent := &sentBody{r: bytes.NewReader(body), n: int64(len(body))}
 	out := req.Clone(ctx)
-	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.Body = sent
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
 	out.TransferEncoding = nil
 	out.Header.Del("Content-Length")
 
+	mb := &meteredBody{
+		t: t, req: req, ctx: context.WithoutCancel(ctx), res: res, keep: k,
+		price: c.price, quote: c.quote, provider: a.provider(), model: c.r.Model,
+	}
 	resp, err := t.base.RoundTrip(out)
 	if err != nil {
-		t.release(closeCtx, req, res)
+		if ctx.Err() != nil && sent.sent.Load() {
+			// The caller gave up after the provider had the request: it
+			// may bill the prompt and what it generated before noticing.
+			mb.parser = &sseParser{api: a}
+			mb.mu.Lock()
+			mb.settleBound()
+			mb.mu.Unlock()
+		} else {
+			k.stop()
+			t.release(mb.ctx, req, res)
+		}
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		t.release(closeCtx, req, res)
+		k.stop()
+		t.release(mb.ctx, req, res)
 		return resp, nil
 	}
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
-	mb := &meteredBody{
-		rc: resp.Body, t: t, req: req, ctx: closeCtx, res: res, price: price, quote: quote,
-		provider: api.provider(), model: r.Model,
-	}
+	mb.rc = resp.Body
+	mb.contentLength = resp.ContentLength
 	if isEventStream(resp.Header.Get("Content-Type")) {
-		mb.parser = &sseParser{api: api}
+		sp := &sseParser{api: a, filter: c.injected}
+		mb.parser, mb.sse = sp, sp
+		if c.injected {
+			mb.filter = &sseFilter{}
+		}
 	} else {
-		mb.parser = &jsonParser{api: api}
+		mb.parser = &jsonParser{api: a}
 	}
+	if resp.Header.Get("Content-Encoding") != "" {
+		mb.compressed = true
+	}
+	k.watch(mb)
 	resp.Body = mb
 	return resp, nil
+}
+
+// prepare reads and prices a metered request.
+func (t *transport) prepare(req *http.Request, a api, model string) (*call, error) {
+	what := req.Method + " " + req.URL.Path
+	user, err := t.user(req)
+	if err != nil || user == "" {
+		closeBody(req)
+		msg := "gate: no user to charge for " + what + "; call gate.WithUser on the request's context"
+		if err != nil {
+			msg = "gate: no user to charge for " + what + ": " + err.Error()
+			return nil, refuse(msg, ErrNoUser, err)
+		}
+		return nil, refuse(msg, ErrNoUser)
+	}
+	body, err := t.readBody(req)
+	if err != nil {
+		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %v", what, err), ErrBadRequest, err)
+	}
+	var r pricing.Request
+	if a == gemini {
+		r, err = pricing.ParseGeminiRequest(model, body)
+		r.Stream = strings.HasSuffix(req.URL.Path, ":streamGenerateContent")
+	} else {
+		r, err = pricing.ParseRequest(body)
+	}
+	switch {
+	case errors.Is(err, pricing.ErrUnpricedInput):
+		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: %s; send such input through a route budgeted another way",
+			what, trimPrefix(err, "pricing: input that cannot be priced: ")), err)
+	case err != nil:
+		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %s", what, trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
+	}
+	price, err := t.prices.Lookup(r.Model)
+	if err != nil {
+		return nil, refuse(fmt.Sprintf("gate: no price for model %q, so %s was not sent; add the model to the price table", r.Model, what), err)
+	}
+	quote, err := price.Estimate(r)
+	switch {
+	case errors.Is(err, pricing.ErrUnpricedInput):
+		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: the request has images and model %q has no image price; set its image_tokens in the price list",
+			what, r.Model), err)
+	case errors.Is(err, pricing.ErrNoOutputLimit):
+		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: model %q has no maximum output in the price list; set max_tokens in the request", what, r.Model), err)
+	case err != nil:
+		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %s", what, trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
+	}
+	return &call{api: a, user: user, body: body, r: r, price: price, quote: quote}, nil
+}
+
+// maxFitTries bounds how often a fitted reservation is retried when other
+// calls took the budget between the refusal and the retry.
+const maxFitTries = 4
+
+// reserve reserves c's estimate, fitting the output limit to the budget
+// when that is on, and returns the body edits the call needs.
+func (t *transport) reserve(req *http.Request, c *call) (*budget.Reservation, []edit, error) {
+	var top topLevel
+	var edits []edit
+	parsed := false
+	parse := func() {
+		if !parsed {
+			top, parsed = parseTop(c.body), true
+		}
+	}
+	if c.r.Stream && c.api.streamOptions() {
+		parse()
+		var err error
+		if edits, c.injected, err = includeUsage(top); err != nil {
+			return nil, nil, refuse(fmt.Sprintf("gate: cannot price %s %s: %v", req.Method, req.URL.Path, err), ErrBadRequest, err)
+		}
+	}
+	ctx := req.Context()
+	var limitEd []edit
+	for try := 0; ; try++ {
+		res, err := t.m.Reserve(ctx, c.user, c.quote.Cost)
+		if err == nil {
+			return res, append(edits, limitEd...), nil
+		}
+		var le *budget.LimitError
+		if !errors.As(err, &le) {
+			return nil, nil, refuse(fmt.Sprintf("gate: could not reserve budget for %s %s, so it was not sent: %v", req.Method, req.URL.Path, err), err)
+		}
+		if !t.fit || c.api == embeddings || try == maxFitTries {
+			return nil, nil, limitRefusal(req, le)
+		}
+		n, ferr := c.price.Fit(c.r, le.Limit.Sub(le.Spent).Sub(le.Reserved))
+		floor := t.minOutput
+		if c.api == messages {
+			floor += c.r.ThinkingTokens
+		}
+		if ferr != nil || n < floor {
+			return nil, nil, limitRefusal(req, le)
+		}
+		r := c.r
+		r.MaxOutputTokens = n
+		q, err := c.price.Estimate(r)
+		if err != nil || !q.Cost.LessThan(c.quote.Cost) {
+			return nil, nil, limitRefusal(req, le)
+		}
+		parse()
+		c.r, c.quote, limitEd = r, q, limitEdits(top, c.api, n)
+	}
 }
 
 func (t *transport) release(ctx context.Context, req *http.Request, res *budget.Reservation) {
@@ -268,11 +487,11 @@ func (t *transport) fail(req *http.Request, err error) {
 // readBody reads and closes the request body, up to the size limit.
 func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return nil, fmt.Errorf("%w: empty body", ErrBadRequest)
+		return nil, errors.New("the body is empty")
 	}
 	defer req.Body.Close()
 	if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, fmt.Errorf("%w: the body has Content-Encoding %q", ErrBadRequest, ce)
+		return nil, fmt.Errorf("the body has Content-Encoding %q; send it uncompressed", ce)
 	}
 	var buf bytes.Buffer
 	if req.ContentLength > 0 && req.ContentLength <= t.maxBody {
@@ -280,13 +499,33 @@ func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(req.Body, t.maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("gate: reading the request body: %w", err)
+		return nil, fmt.Errorf("reading the body: %w", err)
 	}
 	if n > t.maxBody {
-		return nil, fmt.Errorf("%w: the body is larger than %d bytes", ErrBadRequest, t.maxBody)
+		return nil, fmt.Errorf("the body is larger than %d bytes (gate.Options.MaxRequestBytes)", t.maxBody)
 	}
 	return buf.Bytes(), nil
 }
+
+// sentBody is the outgoing request body; it records whether the transport
+// read all of it, i.e. whether upstream may have the request.
+type sentBody struct {
+	r    *bytes.Reader
+	n    int64
+	read int64
+	sent atomic.Bool
+}
+
+func (s *sentBody) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	if s.read >= s.n {
+		s.sent.Store(true)
+	}
+	return n, err
+}
+
+func (s *sentBody) Close() error { return nil }
 
 func closeBody(req *http.Request) {
 	if req.Body != nil {
@@ -297,4 +536,10 @@ func closeBody(req *http.Request) {
 func isEventStream(contentType string) bool {
 	mt, _, _ := strings.Cut(contentType, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
+
+// trimPrefix returns err's text without a package's sentinel prefix, so
+// that the gate's message says it once.
+func trimPrefix(err error, prefix string) string {
+	return strings.TrimPrefix(err.Error(), prefix)
 }

@@ -300,11 +300,12 @@ func TestBadRequest(t *testing.T) {
 
 func TestIncludeUsageRewrite(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	// Other stream options are kept; include_usage false is overridden.
+	// Other stream options are kept, every byte in place; include_usage
+	// false is overridden.
 	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"<b>&</b>"}],"max_tokens":500,"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false}}`
 	h.call(t, "/v1/chat/completions", body)
 	got, length := h.up.lastBody(t)
-	want := `{"max_tokens":500,"messages":[{"role":"user","content":"<b>&</b>"}],"model":"gpt-4o","stream":true,"stream_options":{"include_obfuscation":false,"include_usage":true}}`
+	want := `{"model":"gpt-4o","messages":[{"role":"user","content":"<b>&</b>"}],"max_tokens":500,"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false}}`
 	if string(got) != want || length != int64(len(want)) {
 		t.Errorf("upstream got %s (Content-Length %d)\nwant %s", got, length, want)
 	}
@@ -368,8 +369,9 @@ func TestDecoderStopsBeforeEOF(t *testing.T) {
 	h.wantOneRecord(t, "anthropic", "claude-sonnet-4-5", costClaude)
 }
 
-// TestClosedEarly: a caller that closes the body before the usage is
-// charged the estimate.
+// TestClosedEarly: a caller that closes a JSON answer before its usage is
+// charged the prompt estimate and, as output, the answer's length (it was
+// generated whole before it was sent), at most the estimate.
 func TestClosedEarly(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
 	resp, err := h.post(h.ctx, "/v1/chat/completions", chatBody)
@@ -378,7 +380,10 @@ func TestClosedEarly(t *testing.T) {
 	}
 	resp.Body.Read(make([]byte, 10))
 	resp.Body.Close()
-	h.wantOneRecord(t, "openai", "gpt-4o", h.estimate(t, chatBody).String())
+	q := h.quote(t, chatBody)
+	p, _ := h.prices.Lookup("gpt-4o")
+	want := p.MaxCost(q.PromptTokens, min(q.OutputTokens, int64(len(chatCompletionJSON("gpt-4o")))))
+	h.wantOneRecord(t, "openai", "gpt-4o", want.String())
 }
 
 // TestConcurrentCallsStayWithinLimit: many callers at once never take the

@@ -20,6 +20,12 @@ type usageParser interface {
 	// provider's closing report was read; otherwise u holds what partial
 	// counts were seen (an Anthropic stream's input tokens, say).
 	usage() (u pricing.Usage, final bool)
+	// finished reports that nothing the provider can still send changes
+	// the charge: the final usage was read, or the response is over (the
+	// end of a JSON value, an OpenAI stream's [DONE], an Anthropic
+	// message_stop). The gate settles at once, whether or not the caller
+	// reads on or closes the body.
+	finished() bool
 }
 
 // usageJSON is the union of the usage objects of the APIs the gate meters.
@@ -40,6 +46,13 @@ type usageJSON struct {
 	// Anthropic messages.
 	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
 	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	// Gemini usageMetadata: promptTokenCount includes cached and excludes
+	// tool-use prompt tokens; output is candidates plus thoughts.
+	PromptTokenCount        *int64 `json:"promptTokenCount"`
+	CachedContentTokenCount *int64 `json:"cachedContentTokenCount"`
+	CandidatesTokenCount    *int64 `json:"candidatesTokenCount"`
+	ThoughtsTokenCount      *int64 `json:"thoughtsTokenCount"`
+	ToolUsePromptTokenCount *int64 `json:"toolUsePromptTokenCount"`
 }
 
 // merge overwrites u's fields with those present in v: an Anthropic stream
@@ -84,6 +97,29 @@ func (u *usageJSON) convert(a api) (pricing.Usage, bool) {
 			return pricing.Usage{}, false
 		}
 		out.OutputTokens = *u.OutputTokens
+	case gemini:
+		if u.PromptTokenCount == nil {
+			return pricing.Usage{}, false
+		}
+		prompt = u.PromptTokenCount
+		cached = u.CachedContentTokenCount
+		var extra int64
+		for _, n := range [...]*int64{u.CandidatesTokenCount, u.ThoughtsTokenCount} {
+			if n != nil {
+				if *n < 0 || *n > pricing.MaxTokens {
+					return pricing.Usage{}, false
+				}
+				out.OutputTokens += *n
+			}
+		}
+		if u.ToolUsePromptTokenCount != nil {
+			extra = *u.ToolUsePromptTokenCount
+			if extra < 0 || extra > pricing.MaxTokens {
+				return pricing.Usage{}, false
+			}
+		}
+		p := *prompt + extra
+		prompt = &p
 	case messages:
 		// Anthropic's input_tokens exclude cache reads and writes.
 		if u.InputTokens == nil || u.OutputTokens == nil {
@@ -134,38 +170,52 @@ func parseUsage(a api, raw []byte) (pricing.Usage, bool) {
 // are a few hundred bytes.
 const maxUsageBytes = 64 << 10
 
-// jsonParser finds the top-level "usage" value of a JSON response as the
-// bytes stream past, without buffering the body: it tracks nesting depth
-// and string state, recognizes the keys of the top-level object, and
-// captures only the value of "usage". Bodies of any size (a large
-// embeddings response, say) cost O(1) memory.
+// jsonParser finds the top-level "usage" value of a JSON response (Gemini:
+// "usageMetadata", at the top level or in each element of a top-level
+// array, as streamGenerateContent without alt=sse sends) as the bytes
+// stream past, without buffering the body: it tracks nesting depth and
+// string state, recognizes the keys of the top-level object, and captures
+// only the usage value. Bodies of any size (a large embeddings response,
+// say) cost O(1) memory. The response is finished when its top-level value
+// closes.
 type jsonParser struct {
 	api api
 
+	started  bool
+	keyDepth int // the depth of the objects whose keys are read
 	depth    int
 	inString bool
 	escaped  bool
+	complete bool // the top-level value closed
 
-	keyPos   bool   // at depth 1, the next string is a key
-	inKey    bool   // reading a top-level key
-	key      []byte // the key read so far, up to len("usage")+1 bytes
-	keyMatch bool   // the last top-level key was "usage"
+	keyPos   bool   // at keyDepth, the next string is a key
+	inKey    bool   // reading a key at keyDepth
+	key      []byte // the key read so far, up to len(usageKey)+1 bytes
+	keyMatch bool   // the last key read was the usage key
 
 	capturing bool
 	overflow  bool
 	cur       []byte // the value being captured
-	value     []byte // the last complete "usage" value
+	value     []byte // the last complete usage value
 }
 
-const usageKey = "usage"
+func (j *jsonParser) usageKey() string {
+	if j.api == gemini {
+		return "usageMetadata"
+	}
+	return "usage"
+}
 
 func (j *jsonParser) feed(p []byte) {
+	if j.complete {
+		return
+	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if j.inString {
 			if !j.capturing && !j.inKey && !j.escaped {
 				// Fast path: skip to the next quote or backslash.
-				k := bytes.IndexAny(p[i:], `"\`)
+				k := indexQuoteOrBackslash(p[i:])
 				if k < 0 {
 					return
 				}
@@ -176,14 +226,14 @@ func (j *jsonParser) feed(p []byte) {
 			switch {
 			case j.escaped:
 				j.escaped = false
-				j.keyByte(0) // an escaped key never equals "usage"
+				j.keyByte(0) // an escaped key never equals the usage key
 			case c == '\\':
 				j.escaped = true
 			case c == '"':
 				j.inString = false
 				if j.inKey {
 					j.inKey = false
-					j.keyMatch = string(j.key) == usageKey
+					j.keyMatch = string(j.key) == j.usageKey()
 				}
 			default:
 				j.keyByte(c)
@@ -193,24 +243,34 @@ func (j *jsonParser) feed(p []byte) {
 		switch c {
 		case '"':
 			j.inString = true
-			if j.depth == 1 && j.keyPos {
+			if j.depth == j.keyDepth && j.keyPos {
 				j.keyPos, j.inKey, j.key = false, true, j.key[:0]
 			}
 			j.capture(c)
 		case '{', '[':
+			if !j.started {
+				j.started, j.keyDepth = true, 1
+				if c == '[' && j.api == gemini {
+					j.keyDepth = 2
+				}
+			}
 			j.depth++
-			if j.depth == 1 {
+			if j.depth == j.keyDepth {
 				j.keyPos = c == '{'
 			}
 			j.capture(c)
 		case '}', ']':
-			if j.depth == 1 && j.capturing {
+			if j.depth == j.keyDepth && j.capturing {
 				j.endCapture()
 			}
 			j.depth--
 			j.capture(c)
+			if j.depth == 0 {
+				j.complete = true
+				return
+			}
 		case ',':
-			if j.depth == 1 {
+			if j.depth == j.keyDepth {
 				if j.capturing {
 					j.endCapture()
 				}
@@ -219,7 +279,7 @@ func (j *jsonParser) feed(p []byte) {
 				j.capture(c)
 			}
 		case ':':
-			if j.depth == 1 && !j.capturing {
+			if j.depth == j.keyDepth && !j.capturing {
 				if j.keyMatch {
 					j.capturing, j.overflow, j.cur = true, false, j.cur[:0]
 				}
@@ -227,18 +287,40 @@ func (j *jsonParser) feed(p []byte) {
 			} else {
 				j.capture(c)
 			}
+		case ' ', '\t', '\n', '\r':
+			j.capture(c)
 		default:
+			if !j.started {
+				j.complete = true // not a JSON object or array: nothing to read
+				return
+			}
 			j.capture(c)
 		}
 	}
+}
+
+// indexQuoteOrBackslash returns the index of the first '"' or '\\' in p,
+// or -1, with the vectorized IndexByte rather than IndexAny.
+func indexQuoteOrBackslash(p []byte) int {
+	q := bytes.IndexByte(p, '"')
+	if q < 0 {
+		q = len(p)
+	}
+	if b := bytes.IndexByte(p[:q], '\\'); b >= 0 {
+		return b
+	}
+	if q == len(p) {
+		return -1
+	}
+	return q
 }
 
 func (j *jsonParser) keyByte(c byte) {
 	if !j.inKey {
 		return
 	}
-	if len(j.key) > len(usageKey) || c == 0 {
-		j.key = append(j.key[:0], 0, 0, 0, 0, 0, 0) // longer than "usage": no match
+	if len(j.key) > len(j.usageKey()) || c == 0 {
+		j.key = append(j.key[:0], bytes.Repeat([]byte{0}, 16)...) // longer than the key: no match
 		return
 	}
 	j.key = append(j.key, c)
@@ -264,8 +346,10 @@ func (j *jsonParser) endCapture() {
 
 func (j *jsonParser) end() {}
 
+func (j *jsonParser) finished() bool { return j.complete }
+
 func (j *jsonParser) usage() (pricing.Usage, bool) {
-	if j.value == nil {
+	if j.value == nil || !j.complete {
 		return pricing.Usage{}, false
 	}
 	return parseUsage(j.api, j.value)
@@ -283,22 +367,32 @@ const maxEventBytes = 1 << 20
 //   - OpenAI responses: response.completed (or .incomplete, .failed), whose
 //     "response" holds the usage;
 //   - Anthropic messages: message_start (input and cache counts) and
-//     message_delta (cumulative output); the message_delta is final.
+//     message_delta (cumulative output); the message_delta is final;
+//   - Gemini: the chunk whose candidate has a finishReason; its
+//     usageMetadata is final.
 type sseParser struct {
 	api api
+	// filter marks usage-only chunks (an OpenAI chunk with a usage object
+	// and no choices) for removal: the gate asked for them, the caller
+	// did not.
+	filter bool
 
 	line     []byte // a line split across reads
 	longLine bool   // the current line passed maxEventBytes: drop it
 	data     []byte // the data lines of the current event
 	dropData bool   // the current event passed maxEventBytes
 
-	final   bool
-	u       pricing.Usage
-	partial usageJSON // Anthropic: merged from message_start and message_delta
+	final    bool
+	over     bool // the stream said it is done
+	drop     bool // the event just dispatched is to be removed
+	u        pricing.Usage
+	partial  usageJSON // Anthropic: merged from message_start and message_delta
+	event    int       // bytes of the current event so far
+	maxEvent int       // bytes of the largest event seen
 }
 
 func (s *sseParser) feed(p []byte) {
-	for len(p) > 0 {
+	for len(p) > 0 && !s.finished() {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			if len(s.line)+len(p) > maxEventBytes {
@@ -306,8 +400,10 @@ func (s *sseParser) feed(p []byte) {
 			} else if !s.longLine {
 				s.line = append(s.line, p...)
 			}
+			s.event += len(p)
 			return
 		}
+		s.event += i + 1
 		switch {
 		case s.longLine:
 			s.longLine = false
@@ -325,52 +421,91 @@ func (s *sseParser) feed(p []byte) {
 
 var dataPrefix = []byte("data:")
 
-func (s *sseParser) processLine(line []byte) {
+// processLine takes one line without its '\n' and reports whether it ended
+// an event (then s.drop says whether to remove it).
+func (s *sseParser) processLine(line []byte) (dispatched bool) {
+	if s.finished() {
+		s.drop = false
+		return len(bytes.TrimSuffix(line, []byte("\r"))) == 0
+	}
 	if len(line) > maxEventBytes {
 		s.dropData = true // as feed does for a line split across reads
-		return
+		return false
 	}
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if len(line) == 0 {
 		s.dispatch()
-		return
+		return true
 	}
 	if !bytes.HasPrefix(line, dataPrefix) {
-		return // event:, id:, retry: and comments carry nothing we need
+		return false // event:, id:, retry: and comments carry nothing we need
 	}
 	v := line[len(dataPrefix):]
 	if len(v) > 0 && v[0] == ' ' {
 		v = v[1:]
 	}
 	if s.dropData {
-		return
+		return false
 	}
 	if len(s.data)+len(v)+1 > maxEventBytes {
 		s.dropData, s.data = true, s.data[:0]
-		return
+		return false
 	}
 	if len(s.data) > 0 {
 		s.data = append(s.data, '\n')
 	}
 	s.data = append(s.data, v...)
+	return false
 }
 
 // sseEvent is the union of the event payloads that can carry usage.
 type sseEvent struct {
-	Type    string     `json:"type"`
-	Usage   *usageJSON `json:"usage"`
+	Type    string             `json:"type"`
+	Usage   *usageJSON         `json:"usage"`
+	Choices *[]json.RawMessage `json:"choices"`
 	Message *struct {
 		Usage *usageJSON `json:"usage"`
 	} `json:"message"`
 	Response *struct {
 		Usage *usageJSON `json:"usage"`
 	} `json:"response"`
+	// Gemini.
+	UsageMetadata *usageJSON `json:"usageMetadata"`
+	Candidates    []struct {
+		FinishReason string `json:"finishReason"`
+	} `json:"candidates"`
 }
+
+var (
+	doneData    = []byte("[DONE]")
+	messageStop = []byte(`"message_stop"`)
+)
 
 func (s *sseParser) dispatch() {
 	data := s.data
-	s.data, s.dropData = s.data[:0], false
-	if len(data) == 0 || !hasUsageObject(data) {
+	s.data, s.dropData, s.drop = s.data[:0], false, false
+	s.maxEvent = max(s.maxEvent, s.event)
+	s.event = 0
+	if len(data) == 0 {
+		return
+	}
+	switch s.api {
+	case chatCompletions, completions:
+		if bytes.Equal(data, doneData) {
+			s.over = true
+			return
+		}
+	case messages:
+		if bytes.Contains(data, messageStop) {
+			s.over = true
+			return
+		}
+	}
+	key := `"usage"`
+	if s.api == gemini {
+		key = `"usageMetadata"`
+	}
+	if !hasObject(data, key) {
 		return
 	}
 	var ev sseEvent
@@ -381,6 +516,7 @@ func (s *sseParser) dispatch() {
 	case chatCompletions, completions:
 		if ev.Usage != nil {
 			s.u, s.final = ev.Usage.convert(s.api)
+			s.drop = s.filter && (ev.Choices == nil || len(*ev.Choices) == 0)
 		}
 	case responses:
 		if ev.Response != nil && ev.Response.Usage != nil {
@@ -394,19 +530,33 @@ func (s *sseParser) dispatch() {
 			s.partial.merge(ev.Usage)
 			s.u, s.final = s.partial.convert(s.api)
 		}
+	case gemini:
+		if ev.UsageMetadata == nil {
+			return
+		}
+		u, ok := ev.UsageMetadata.convert(s.api)
+		if !ok {
+			return
+		}
+		s.u = u // the running count, for a stream cut short
+		for _, c := range ev.Candidates {
+			if c.FinishReason != "" {
+				s.final = true
+			}
+		}
 	}
 }
 
-// hasUsageObject reports whether data has a "usage" key whose value is an
-// object: a cheap test that spares decoding the many events without one
-// (OpenAI sends "usage":null in every chunk).
-func hasUsageObject(data []byte) bool {
+// hasObject reports whether data has the key key (quoted) whose value is
+// an object: a cheap test that spares decoding the many events without
+// one (OpenAI sends "usage":null in every chunk).
+func hasObject(data []byte, key string) bool {
 	for {
-		i := bytes.Index(data, []byte(`"usage"`))
+		i := bytes.Index(data, []byte(key))
 		if i < 0 {
 			return false
 		}
-		data = bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
+		data = bytes.TrimLeft(data[i+len(key):], " \t\r\n")
 		if len(data) > 0 && data[0] == ':' {
 			rest := bytes.TrimLeft(data[1:], " \t\r\n")
 			if len(rest) > 0 && rest[0] == '{' {
@@ -419,6 +569,9 @@ func hasUsageObject(data []byte) bool {
 // end dispatches an event the stream ended without terminating: the
 // usage it carries was still reported by the provider.
 func (s *sseParser) end() {
+	if s.finished() {
+		return
+	}
 	if len(s.line) > 0 && !s.longLine {
 		s.processLine(s.line)
 		s.line = s.line[:0]
@@ -426,11 +579,14 @@ func (s *sseParser) end() {
 	s.dispatch()
 }
 
+func (s *sseParser) finished() bool { return s.final || s.over }
+
 func (s *sseParser) usage() (pricing.Usage, bool) {
 	if s.final {
 		return s.u, true
 	}
-	if s.api == messages {
+	switch s.api {
+	case messages:
 		// What message_start reported, for a stream cut off after it.
 		var u pricing.Usage
 		for _, f := range [...]struct {
@@ -447,6 +603,8 @@ func (s *sseParser) usage() (pricing.Usage, bool) {
 			}
 		}
 		return u, false
+	case gemini:
+		return s.u, false
 	}
 	return pricing.Usage{}, false
 }

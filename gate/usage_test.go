@@ -87,18 +87,50 @@ func TestSSEParser(t *testing.T) {
 }
 
 func TestIncludeUsage(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{`{"model":"m","stream":true}`, `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
-		{`{"model":"m","stream_options":null}`, `{"model":"m","stream_options":{"include_usage":true}}`},
-		{`{"stream_options":{"include_usage":true},"b":1}`, `{"stream_options":{"include_usage":true},"b":1}`}, // unchanged
-		{`{"stream_options":{"include_usage":false,"x":"<&>"}}`, `{"stream_options":{"include_usage":true,"x":"<&>"}}`},
+	for _, tt := range []struct {
+		in, want string
+		injected bool
+	}{
+		{`{"model":"m","stream":true}`, `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, true},
+		{"{ \"model\" : \"m\" ,\n \"stream\":true }", "{ \"model\" : \"m\" ,\n \"stream\":true ,\"stream_options\":{\"include_usage\":true}}", true},
+		{`{"model":"m","stream_options":null}`, `{"model":"m","stream_options":{"include_usage":true}}`, true},
+		{`{"stream_options":{"include_usage":true},"b":1}`, `{"stream_options":{"include_usage":true},"b":1}`, false}, // unchanged
+		{`{"stream_options":{ "include_usage" : false,"x":"<&>"}}`, `{"stream_options":{ "include_usage" : true,"x":"<&>"}}`, true},
+		{`{"stream_options":{"x":"\u00e9"}}`, `{"stream_options":{"include_usage":true,"x":"\u00e9"}}`, true},
+		{`{"stream_options":{ }}`, `{"stream_options":{"include_usage":true }}`, true},
+		// Of duplicate keys the last counts, as upstream reads it.
+		{`{"stream_options":{"include_usage":true},"stream_options":{}}`, `{"stream_options":{"include_usage":true},"stream_options":{"include_usage":true}}`, true},
+		{`{"stream_options":{"include_usage":true,"include_usage":false}}`, `{"stream_options":{"include_usage":true,"include_usage":true}}`, true},
 	} {
-		got, err := includeUsage([]byte(tt.in))
-		if err != nil || string(got) != tt.want {
-			t.Errorf("includeUsage(%s) = %s, %v; want %s", tt.in, got, err, tt.want)
+		edits, injected, err := includeUsage(parseTop([]byte(tt.in)))
+		if got := apply([]byte(tt.in), edits); err != nil || string(got) != tt.want || injected != tt.injected {
+			t.Errorf("includeUsage(%s) = %s, %v, %v; want %s, %v", tt.in, got, injected, err, tt.want, tt.injected)
 		}
 	}
-	if _, err := includeUsage([]byte(`{"stream_options":[1]}`)); err == nil {
+	if _, _, err := includeUsage(parseTop([]byte(`{"stream_options":[1]}`))); err == nil {
 		t.Error("stream_options not an object: no error")
+	}
+}
+
+func TestLimitEdits(t *testing.T) {
+	for _, tt := range []struct {
+		a        api
+		in, want string
+	}{
+		{chatCompletions, `{"model":"m","messages":[]}`, `{"model":"m","messages":[],"max_completion_tokens":42}`},
+		{chatCompletions, `{"model":"m","max_tokens":500, "max_completion_tokens":30}`, `{"model":"m","max_tokens":42, "max_completion_tokens":30}`},
+		{chatCompletions, `{"model":"m","max_tokens":null}`, `{"model":"m","max_tokens":42}`},
+		{completions, `{"model":"m"}`, `{"model":"m","max_tokens":42}`},
+		{responses, `{"model":"m","input":"hi"}`, `{"model":"m","input":"hi","max_output_tokens":42}`},
+		{messages, `{"model":"m","max_tokens":4096,"messages":[]}`, `{"model":"m","max_tokens":42,"messages":[]}`},
+		{gemini, `{"contents":[]}`, `{"contents":[],"generationConfig":{"maxOutputTokens":42}}`},
+		{gemini, `{"contents":[],"generationConfig":{"temperature":1}}`, `{"contents":[],"generationConfig":{"maxOutputTokens":42,"temperature":1}}`},
+		{gemini, `{"generation_config":{}}`, `{"generation_config":{"max_output_tokens":42}}`},
+		{gemini, `{"generationConfig":{"maxOutputTokens":8192}}`, `{"generationConfig":{"maxOutputTokens":42}}`},
+		{gemini, `{"generationConfig":null}`, `{"generationConfig":{"maxOutputTokens":42}}`},
+	} {
+		if got := apply([]byte(tt.in), limitEdits(parseTop([]byte(tt.in)), tt.a, 42)); string(got) != tt.want {
+			t.Errorf("limitEdits(%s) = %s, want %s", tt.in, got, tt.want)
+		}
 	}
 }

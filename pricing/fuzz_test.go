@@ -2,6 +2,8 @@ package pricing_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/llmbudget/budget"
@@ -67,18 +69,34 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// FuzzParseRequest feeds arbitrary request bodies to ParseRequest: no panic,
-// and a parsed request never estimates fewer prompt tokens than the body has
-// bytes. Seeds in testdata/fuzz/FuzzParseRequest.
+// FuzzParseRequest feeds arbitrary request bodies to ParseRequest: no
+// panic; it accepts exactly the JSON objects encoding/json accepts (less
+// those it refuses for a field's type or unpriced input); and a parsed
+// request never counts fewer prompt tokens than the UTF-8 bytes of its
+// text, counted independently through encoding/json. Seeds in
+// testdata/fuzz/FuzzParseRequest.
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2,"tools":[{}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := pricing.ParseRequest(body)
+		valid := json.Valid(body)
 		if err != nil {
+			if !errors.Is(err, pricing.ErrInvalidRequest) && !errors.Is(err, pricing.ErrUnpricedInput) {
+				t.Fatalf("ParseRequest(%q): %v, not ErrInvalidRequest", body, err)
+			}
+			if !valid && errors.Is(err, pricing.ErrUnpricedInput) {
+				t.Fatalf("ParseRequest(%q) read invalid JSON far enough to find unpriced input", body)
+			}
 			return
 		}
-		if r.Model == "" || r.PromptTokens < int64(len(body)) || r.Choices < 1 || r.MaxOutputTokens < 0 {
+		if !valid {
+			t.Fatalf("ParseRequest(%q) accepted invalid JSON: %+v", body, r)
+		}
+		if r.Model == "" || r.Choices < 1 || r.MaxOutputTokens < 0 || r.Images < 0 {
 			t.Fatalf("ParseRequest(%q) = %+v", body, r)
+		}
+		if n := textBound(t, body); r.PromptTokens < n {
+			t.Fatalf("ParseRequest(%q): %d prompt tokens, fewer than the text's %d bytes", body, r.PromptTokens, n)
 		}
 	})
 }

@@ -134,13 +134,15 @@ func liteLLMEntry(raw json.RawMessage) (p Price, ok bool, err error) {
 //	    "input_per_million": "2.50",
 //	    "output_per_million": "10",
 //	    "cache_read_per_million": "1.25",
-//	    "max_output_tokens": 16384
+//	    "max_output_tokens": 16384,
+//	    "image_tokens": 1445
 //	  }
 //	}}
 //
 // input_per_million and output_per_million are required (write "0" for a
 // free model); cache_read_per_million and cache_write_per_million default to
-// the input price; max_output_tokens, provider and mode are optional.
+// the input price; max_output_tokens, image_tokens (Price.ImageTokens),
+// provider and mode are optional.
 // Unknown keys are errors, so a misspelt price cannot silently be zero.
 // Malformed input is an error wrapping ErrInvalidPrices and loads nothing.
 func (t *Table) Load(r io.Reader) error {
@@ -153,6 +155,7 @@ func (t *Table) Load(r io.Reader) error {
 			CacheReadPerMillion  json.RawMessage `json:"cache_read_per_million"`
 			CacheWritePerMillion json.RawMessage `json:"cache_write_per_million"`
 			MaxOutputTokens      json.RawMessage `json:"max_output_tokens"`
+			ImageTokens          json.RawMessage `json:"image_tokens"`
 		} `json:"models"`
 	}
 	if err := decodeOne(r, &doc, true); err != nil {
@@ -195,6 +198,9 @@ func (t *Table) Load(r io.Reader) error {
 			return fmt.Errorf("%w: model %q: max_output_tokens: %v", ErrInvalidPrices, model, err)
 		}
 		p.MaxOutputTokens = maxOut
+		if p.ImageTokens, _, err = parseCount(e.ImageTokens); err != nil {
+			return fmt.Errorf("%w: model %q: image_tokens: %v", ErrInvalidPrices, model, err)
+		}
 		add[model] = p
 	}
 	t.merge(add)

@@ -60,6 +60,12 @@ type Price struct {
 	// MaxOutputTokens is the most the model generates in one call; zero if
 	// unknown. Estimate uses it when a request sets no output limit.
 	MaxOutputTokens int64
+	// ImageTokens is the most input tokens one image can cost the model
+	// (OpenAI's gpt-4o, at high detail: 1,445; gpt-4o-mini bills images
+	// at 33 times as many tokens; Anthropic: about 1,600). Zero means
+	// unknown: Estimate then refuses requests with images
+	// (ErrUnpricedInput) rather than count them free.
+	ImageTokens int64
 	// Provider and Mode are informational, copied from LiteLLM's
 	// litellm_provider and mode ("chat", "embedding", ...).
 	Provider string
@@ -92,6 +98,9 @@ func (p Price) validate() error {
 	}
 	if p.MaxOutputTokens < 0 || p.MaxOutputTokens > MaxTokens {
 		return fmt.Errorf("MaxOutputTokens %d is out of range", p.MaxOutputTokens)
+	}
+	if p.ImageTokens < 0 || p.ImageTokens > MaxTokens {
+		return fmt.Errorf("ImageTokens %d is out of range", p.ImageTokens)
 	}
 	return nil
 }

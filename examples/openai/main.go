@@ -98,13 +98,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	plan.Limit = lim
 	m := budget.NewManager(store, budget.Options{UserPlan: &plan})
 
-	// The gate wraps the HTTP transport the SDK uses: nothing else in the
-	// program knows about budgets, except WithUser on the context.
-	rt := gate.New(m, prices, gate.Options{
-		OnError: func(r *http.Request, err error) { fmt.Fprintln(out, "  settle failed:", err) },
+	// The gate is the HTTP client the SDK uses: nothing else in the
+	// program knows about budgets, except WithUser on the context. Near
+	// the end of the budget it lowers max_tokens to what is left rather
+	// than refuse; listing models is free.
+	hc := gate.Client(m, prices, gate.Options{
+		FitToBudget: true,
+		Free:        gate.CommonFreeRoutes,
+		OnError:     func(r *http.Request, err error) { fmt.Fprintln(out, "  settle failed:", err) },
 	})
 	client := openai.NewClient(
-		option.WithHTTPClient(&http.Client{Transport: rt}),
+		option.WithHTTPClient(hc),
 		option.WithBaseURL(url),
 		option.WithAPIKey(*apiKey),
 		option.WithMaxRetries(0), // a refusal is final: do not retry it
@@ -130,8 +134,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case errors.Is(err, budget.ErrBudgetExceeded):
 			var le *budget.LimitError
 			errors.As(err, &le)
-			fmt.Fprintf(out, "  refused: this call could cost $%s; %s has spent $%s of $%s (and $%s is reserved)\n",
-				le.Requested, le.UserID, le.Spent, le.Limit, le.Reserved)
+			fmt.Fprintf(out, "  refused: not even a short answer fits; %s has spent $%s of $%s (and $%s is reserved)\n",
+				le.UserID, le.Spent, le.Limit, le.Reserved)
 			return nil
 		case errors.Is(err, pricing.ErrUnknownModel):
 			return fmt.Errorf("%w (load a price list with -prices or -own-prices)", err)

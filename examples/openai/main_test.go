@@ -14,7 +14,7 @@ import (
 
 func TestRunAgainstBuiltinFake(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), nil, &out); err != nil {
+	if err := run(context.Background(), []string{"-calls", "40"}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	got := out.String()
@@ -27,14 +27,23 @@ func TestRunAgainstBuiltinFake(t *testing.T) {
 		`call 2 (streaming): "Name three things that cost money."`,
 		"reply: Rent, groceries, and tokens.",
 		"cost:  $0.00000675 (17 input + 7 output tokens of gpt-4o-mini)",
-		"refused: this call could cost $",
+		"refused: not even a short answer fits",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "cost:  $"); n != 5 {
-		t.Errorf("%d calls charged, want 5 before the refusal:\n%s", n, got)
+	// $0.0002 pays for about 14 answers; the last ones are cut short
+	// to fit what is left, and the budget is never passed.
+	if n := strings.Count(got, "cost:  $"); n < 12 {
+		t.Errorf("%d calls charged, want the budget spent before the refusal:\n%s", n, got)
+	}
+	if strings.Contains(got, "level red") && !strings.Contains(got, "(100%)") {
+		for _, line := range strings.Split(got, "\n") {
+			if strings.Contains(line, "spent $") && strings.Contains(line, "remaining $-") {
+				t.Errorf("the budget was passed: %s", line)
+			}
+		}
 	}
 }
 
