@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -196,3 +197,57 @@ func fuzzUsage(t *testing.T, i int, stream bool, split uint16, data []byte) {
 type roundTrip func(*http.Request) (*http.Response, error)
 
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// FuzzDecodeUsage holds the hand-written usage decoder to encoding/json:
+// whatever it accepts, encoding/json decodes without error to the same
+// counts, and parseUsage answers as encoding/json alone does for every
+// API. Seed corpus: testdata/fuzz/FuzzDecodeUsage.
+func FuzzDecodeUsage(f *testing.F) {
+	for _, s := range []string{
+		`{"prompt_tokens":1200,"completion_tokens":300,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":200,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"accepted_prediction_tokens":0}}`,
+		`{"input_tokens":10,"output_tokens":5,"cache_read_input_tokens":3,"cache_creation_input_tokens":null,"service_tier":"standard"}`,
+		`{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}`,
+		`{"promptTokenCount":8,"candidatesTokenCount":12,"thoughtsTokenCount":4,"totalTokenCount":24,"promptTokensDetails":[{"modality":"TEXT","tokenCount":8}]}`,
+		` { "PROMPT_TOKENS" : 7 , "Completion_Tokens":-0, "prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":{} } `,
+		`{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":null,"prompt_tokens_details":{}}`,
+		`{"prompt_tokens":1.0,"completion_tokens":2}`,
+		`{"prompt_tokens":1e2,"completion_tokens":"2"}`,
+		`{"prompt_tokens":99999999999999999999,"completion_tokens":2}`,
+		`{"prompt\u005ftokens":1,"completion_tokens":2}`,
+		`{"input_tokenſ":1,"output_tokens":2}`,
+		`{"x":[1,{"y":"\"\\\/\b\f\n\r\t\u00e9"},true,false,null,-1.5e-3],"prompt_tokens":3,"completion_tokens":4}`,
+		`{"prompt_tokens":1,"completion_tokens":2} x`,
+		`{"prompt_tokens":1,"completion_tokens":2,}`,
+		`{"prompt_tokens":01}`,
+		`null`, `[]`, `{}`, `{"prompt_tokens_details":5}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d usageDecoder
+		if d.decode(data) {
+			var u usageJSON
+			if err := json.Unmarshal(data, &u); err != nil {
+				t.Fatalf("decoded %q, which encoding/json rejects: %v", data, err)
+			}
+			if want := u.counts(); d.c != want {
+				t.Fatalf("decoded %q as %+v, encoding/json as %+v", data, d.c, want)
+			}
+			for _, pd := range [...]struct {
+				got  bool
+				want *usageDetails
+			}{{d.details[0], u.PromptDetails}, {d.details[1], u.InputDetails}} {
+				if pd.got != (pd.want != nil) {
+					t.Fatalf("decoded %q: details present %v, encoding/json says %v", data, pd.got, pd.want != nil)
+				}
+			}
+		}
+		for _, a := range fuzzAPIs {
+			gu, gok := parseUsage(a.api, data)
+			wu, wok := parseUsageSlow(a.api, data)
+			if gu != wu || gok != wok {
+				t.Fatalf("api %d, %q: parseUsage = %+v, %v; encoding/json: %+v, %v", a.api, data, gu, gok, wu, wok)
+			}
+		}
+	})
+}

@@ -493,18 +493,32 @@ func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return nil, fmt.Errorf("the body has Content-Encoding %q; send it uncompressed", ce)
 	}
-	var buf bytes.Buffer
+	// Sized from Content-Length, with a byte to spare for seeing EOF, the
+	// body is read into one buffer that never grows; a body without one,
+	// or longer than it said, grows as needed.
+	size := 512
 	if req.ContentLength > 0 && req.ContentLength <= t.maxBody {
-		buf.Grow(int(req.ContentLength))
+		size = int(req.ContentLength) + 1
 	}
-	n, err := buf.ReadFrom(io.LimitReader(req.Body, t.maxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the body: %w", err)
+	buf := make([]byte, 0, size)
+	r := io.LimitReader(req.Body, t.maxBody+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the body: %w", err)
+		}
 	}
-	if n > t.maxBody {
+	if int64(len(buf)) > t.maxBody {
 		return nil, fmt.Errorf("the body is larger than %d bytes (gate.Options.MaxRequestBytes)", t.maxBody)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // sentBody is the outgoing request body; it records whether the transport

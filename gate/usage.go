@@ -32,17 +32,13 @@ type usageParser interface {
 // Pointers tell absent fields from zeros.
 type usageJSON struct {
 	// OpenAI chat completions, completions, embeddings.
-	PromptTokens     *int64 `json:"prompt_tokens"`
-	CompletionTokens *int64 `json:"completion_tokens"`
-	PromptDetails    *struct {
-		CachedTokens *int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
+	PromptTokens     *int64        `json:"prompt_tokens"`
+	CompletionTokens *int64        `json:"completion_tokens"`
+	PromptDetails    *usageDetails `json:"prompt_tokens_details"`
 	// OpenAI responses; Anthropic messages.
-	InputTokens  *int64 `json:"input_tokens"`
-	OutputTokens *int64 `json:"output_tokens"`
-	InputDetails *struct {
-		CachedTokens *int64 `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
+	InputTokens  *int64        `json:"input_tokens"`
+	OutputTokens *int64        `json:"output_tokens"`
+	InputDetails *usageDetails `json:"input_tokens_details"`
 	// Anthropic messages.
 	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
 	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
@@ -53,6 +49,11 @@ type usageJSON struct {
 	CandidatesTokenCount    *int64 `json:"candidatesTokenCount"`
 	ThoughtsTokenCount      *int64 `json:"thoughtsTokenCount"`
 	ToolUsePromptTokenCount *int64 `json:"toolUsePromptTokenCount"`
+}
+
+// usageDetails is OpenAI's prompt_tokens_details or input_tokens_details.
+type usageDetails struct {
+	CachedTokens *int64 `json:"cached_tokens"`
 }
 
 // merge overwrites u's fields with those present in v: an Anthropic stream
@@ -70,83 +71,117 @@ func (u *usageJSON) merge(v *usageJSON) {
 	}
 }
 
-// convert maps a usage object of api a to pricing.Usage. ok is false when a
-// required count is missing, a count is negative or too large, or cached
-// tokens exceed the prompt.
+// usageCounts is a usage object's integer fields, flat: val[f] is field
+// f (fPromptTokens, …; the details' cached_tokens as fPromptCached and
+// fInputCached) when set[f], i.e. when present and not null.
+type usageCounts struct {
+	val [nUsageFields]int64
+	set [nUsageFields]bool
+}
+
+// counts flattens u.
+func (u *usageJSON) counts() usageCounts {
+	var c usageCounts
+	for f, p := range [...]*int64{
+		fPromptTokens:             u.PromptTokens,
+		fCompletionTokens:         u.CompletionTokens,
+		fInputTokens:              u.InputTokens,
+		fOutputTokens:             u.OutputTokens,
+		fCacheReadInputTokens:     u.CacheReadInputTokens,
+		fCacheCreationInputTokens: u.CacheCreationInputTokens,
+		fPromptTokenCount:         u.PromptTokenCount,
+		fCachedContentTokenCount:  u.CachedContentTokenCount,
+		fCandidatesTokenCount:     u.CandidatesTokenCount,
+		fThoughtsTokenCount:       u.ThoughtsTokenCount,
+		fToolUsePromptTokenCount:  u.ToolUsePromptTokenCount,
+	} {
+		if p != nil {
+			c.val[f], c.set[f] = *p, true
+		}
+	}
+	for f, d := range [...]*usageDetails{fPromptCached: u.PromptDetails, fInputCached: u.InputDetails} {
+		if d != nil && d.CachedTokens != nil {
+			c.val[f], c.set[f] = *d.CachedTokens, true
+		}
+	}
+	return c
+}
+
+// convert maps a usage object of api a to pricing.Usage.
 func (u *usageJSON) convert(a api) (pricing.Usage, bool) {
+	c := u.counts()
+	return c.convert(a)
+}
+
+// convert maps the counts of a usage object of api a to pricing.Usage. ok
+// is false when a required count is missing, a count is negative or too
+// large, or cached tokens exceed the prompt.
+func (c *usageCounts) convert(a api) (pricing.Usage, bool) {
 	var out pricing.Usage
-	var prompt, cached *int64
+	var prompt, cached int // the fields of the prompt and cached counts
+	var extra int64        // Gemini's tool-use prompt
 	switch a {
 	case chatCompletions, completions, embeddings:
-		prompt = u.PromptTokens
-		if u.PromptDetails != nil {
-			cached = u.PromptDetails.CachedTokens
-		}
+		prompt, cached = fPromptTokens, fPromptCached
 		if a != embeddings {
-			if u.CompletionTokens == nil {
+			if !c.set[fCompletionTokens] {
 				return pricing.Usage{}, false
 			}
-			out.OutputTokens = *u.CompletionTokens
+			out.OutputTokens = c.val[fCompletionTokens]
 		}
 	case responses:
-		prompt = u.InputTokens
-		if u.InputDetails != nil {
-			cached = u.InputDetails.CachedTokens
-		}
-		if u.OutputTokens == nil {
+		prompt, cached = fInputTokens, fInputCached
+		if !c.set[fOutputTokens] {
 			return pricing.Usage{}, false
 		}
-		out.OutputTokens = *u.OutputTokens
+		out.OutputTokens = c.val[fOutputTokens]
 	case gemini:
-		if u.PromptTokenCount == nil {
-			return pricing.Usage{}, false
-		}
-		prompt = u.PromptTokenCount
-		cached = u.CachedContentTokenCount
-		var extra int64
-		for _, n := range [...]*int64{u.CandidatesTokenCount, u.ThoughtsTokenCount} {
-			if n != nil {
-				if *n < 0 || *n > pricing.MaxTokens {
+		// promptTokenCount includes cached and excludes tool-use prompt
+		// tokens; output is candidates plus thoughts.
+		prompt, cached = fPromptTokenCount, fCachedContentTokenCount
+		for _, f := range [...]int{fCandidatesTokenCount, fThoughtsTokenCount} {
+			if c.set[f] {
+				if n := c.val[f]; n < 0 || n > pricing.MaxTokens {
 					return pricing.Usage{}, false
 				}
-				out.OutputTokens += *n
+				out.OutputTokens += c.val[f]
 			}
 		}
-		if u.ToolUsePromptTokenCount != nil {
-			extra = *u.ToolUsePromptTokenCount
+		if c.set[fToolUsePromptTokenCount] {
+			extra = c.val[fToolUsePromptTokenCount]
 			if extra < 0 || extra > pricing.MaxTokens {
 				return pricing.Usage{}, false
 			}
 		}
-		p := *prompt + extra
-		prompt = &p
 	case messages:
 		// Anthropic's input_tokens exclude cache reads and writes.
-		if u.InputTokens == nil || u.OutputTokens == nil {
+		if !c.set[fInputTokens] || !c.set[fOutputTokens] {
 			return pricing.Usage{}, false
 		}
-		out.InputTokens, out.OutputTokens = *u.InputTokens, *u.OutputTokens
-		if u.CacheReadInputTokens != nil {
-			out.CacheReadTokens = *u.CacheReadInputTokens
+		out.InputTokens, out.OutputTokens = c.val[fInputTokens], c.val[fOutputTokens]
+		if c.set[fCacheReadInputTokens] {
+			out.CacheReadTokens = c.val[fCacheReadInputTokens]
 		}
-		if u.CacheCreationInputTokens != nil {
-			out.CacheWriteTokens = *u.CacheCreationInputTokens
+		if c.set[fCacheCreationInputTokens] {
+			out.CacheWriteTokens = c.val[fCacheCreationInputTokens]
 		}
 	default:
 		return pricing.Usage{}, false
 	}
 	if a != messages {
-		// OpenAI's prompt counts include cached tokens.
-		if prompt == nil {
+		// OpenAI's and Gemini's prompt counts include cached tokens.
+		if !c.set[prompt] {
 			return pricing.Usage{}, false
 		}
-		out.InputTokens = *prompt
-		if cached != nil {
-			if *cached < 0 || *cached > *prompt {
+		p := c.val[prompt] + extra
+		out.InputTokens = p
+		if c.set[cached] {
+			n := c.val[cached]
+			if n < 0 || n > p {
 				return pricing.Usage{}, false
 			}
-			out.InputTokens -= *cached
-			out.CacheReadTokens = *cached
+			out.InputTokens -= n
+			out.CacheReadTokens = n
 		}
 	}
 	for _, n := range [...]int64{out.InputTokens, out.CacheReadTokens, out.CacheWriteTokens, out.OutputTokens} {
@@ -159,6 +194,15 @@ func (u *usageJSON) convert(a api) (pricing.Usage, bool) {
 
 // parseUsage decodes and converts a raw usage object.
 func parseUsage(a api, raw []byte) (pricing.Usage, bool) {
+	var d usageDecoder
+	if d.decode(raw) {
+		return d.c.convert(a)
+	}
+	return parseUsageSlow(a, raw)
+}
+
+// parseUsageSlow is parseUsage with encoding/json alone.
+func parseUsageSlow(a api, raw []byte) (pricing.Usage, bool) {
 	var u usageJSON
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return pricing.Usage{}, false
@@ -210,19 +254,21 @@ func (j *jsonParser) feed(p []byte) {
 	if j.complete {
 		return
 	}
+	// While capturing, every byte up to the end of the value is kept:
+	// p[mark:] is appended at the end of the value or of p.
+	mark := 0
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if j.inString {
-			if !j.capturing && !j.inKey && !j.escaped {
+			if !j.inKey && !j.escaped {
 				// Fast path: skip to the next quote or backslash.
 				k := indexQuoteOrBackslash(p[i:])
 				if k < 0 {
-					return
+					break
 				}
 				i += k
 				c = p[i]
 			}
-			j.capture(c)
 			switch {
 			case j.escaped:
 				j.escaped = false
@@ -246,7 +292,6 @@ func (j *jsonParser) feed(p []byte) {
 			if j.depth == j.keyDepth && j.keyPos {
 				j.keyPos, j.inKey, j.key = false, true, j.key[:0]
 			}
-			j.capture(c)
 		case '{', '[':
 			if !j.started {
 				j.started, j.keyDepth = true, 1
@@ -258,13 +303,11 @@ func (j *jsonParser) feed(p []byte) {
 			if j.depth == j.keyDepth {
 				j.keyPos = c == '{'
 			}
-			j.capture(c)
 		case '}', ']':
 			if j.depth == j.keyDepth && j.capturing {
-				j.endCapture()
+				j.endCapture(p[mark:i])
 			}
 			j.depth--
-			j.capture(c)
 			if j.depth == 0 {
 				j.complete = true
 				return
@@ -272,30 +315,28 @@ func (j *jsonParser) feed(p []byte) {
 		case ',':
 			if j.depth == j.keyDepth {
 				if j.capturing {
-					j.endCapture()
+					j.endCapture(p[mark:i])
 				}
 				j.keyPos = true
-			} else {
-				j.capture(c)
 			}
 		case ':':
 			if j.depth == j.keyDepth && !j.capturing {
 				if j.keyMatch {
 					j.capturing, j.overflow, j.cur = true, false, j.cur[:0]
+					mark = i + 1
 				}
 				j.keyMatch = false
-			} else {
-				j.capture(c)
 			}
 		case ' ', '\t', '\n', '\r':
-			j.capture(c)
 		default:
 			if !j.started {
 				j.complete = true // not a JSON object or array: nothing to read
 				return
 			}
-			j.capture(c)
 		}
+	}
+	if j.capturing {
+		j.capture(p[mark:])
 	}
 }
 
@@ -315,29 +356,35 @@ func indexQuoteOrBackslash(p []byte) int {
 	return q
 }
 
+// noKey is what keyByte sets a key to that cannot be the usage key.
+var noKey [16]byte
+
 func (j *jsonParser) keyByte(c byte) {
 	if !j.inKey {
 		return
 	}
 	if len(j.key) > len(j.usageKey()) || c == 0 {
-		j.key = append(j.key[:0], bytes.Repeat([]byte{0}, 16)...) // longer than the key: no match
+		j.key = append(j.key[:0], noKey[:]...) // longer than the key: no match
 		return
 	}
 	j.key = append(j.key, c)
 }
 
-func (j *jsonParser) capture(c byte) {
-	if !j.capturing || j.overflow {
+// capture keeps the next bytes of the usage value, up to maxUsageBytes.
+func (j *jsonParser) capture(p []byte) {
+	if j.overflow {
 		return
 	}
-	if len(j.cur) >= maxUsageBytes {
+	if len(j.cur)+len(p) > maxUsageBytes {
 		j.overflow = true
 		return
 	}
-	j.cur = append(j.cur, c)
+	j.cur = append(j.cur, p...)
 }
 
-func (j *jsonParser) endCapture() {
+// endCapture ends the usage value with its last bytes p.
+func (j *jsonParser) endCapture(p []byte) {
+	j.capture(p)
 	j.capturing = false
 	if !j.overflow {
 		j.value = append(j.value[:0], j.cur...)

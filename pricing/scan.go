@@ -2,6 +2,7 @@ package pricing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -136,11 +137,8 @@ func (s *scanner) str() (raw []byte, n int64) {
 		if !utf8.Valid(raw) {
 			n = utf8Len(raw)
 		}
-		for _, c := range raw {
-			if c < 0x20 {
-				s.fail("control character in string")
-				break
-			}
+		if hasControl(raw) {
+			s.fail("control character in string")
 		}
 		return raw, n
 	}
@@ -440,4 +438,24 @@ func (s *scanner) object(depth int, count bool) int64 {
 		}
 	}
 	return 0
+}
+
+// hasControl reports whether p has a byte below 0x20, eight bytes at a
+// time: a byte x of w is below 0x20 exactly when x-0x20 borrows into its
+// top bit while x's own top bit is clear.
+func hasControl(p []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(p) >= 8 {
+		w := binary.LittleEndian.Uint64(p)
+		if (w-0x20*ones)&^w&highs != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
