@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -22,10 +23,31 @@ var root = budget.Principal{UserID: "root", Admin: true}
 // js quotes s as a JavaScript string literal.
 func js(s string) string { return strconv.Quote(s) }
 
-// click clicks what sel matches, once it is visible.
+// click clicks what sel matches, once it is visible. A page that
+// re-renders a list (after a reset, say) can replace the node between the
+// query and the click; the click is then retried on the new node, until
+// waitTimeout.
 func (tb *tab) click(sel string) {
 	tb.t.Helper()
-	tb.run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		if !staleNode(err) || time.Now().After(deadline) || tb.ctx.Err() != nil {
+			tb.t.Fatalf("clicking %s: %v", sel, err)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+}
+
+// staleNode reports whether err is the browser saying that a node it was
+// given is gone from the document.
+func staleNode(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Could not find node with given id") ||
+		strings.Contains(msg, "No node with given id") || strings.Contains(msg, "Node is detached")
 }
 
 // typeInto replaces the text of the field #id by typing text.
