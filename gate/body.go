@@ -195,6 +195,12 @@ type sseFilter struct {
 	err   error  // upstream's error, returned once buf is drained
 }
 
+// filterBufSize is the size of the buffers an sseFilter starts with,
+// pooled: most streams never outgrow one.
+const filterBufSize = 32 << 10
+
+var filterBufs = sync.Pool{New: func() any { return new([filterBufSize]byte) }}
+
 func (f *sseFilter) read(b *meteredBody, p []byte) (int, error) {
 	for {
 		if f.r < f.ready {
@@ -211,12 +217,22 @@ func (f *sseFilter) read(b *meteredBody, p []byte) (int, error) {
 				f.r += n
 				return n, nil
 			}
+			if f.buf != nil {
+				// Drained for good: only this goroutine reads f.buf.
+				if cap(f.buf) == filterBufSize {
+					filterBufs.Put((*[filterBufSize]byte)(f.buf[:filterBufSize]))
+				}
+				f.buf, f.r, f.ready, f.line = nil, 0, 0, 0
+			}
 			return 0, f.err
 		}
 		if f.r > 0 && f.r == f.ready {
 			// Keep only the incomplete event.
 			k := copy(f.buf, f.buf[f.r:])
 			f.buf, f.ready, f.line, f.r = f.buf[:k], f.ready-f.r, f.line-f.r, 0
+		}
+		if f.buf == nil {
+			f.buf = filterBufs.Get().(*[filterBufSize]byte)[:0]
 		}
 		if cap(f.buf)-len(f.buf) < 4096 {
 			f.buf = append(f.buf, make([]byte, max(4096, len(p)))...)[:len(f.buf)]

@@ -251,3 +251,53 @@ func FuzzDecodeUsage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeChunk holds the hand-written chunk decoder to encoding/json:
+// whatever it accepts, encoding/json decodes into an sseEvent without
+// error, to the same usage counts and number of choices.
+func FuzzDecodeChunk(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_44709d6fcb","choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":300,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":200,"audio_tokens":0}}}`,
+		`{"id":"x","choices":[{"index":0,"delta":{"content":"hi \"there\""},"finish_reason":null}],"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"usage":null,"choices":[1,2,3]}`,
+		`{"usage":{"prompt_tokens":1},"usage":{"completion_tokens":2}}`,
+		`{"USAGE":{"prompt_tokens":1,"completion_tokens":2},"Choices":[]}`,
+		`{"type":"x","usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"candidates":5,"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"choices":{},"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"choices":[1,],"usage":{"prompt_tokens":1,"completion_tokens":2}}`,
+		`{"usage":{"prompt_tokens":1,"completion_tokens":2}} x`,
+		`{"usage":{"prompt_tokens":1,"completion_tokens":2},}`,
+		`{}`, `[]`, `null`, ` { "usage" : { } } `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d usageDecoder
+		usage, choices, ok := d.chunk(data)
+		if !ok {
+			return
+		}
+		var ev sseEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatalf("decoded %q, which encoding/json rejects: %v", data, err)
+		}
+		if usage != (ev.Usage != nil) {
+			t.Fatalf("decoded %q: usage present %v, encoding/json says %v", data, usage, ev.Usage != nil)
+		}
+		if usage {
+			if want := ev.Usage.counts(); d.c != want {
+				t.Fatalf("decoded %q as %+v, encoding/json as %+v", data, d.c, want)
+			}
+		}
+		want := -1
+		if ev.Choices != nil {
+			want = len(*ev.Choices)
+		}
+		if choices != want {
+			t.Fatalf("decoded %q: %d choices, encoding/json %d", data, choices, want)
+		}
+	})
+}

@@ -232,10 +232,11 @@ type jsonParser struct {
 	escaped  bool
 	complete bool // the top-level value closed
 
-	keyPos   bool   // at keyDepth, the next string is a key
-	inKey    bool   // reading a key at keyDepth
-	key      []byte // the key read so far, up to len(usageKey)+1 bytes
-	keyMatch bool   // the last key read was the usage key
+	keyPos   bool             // at keyDepth, the next string is a key
+	inKey    bool             // reading a key at keyDepth
+	key      []byte           // the key read so far, up to len(usageKey)+1 bytes
+	keyArr   [len(noKey)]byte // key's first array
+	keyMatch bool             // the last key read was the usage key
 
 	capturing bool
 	overflow  bool
@@ -290,6 +291,9 @@ func (j *jsonParser) feed(p []byte) {
 		case '"':
 			j.inString = true
 			if j.depth == j.keyDepth && j.keyPos {
+				if j.key == nil {
+					j.key = j.keyArr[:0]
+				}
 				j.keyPos, j.inKey, j.key = false, true, j.key[:0]
 			}
 		case '{', '[':
@@ -387,7 +391,7 @@ func (j *jsonParser) endCapture(p []byte) {
 	j.capture(p)
 	j.capturing = false
 	if !j.overflow {
-		j.value = append(j.value[:0], j.cur...)
+		j.value, j.cur = j.cur, j.value[:0]
 	}
 }
 
@@ -424,10 +428,11 @@ type sseParser struct {
 	// did not.
 	filter bool
 
-	line     []byte // a line split across reads
-	longLine bool   // the current line passed maxEventBytes: drop it
-	data     []byte // the data lines of the current event
-	dropData bool   // the current event passed maxEventBytes
+	line     []byte    // a line split across reads
+	longLine bool      // the current line passed maxEventBytes: drop it
+	data     []byte    // the data lines of the current event
+	dataArr  [512]byte // data's first array: most events fit
+	dropData bool      // the current event passed maxEventBytes
 
 	final    bool
 	over     bool // the stream said it is done
@@ -498,6 +503,9 @@ func (s *sseParser) processLine(line []byte) (dispatched bool) {
 		s.dropData, s.data = true, s.data[:0]
 		return false
 	}
+	if s.data == nil {
+		s.data = s.dataArr[:0]
+	}
 	if len(s.data) > 0 {
 		s.data = append(s.data, '\n')
 	}
@@ -524,8 +532,10 @@ type sseEvent struct {
 }
 
 var (
-	doneData    = []byte("[DONE]")
-	messageStop = []byte(`"message_stop"`)
+	usageKey         = []byte(`"usage"`)
+	usageMetadataKey = []byte(`"usageMetadata"`)
+	doneData         = []byte("[DONE]")
+	messageStop      = []byte(`"message_stop"`)
 )
 
 func (s *sseParser) dispatch() {
@@ -548,12 +558,22 @@ func (s *sseParser) dispatch() {
 			return
 		}
 	}
-	key := `"usage"`
+	key := usageKey
 	if s.api == gemini {
-		key = `"usageMetadata"`
+		key = usageMetadataKey
 	}
 	if !hasObject(data, key) {
 		return
+	}
+	if s.api == chatCompletions || s.api == completions {
+		var d usageDecoder
+		if usage, choices, ok := d.chunk(data); ok {
+			if usage {
+				s.u, s.final = d.c.convert(s.api)
+				s.drop = s.filter && choices <= 0
+			}
+			return
+		}
 	}
 	var ev sseEvent
 	if json.Unmarshal(data, &ev) != nil {
@@ -597,9 +617,9 @@ func (s *sseParser) dispatch() {
 // hasObject reports whether data has the key key (quoted) whose value is
 // an object: a cheap test that spares decoding the many events without
 // one (OpenAI sends "usage":null in every chunk).
-func hasObject(data []byte, key string) bool {
+func hasObject(data, key []byte) bool {
 	for {
-		i := bytes.Index(data, []byte(key))
+		i := bytes.Index(data, key)
 		if i < 0 {
 			return false
 		}

@@ -383,3 +383,114 @@ func (d *usageDecoder) skipNumber() bool {
 	d.i = j
 	return true
 }
+
+// chunk decodes an OpenAI chat completion or completion stream chunk as
+// json.Unmarshal would into a zero sseEvent, for the two fields those
+// APIs read: usage (into d.c, when usage is true: present and not null)
+// and the number of choices (-1 when absent or null). ok false means "ask
+// encoding/json", never "invalid": besides what decode leaves to it, a
+// repeated usage or choices key, choices that are not an array, and any
+// key encoding/json would fold onto another sseEvent field (whose type
+// it would check). FuzzDecodeChunk holds it to encoding/json.
+func (d *usageDecoder) chunk(raw []byte) (usage bool, choices int, ok bool) {
+	d.buf, d.i, choices = raw, 0, -1
+	d.ws()
+	if d.i >= len(d.buf) || d.buf[d.i] != '{' {
+		return false, 0, false
+	}
+	d.i++
+	d.ws()
+	if d.i < len(d.buf) && d.buf[d.i] == '}' {
+		d.i++
+		return false, -1, d.end()
+	}
+	var seenUsage, seenChoices bool
+	for {
+		d.ws()
+		key, ok := d.key()
+		if !ok {
+			return false, 0, false
+		}
+		d.ws()
+		if d.i >= len(d.buf) || d.buf[d.i] != ':' {
+			return false, 0, false
+		}
+		d.i++
+		d.ws()
+		switch {
+		case asciiFoldEqual(key, "usage"):
+			if seenUsage {
+				return false, 0, false
+			}
+			seenUsage = true
+			if !d.null() {
+				if !d.object(-1) {
+					return false, 0, false
+				}
+				usage = true
+			}
+		case asciiFoldEqual(key, "choices"):
+			if seenChoices {
+				return false, 0, false
+			}
+			seenChoices = true
+			if !d.null() {
+				if choices, ok = d.countArray(); !ok {
+					return false, 0, false
+				}
+			}
+		case asciiFoldEqual(key, "type"), asciiFoldEqual(key, "message"), asciiFoldEqual(key, "response"),
+			asciiFoldEqual(key, "usageMetadata"), asciiFoldEqual(key, "candidates"):
+			return false, 0, false
+		default:
+			if !d.skip(0) {
+				return false, 0, false
+			}
+		}
+		d.ws()
+		if d.i >= len(d.buf) {
+			return false, 0, false
+		}
+		switch d.buf[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return usage, choices, d.end()
+		default:
+			return false, 0, false
+		}
+	}
+}
+
+// countArray validates and skips an array, returning its length.
+func (d *usageDecoder) countArray() (int, bool) {
+	if d.i >= len(d.buf) || d.buf[d.i] != '[' {
+		return 0, false
+	}
+	d.i++
+	d.ws()
+	if d.i < len(d.buf) && d.buf[d.i] == ']' {
+		d.i++
+		return 0, true
+	}
+	for n := 1; ; n++ {
+		d.ws()
+		if !d.skip(1) {
+			return 0, false
+		}
+		d.ws()
+		if d.i >= len(d.buf) {
+			return 0, false
+		}
+		switch d.buf[d.i] {
+		case ',':
+			d.i++
+		case ']':
+			d.i++
+			return n, true
+		default:
+			return 0, false
+		}
+	}
+}

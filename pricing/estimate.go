@@ -512,6 +512,10 @@ func (p Price) Estimate(r Request) (Quote, error) {
 // Estimate prices a Quote's counts, for callers that bound a call by
 // other counts (the gate, for a stream cut short).
 func (p Price) MaxCost(prompt, output int64) decimal.Decimal {
+	terms := [4]costTerm{{"prompt", prompt, p.inputPrice()}, {"output", output, p.Output}}
+	if d, ok := costFast(&terms); ok {
+		return d
+	}
 	return p.inputPrice().Mul(decimal.NewFromInt(prompt)).
 		Add(p.Output.Mul(decimal.NewFromInt(output))).
 		RoundCeil(budget.Places)

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -127,25 +129,132 @@ func (u Usage) Prompt() int64 { return u.InputTokens + u.CacheReadTokens + u.Cac
 // decimal places. Use it when you already hold the model's Price (looked up
 // when the call started); Table.Cost looks it up for you.
 func (p Price) Cost(u Usage) (decimal.Decimal, error) {
-	var total decimal.Decimal
-	for _, c := range [...]struct {
-		name   string
-		n      int64
-		perTok decimal.Decimal
-	}{
+	terms := [...]costTerm{
 		{"input", u.InputTokens, p.Input},
 		{"cache read", u.CacheReadTokens, p.cacheRead()},
 		{"cache write", u.CacheWriteTokens, p.cacheWrite()},
 		{"output", u.OutputTokens, p.Output},
-	} {
+	}
+	for _, c := range terms {
 		if c.n < 0 || c.n > MaxTokens {
 			return decimal.Decimal{}, fmt.Errorf("%w: %d %s tokens", ErrInvalidUsage, c.n, c.name)
 		}
+	}
+	if d, ok := costFast(&terms); ok {
+		return d, nil
+	}
+	return costBig(&terms), nil
+}
+
+// costTerm is one kind of token in a cost: how many, at what price.
+type costTerm struct {
+	name   string
+	n      int64
+	perTok decimal.Decimal
+}
+
+// costBig is the cost of terms in big.Int decimals, rounded up to
+// budget.Places: the reference costFast must equal.
+func costBig(terms *[4]costTerm) decimal.Decimal {
+	var total decimal.Decimal
+	for _, c := range terms {
 		if c.n != 0 && !c.perTok.IsZero() {
 			total = total.Add(c.perTok.Mul(decimal.NewFromInt(c.n)))
 		}
 	}
-	return total.RoundCeil(budget.Places), nil
+	return total.RoundCeil(budget.Places)
+}
+
+// pow10u64[k] is 10^k.
+var pow10u64 = func() (p [20]uint64) {
+	p[0] = 1
+	for k := 1; k < len(p); k++ {
+		p[k] = p[k-1] * 10
+	}
+	return p
+}()
+
+// u128 is an unsigned 128-bit integer.
+type u128 struct{ hi, lo uint64 }
+
+// mul returns a·b and whether it did not overflow.
+func (a u128) mul(b uint64) (u128, bool) {
+	hi, lo := bits.Mul64(a.lo, b)
+	h2, l2 := bits.Mul64(a.hi, b)
+	hi, carry := bits.Add64(hi, l2, 0)
+	return u128{hi, lo}, h2 == 0 && carry == 0
+}
+
+// add returns a+b and whether it did not overflow.
+func (a u128) add(b u128) (u128, bool) {
+	lo, c := bits.Add64(a.lo, b.lo, 0)
+	hi, c2 := bits.Add64(a.hi, b.hi, c)
+	return u128{hi, lo}, c2 == 0
+}
+
+// costFast is costBig in 128-bit integers, without big.Int arithmetic,
+// giving the same value and exponent. ok is false, and costBig must
+// answer, when a count or price is negative, a coefficient or the sum
+// does not fit, and for a zero cost.
+func costFast(terms *[4]costTerm) (decimal.Decimal, bool) {
+	// The sum is S·10^e, e the least exponent of the terms counted.
+	e, used := int32(0), false
+	for _, c := range terms {
+		if c.n == 0 || c.perTok.IsZero() {
+			continue
+		}
+		if c.n < 0 || c.perTok.Sign() < 0 || c.perTok.NumDigits() > 18 {
+			return decimal.Decimal{}, false
+		}
+		e, used = min(e, c.perTok.Exponent()), true
+	}
+	if !used {
+		return decimal.Decimal{}, false
+	}
+	var sum u128
+	for _, c := range terms {
+		if c.n == 0 || c.perTok.IsZero() {
+			continue
+		}
+		shift := int64(c.perTok.Exponent()) - int64(e)
+		if shift >= int64(len(pow10u64)) {
+			return decimal.Decimal{}, false
+		}
+		v, ok := u128{0, uint64(c.perTok.CoefficientInt64())}.mul(uint64(c.n))
+		if ok {
+			v, ok = v.mul(pow10u64[shift])
+		}
+		if ok {
+			sum, ok = sum.add(v)
+		}
+		if !ok {
+			return decimal.Decimal{}, false
+		}
+	}
+	// Rescale S·10^e to units of 10^-Places, rounding up.
+	switch k := int64(e) + budget.Places; {
+	case k >= int64(len(pow10u64)) || -k >= int64(len(pow10u64)):
+		return decimal.Decimal{}, false
+	case k >= 0:
+		var ok bool
+		if sum, ok = sum.mul(pow10u64[k]); !ok {
+			return decimal.Decimal{}, false
+		}
+	default:
+		d := pow10u64[-k]
+		qlo, rem := bits.Div64(sum.hi%d, sum.lo, d)
+		sum = u128{sum.hi / d, qlo}
+		if rem != 0 {
+			var ok bool
+			if sum, ok = sum.add(u128{0, 1}); !ok {
+				return decimal.Decimal{}, false
+			}
+		}
+	}
+	if sum.hi != 0 || sum.lo == 0 || sum.lo > math.MaxInt64 {
+		return decimal.Decimal{}, false
+	}
+	return decimal.New(int64(sum.lo), -budget.Places), true
 }
 
 // Table holds per-model prices. The zero Table is empty and ready to use.
