@@ -28,6 +28,7 @@ type member struct {
 // members returns the members of the object at b[s.start:s.end] and the
 // position of its closing brace.
 func members(b []byte, s span) (ms []member, closing int) {
+	ms = make([]member, 0, 8) // most objects: one allocation
 	i := s.start + 1
 	for {
 		i = skipSpace(b, i)

@@ -298,8 +298,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, refuse(fmt.Sprintf("gate: %s %s is not a call the gate meters, so it was not sent; list it in gate.Options.Free if it costs nothing",
 			req.Method, req.URL.Path), ErrUnsupportedPath)
 	}
-	c, err := t.prepare(req, a, model)
-	if err != nil {
+	st := new(callState)
+	c := &st.call
+	if err := t.prepare(req, a, model, c); err != nil {
 		return nil, err
 	}
 	before := t.now()
@@ -311,11 +312,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	k := t.keepAlive(req, res, before)
+	ctx := req.Context()
+	detached := context.WithoutCancel(ctx)
+	k := t.keepAlive(&st.keep, req, detached, res, before)
 
 	body := apply(c.body, edits)
-	ctx := req.Context()
-	sent := &sentBody{r: bytes.NewReader(body), n: int64(len(body))}
+	sent := &st.sent
+	sent.r.Reset(body)
+	sent.n = int64(len(body))
 	out := req.Clone(ctx)
 	out.Body = sent
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
@@ -323,8 +327,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.TransferEncoding = nil
 	out.Header.Del("Content-Length")
 
-	mb := &meteredBody{
-		t: t, req: req, ctx: context.WithoutCancel(ctx), res: res, keep: k,
+	mb := &st.mb
+	*mb = meteredBody{
+		t: t, req: req, ctx: detached, res: res, keep: k,
 		price: c.price, quote: c.quote, provider: a.provider(), model: c.r.Model,
 	}
 	resp, err := t.base.RoundTrip(out)
@@ -332,7 +337,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ctx.Err() != nil && sent.sent.Load() {
 			// The caller gave up after the provider had the request: it
 			// may bill the prompt and what it generated before noticing.
-			mb.parser = &sseParser{api: a}
+			st.sp = sseParser{api: a}
+			mb.parser = &st.sp
 			mb.mu.Lock()
 			mb.settleBound()
 			mb.mu.Unlock()
@@ -353,13 +359,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	mb.rc = resp.Body
 	mb.contentLength = resp.ContentLength
 	if isEventStream(resp.Header.Get("Content-Type")) {
-		sp := &sseParser{api: a, filter: c.injected}
+		sp := &st.sp
+		*sp = sseParser{api: a, filter: c.injected}
 		mb.parser, mb.sse = sp, sp
 		if c.injected {
-			mb.filter = &sseFilter{}
+			mb.filter = &st.filter
 		}
 	} else {
-		mb.parser = &jsonParser{api: a}
+		st.jp = jsonParser{api: a}
+		mb.parser = &st.jp
 	}
 	if resp.Header.Get("Content-Encoding") != "" {
 		mb.compressed = true
@@ -370,21 +378,21 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // prepare reads and prices a metered request.
-func (t *transport) prepare(req *http.Request, a api, model string) (*call, error) {
-	what := req.Method + " " + req.URL.Path
+func (t *transport) prepare(req *http.Request, a api, model string, c *call) error {
+	what := func() string { return req.Method + " " + req.URL.Path } // only for errors: not built otherwise
 	user, err := t.user(req)
 	if err != nil || user == "" {
 		closeBody(req)
-		msg := "gate: no user to charge for " + what + "; call gate.WithUser on the request's context"
+		msg := "gate: no user to charge for " + what() + "; call gate.WithUser on the request's context"
 		if err != nil {
-			msg = "gate: no user to charge for " + what + ": " + err.Error()
-			return nil, refuse(msg, ErrNoUser, err)
+			msg = "gate: no user to charge for " + what() + ": " + err.Error()
+			return refuse(msg, ErrNoUser, err)
 		}
-		return nil, refuse(msg, ErrNoUser)
+		return refuse(msg, ErrNoUser)
 	}
 	body, err := t.readBody(req)
 	if err != nil {
-		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %v", what, err), ErrBadRequest, err)
+		return refuse(fmt.Sprintf("gate: cannot price %s: %v", what(), err), ErrBadRequest, err)
 	}
 	var r pricing.Request
 	if a == gemini {
@@ -395,26 +403,27 @@ func (t *transport) prepare(req *http.Request, a api, model string) (*call, erro
 	}
 	switch {
 	case errors.Is(err, pricing.ErrUnpricedInput):
-		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: %s; send such input through a route budgeted another way",
-			what, trimPrefix(err, "pricing: input that cannot be priced: ")), err)
+		return refuse(fmt.Sprintf("gate: cannot bound the cost of %s: %s; send such input through a route budgeted another way",
+			what(), trimPrefix(err, "pricing: input that cannot be priced: ")), err)
 	case err != nil:
-		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %s", what, trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
+		return refuse(fmt.Sprintf("gate: cannot price %s: %s", what(), trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
 	}
 	price, err := t.prices.Lookup(r.Model)
 	if err != nil {
-		return nil, refuse(fmt.Sprintf("gate: no price for model %q, so %s was not sent; add the model to the price table", r.Model, what), err)
+		return refuse(fmt.Sprintf("gate: no price for model %q, so %s was not sent; add the model to the price table", r.Model, what()), err)
 	}
 	quote, err := price.Estimate(r)
 	switch {
 	case errors.Is(err, pricing.ErrUnpricedInput):
-		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: the request has images and model %q has no image price; set its image_tokens in the price list",
-			what, r.Model), err)
+		return refuse(fmt.Sprintf("gate: cannot bound the cost of %s: the request has images and model %q has no image price; set its image_tokens in the price list",
+			what(), r.Model), err)
 	case errors.Is(err, pricing.ErrNoOutputLimit):
-		return nil, refuse(fmt.Sprintf("gate: cannot bound the cost of %s: model %q has no maximum output in the price list; set max_tokens in the request", what, r.Model), err)
+		return refuse(fmt.Sprintf("gate: cannot bound the cost of %s: model %q has no maximum output in the price list; set max_tokens in the request", what(), r.Model), err)
 	case err != nil:
-		return nil, refuse(fmt.Sprintf("gate: cannot price %s: %s", what, trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
+		return refuse(fmt.Sprintf("gate: cannot price %s: %s", what(), trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
 	}
-	return &call{api: a, user: user, body: body, r: r, price: price, quote: quote}, nil
+	*c = call{api: a, user: user, body: body, r: r, price: price, quote: quote}
+	return nil
 }
 
 // maxFitTries bounds how often a fitted reservation is retried when other
@@ -521,10 +530,22 @@ func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	return buf, nil
 }
 
+// callState holds what one metered call needs for its lifetime, in one
+// allocation.
+type callState struct {
+	call   call
+	sent   sentBody
+	mb     meteredBody
+	sp     sseParser
+	filter sseFilter
+	jp     jsonParser
+	keep   keepAlive
+}
+
 // sentBody is the outgoing request body; it records whether the transport
 // read all of it, i.e. whether upstream may have the request.
 type sentBody struct {
-	r    *bytes.Reader
+	r    bytes.Reader
 	n    int64
 	read int64
 	sent atomic.Bool

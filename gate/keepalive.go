@@ -38,8 +38,8 @@ type keepAlive struct {
 }
 
 // keepAlive starts renewing res, reserved at the gate's clock reading
-// before.
-func (t *transport) keepAlive(req *http.Request, res *budget.Reservation, before time.Time) *keepAlive {
+// before, in k, and returns k; ctx is the request's, without its cancellation.
+func (t *transport) keepAlive(k *keepAlive, req *http.Request, ctx context.Context, res *budget.Reservation, before time.Time) *keepAlive {
 	ttl := res.ExpiresAt().Sub(before)
 	interval := t.renewEvery
 	if interval <= 0 {
@@ -52,8 +52,8 @@ func (t *transport) keepAlive(req *http.Request, res *budget.Reservation, before
 	if idle <= 0 {
 		idle = max(ttl, interval)
 	}
-	k := &keepAlive{
-		t: t, req: req, res: res, ctx: context.WithoutCancel(req.Context()),
+	*k = keepAlive{
+		t: t, req: req, res: res, ctx: ctx,
 		interval: interval, idleMax: max(1, int((idle+interval-1)/interval)),
 	}
 	k.mu.Lock()

@@ -617,20 +617,38 @@ func (s *sseParser) dispatch() {
 // hasObject reports whether data has the key key (quoted) whose value is
 // an object: a cheap test that spares decoding the many events without
 // one (OpenAI sends "usage":null in every chunk).
+//
+// key starts with a quote; the search is for the rest of it, whose first
+// byte is far rarer in JSON than a quote, and then checks the quote before.
 func hasObject(data, key []byte) bool {
+	pat := key[1:]
+	from := 0
 	for {
-		i := bytes.Index(data, key)
+		i := bytes.Index(data[from:], pat)
 		if i < 0 {
 			return false
 		}
-		data = bytes.TrimLeft(data[i+len(key):], " \t\r\n")
-		if len(data) > 0 && data[0] == ':' {
-			rest := bytes.TrimLeft(data[1:], " \t\r\n")
+		i += from
+		from = i + len(pat)
+		if i == 0 || data[i-1] != key[0] {
+			continue
+		}
+		rest := skipJSONSpace(data[from:])
+		if len(rest) > 0 && rest[0] == ':' {
+			rest = skipJSONSpace(rest[1:])
 			if len(rest) > 0 && rest[0] == '{' {
 				return true
 			}
 		}
 	}
+}
+
+// skipJSONSpace returns b without its leading JSON whitespace.
+func skipJSONSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return b
 }
 
 // end dispatches an event the stream ended without terminating: the

@@ -171,7 +171,7 @@ func parseRequest(body []byte, model string, gemini bool) (Request, error) {
 				break
 			}
 			s.i++
-			switch key := string(kb); key {
+			switch key := internKey(kb); key {
 			case "model":
 				if gemini {
 					s.skip(1)
@@ -608,4 +608,31 @@ func (t *Table) Estimate(model string, body []byte) (Quote, error) {
 		return Quote{}, err
 	}
 	return p.Estimate(r)
+}
+
+// knownKeys maps the request keys the parser meets most to themselves, so
+// that internKey returns them without allocating.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"model", "stream", "max_tokens", "max_completion_tokens", "max_output_tokens",
+		"n", "best_of", "tools", "mcp_servers", "generationConfig", "generation_config", "thinking",
+		"messages", "input", "prompt", "contents", "system", "instructions", "systemInstruction", "system_instruction"} {
+		m[k] = k
+	}
+	for k := range skipKeys {
+		m[k] = k
+	}
+	for k := range rawKeys {
+		m[k] = k
+	}
+	return m
+}()
+
+// internKey returns the key b as a string, allocating only for a key
+// knownKeys lacks.
+func internKey(b []byte) string {
+	if k, ok := knownKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
 }
