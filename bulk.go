@@ -128,23 +128,31 @@ func (m *Manager) bulk(ctx context.Context, actor Principal, sel Selection, u Se
 		return BulkResult{}, err
 	}
 	h.bulkID, h.existing = m.newID("b-"), true
-	res := BulkResult{BulkID: h.bulkID, Results: make([]UserResult, len(ids))}
-	var g errgroup.Group
-	g.SetLimit(bulkWorkers)
-	for i, id := range ids {
-		g.Go(func() error {
-			s, changed, err := m.update(ctx, actor, id, u, h)
-			res.Results[i] = UserResult{UserID: id, Settings: s, Changed: changed, Err: err}
-			return nil // a user's failure is their result, not the call's
-		})
-	}
-	g.Wait()
+	res := BulkResult{BulkID: h.bulkID, Results: m.updateEach(ctx, actor, ids, u, h)}
 	for _, r := range res.Results {
 		if r.Changed {
 			res.Changed++
 		}
 	}
 	return res, nil
+}
+
+// updateEach applies u to each user as h says, bulkWorkers at a time, and
+// returns their results in ids' order. A user's failure is their result,
+// not the call's.
+func (m *Manager) updateEach(ctx context.Context, actor Principal, ids []string, u SettingsUpdate, h how) []UserResult {
+	results := make([]UserResult, len(ids))
+	var g errgroup.Group
+	g.SetLimit(bulkWorkers)
+	for i, id := range ids {
+		g.Go(func() error {
+			s, changed, err := m.update(ctx, actor, id, u, h)
+			results[i] = UserResult{UserID: id, Settings: s, Changed: changed, Err: err}
+			return nil
+		})
+	}
+	g.Wait()
+	return results
 }
 
 // resolve returns the user IDs sel selects, checked.
@@ -303,18 +311,7 @@ func (m *Manager) SetAccess(ctx context.Context, actor Principal, enabled bool) 
 		return AccessChange{}, err
 	}
 	out := AccessChange{BulkID: h.bulkID}
-	results := make([]UserResult, len(ids))
-	var g errgroup.Group
-	g.SetLimit(bulkWorkers)
-	for i, id := range ids {
-		g.Go(func() error {
-			_, changed, err := m.update(ctx, actor, id, u, h)
-			results[i] = UserResult{UserID: id, Changed: changed, Err: err}
-			return nil
-		})
-	}
-	g.Wait()
-	for _, r := range results {
+	for _, r := range m.updateEach(ctx, actor, ids, u, h) {
 		switch {
 		case r.Err != nil && !errors.Is(r.Err, ErrNotFound):
 			out.Failed = append(out.Failed, r)
