@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -84,6 +85,9 @@ type how struct {
 	template string // the template the update applies
 	reason   string
 	existing bool // refuse with ErrNotFound a user without settings
+	// edit, when set, changes what the update does not cover (a user's
+	// membership, a team's org) in the next settings, or refuses.
+	edit func(cur Settings, next *Settings) error
 }
 
 // update is UpdateSettings made as h says. It reports whether anything
@@ -91,6 +95,17 @@ type how struct {
 func (m *Manager) update(ctx context.Context, actor Principal, userID string, u SettingsUpdate, h how) (Settings, bool, error) {
 	if err := ValidateUserID(userID); err != nil {
 		return Settings{}, false, err
+	}
+	return m.updateKey(ctx, actor, userID, u, h)
+}
+
+// updateKey is update for the budget under key: a user's (key is the user
+// ID), a team's or an org's.
+func (m *Manager) updateKey(ctx context.Context, actor Principal, userID string, u SettingsUpdate, h how) (Settings, bool, error) {
+	if u.ModelCaps != nil {
+		if err := ValidateModelCaps(*u.ModelCaps); err != nil {
+			return Settings{}, false, err
+		}
 	}
 	if u.AdminNotes != nil && (len(*u.AdminNotes) > MaxNotesLen || !utf8.ValidString(*u.AdminNotes)) {
 		return Settings{}, false, &ValidationError{Field: "admin_notes", Reason: "must be at most 4096 bytes of UTF-8"}
@@ -103,7 +118,8 @@ func (m *Manager) update(ctx context.Context, actor Principal, userID string, u 
 			return Settings{}, false, err
 		}
 		if !stored && h.existing {
-			return Settings{}, false, fmt.Errorf("%w: user %q has no settings", ErrNotFound, userID)
+			scope, _ := ScopeOfKey(userID)
+			return Settings{}, false, fmt.Errorf("%w: %s %q has no settings", ErrNotFound, scope.Kind, scope.ID)
 		}
 		if err := CanUpdate(actor, s, u); err != nil {
 			return Settings{}, false, err
@@ -119,6 +135,15 @@ func (m *Manager) update(ctx context.Context, actor Principal, userID string, u 
 		next.Plan = anchorCustom(u.apply(s.Plan), loc, now)
 		if u.AdminNotes != nil {
 			next.AdminNotes = *u.AdminNotes
+		}
+		if u.ModelCaps != nil {
+			next.ModelCaps = slices.Clone(*u.ModelCaps)
+		}
+		if h.edit != nil {
+			next.Teams = slices.Clone(s.Teams)
+			if err := h.edit(s, &next); err != nil {
+				return Settings{}, false, err
+			}
 		}
 		if err := next.Plan.validate(&m.zones); err != nil {
 			return Settings{}, false, err
@@ -136,7 +161,7 @@ func (m *Manager) update(ctx context.Context, actor Principal, userID string, u 
 			}
 			s = created
 		}
-		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes {
+		if next.Plan.equal(s.Plan) && next.AdminNotes == s.AdminNotes && next.sameScopes(s) {
 			p, err := m.policy(s, now)
 			return withPeriod(s, p.Window), false, err
 		}
@@ -355,6 +380,9 @@ func (m *Manager) updateDefaults(ctx context.Context, actor Principal, u Setting
 	}
 	if u.AdminNotes != nil {
 		return Defaults{}, false, &ValidationError{Field: "admin_notes", Reason: "defaults carry no admin notes"}
+	}
+	if u.ModelCaps != nil {
+		return Defaults{}, false, &ValidationError{Field: "model_caps", Reason: "defaults carry no model caps: set them per budget with UpdateBudget"}
 	}
 	for attempt := 0; ; attempt++ {
 		now := m.now()

@@ -167,9 +167,17 @@ func thresholdNanos(limit Nanos, bp uint64) Nanos {
 // Alert is what Options.OnAlert receives when a user's settled spend first
 // reaches a level in a period.
 type Alert struct {
+	// UserID is the user whose call crossed the level; empty when a
+	// settings change did, on a team's or org's budget.
 	UserID string
-	Level  Level
-	// Status is the user's status just after the spend that crossed the level.
+	// Scope is the holder of the budget that crossed it: the user, or
+	// one of their teams or their org.
+	Scope Scope
+	// Pattern is the model cap's pattern when the budget is a cap.
+	Pattern string
+	Level   Level
+	// Status is the budget's status just after the spend that crossed the
+	// level.
 	Status Status
 	At     time.Time
 }

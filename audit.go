@@ -2,6 +2,7 @@ package budget
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -80,11 +81,11 @@ type AuditEntry struct {
 // Clone returns a copy of e that shares nothing mutable with it.
 func (e AuditEntry) Clone() AuditEntry {
 	if e.Before != nil {
-		b := *e.Before
+		b := e.Before.Clone()
 		e.Before = &b
 	}
 	if e.After != nil {
-		a := *e.After
+		a := e.After.Clone()
 		e.After = &a
 	}
 	return e
@@ -159,5 +160,18 @@ func (s *Settings) fields() []Change {
 		{Field: "user_can_modify_limit", After: strconv.FormatBool(s.CanModify)},
 		{Field: "user_can_reset_budget", After: strconv.FormatBool(s.CanReset)},
 		{Field: "admin_notes", After: s.AdminNotes},
+		{Field: "teams", After: strings.Join(s.Teams, ", ")},
+		{Field: "org", After: s.Org},
+		{Field: "model_caps", After: capsText(s.ModelCaps)},
 	}
+}
+
+// capsText writes model caps as "pattern: limit" pairs, e.g.
+// "claude-opus-*: 50, gpt-4o: 1".
+func capsText(caps []ModelCap) string {
+	parts := make([]string, len(caps))
+	for i, c := range caps {
+		parts[i] = c.Pattern + ": " + c.Limit.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -183,15 +183,19 @@ type Manager struct {
 	// entry is harmless: every store call carries the settings version,
 	// and a store refuses a stale one with ErrConflict, upon which the
 	// Manager reloads.
-	cache sync.Map // user ID → *cached
+	cache sync.Map // budget key (a user ID, Scope.Key) → *cached
 
 	idPrefix string
 	idSeq    atomic.Uint64
 }
 
 type cached struct {
-	s Settings
-	p Policy
+	s    Settings
+	p    Policy
+	caps []capRule // s.ModelCaps as applied
+	// teamKeys and orgKey are the keys of s.Teams and s.Org, built once.
+	teamKeys []string
+	orgKey   string
 }
 
 // maxRetries bounds how often a call re-reads settings after losing a
@@ -267,14 +271,22 @@ type Usage struct {
 
 const maxLabelLen = 256
 
+// validLabel reports whether v can be a usage label such as a model name.
+func validLabel(field, v string) error {
+	if len(v) > maxLabelLen || !utf8.ValidString(v) {
+		return &ValidationError{Field: field, Reason: "must be at most 256 bytes of UTF-8"}
+	}
+	return nil
+}
+
 func (m *Manager) usageRow(userID, defaultID string, u Usage, now time.Time) (UsageRow, error) {
 	cost, err := ToNanos(u.Cost)
 	if err != nil {
 		return UsageRow{}, err
 	}
 	for _, f := range [...]struct{ name, v string }{{"id", u.ID}, {"provider", u.Provider}, {"model", u.Model}} {
-		if len(f.v) > maxLabelLen || !utf8.ValidString(f.v) {
-			return UsageRow{}, &ValidationError{Field: f.name, Reason: "must be at most 256 bytes of UTF-8"}
+		if err := validLabel(f.name, f.v); err != nil {
+			return UsageRow{}, err
 		}
 	}
 	if u.InputTokens < 0 || u.OutputTokens < 0 {
@@ -292,8 +304,15 @@ func (m *Manager) usageRow(userID, defaultID string, u Usage, now time.Time) (Us
 
 // Status is where a user's budget stands.
 type Status struct {
+	// UserID is the user's, for a user's own budget; empty for a team's
+	// or org's.
 	UserID string
-	Limit  decimal.Decimal
+	// Scope is the budget's holder: the user, a team or an org.
+	Scope Scope
+	// Pattern is the model cap's pattern when the budget is one of its
+	// holder's model caps; empty for the holder's own budget.
+	Pattern string
+	Limit   decimal.Decimal
 	// Spent is the settled spend in the current period.
 	Spent decimal.Decimal
 	// Reserved is the sum of live reservations.
@@ -313,6 +332,14 @@ type Status struct {
 	Timezone    string
 	PeriodStart time.Time
 	PeriodEnd   time.Time
+	// Binding marks, in Budgets, the budget that binds: the enforced one
+	// with the least room left.
+	Binding bool
+	// Budgets lists every budget that applies to the user's calls when
+	// any beyond their own does (their teams', their org's, model caps),
+	// their own first, the binding one marked; nil when only their own
+	// applies. Caps are listed whatever the model.
+	Budgets []Status
 }
 
 func newStatus(c *cached, t Totals) Status {
@@ -321,8 +348,13 @@ func newStatus(c *cached, t Totals) Status {
 	if t.Spent > p.Limit || t.Held > p.Limit || rem < 0 {
 		rem = 0
 	}
+	scope, _ := ScopeOfKey(s.UserID)
+	userID := ""
+	if scope.Kind == UserScope {
+		userID = scope.ID
+	}
 	return Status{
-		UserID: s.UserID, Limit: s.Limit, Spent: dec(t.Spent), Reserved: dec(t.Held),
+		UserID: userID, Scope: scope, Limit: s.Limit, Spent: dec(t.Spent), Reserved: dec(t.Held),
 		Remaining: dec(rem), Percent: percent(t.Spent, p.Limit), Level: p.Level(t.Spent),
 		Enforced: p.Enforce, Period: s.Period, CustomDays: s.CustomDays, Timezone: cmp.Or(s.Timezone, "UTC"),
 		PeriodStart: t.Window.Start, PeriodEnd: t.Window.End,
@@ -382,11 +414,15 @@ func (m *Manager) policy(s Settings, now time.Time) (Policy, error) {
 	if err != nil {
 		return Policy{}, fmt.Errorf("budget: settings of %q: %w", s.UserID, err)
 	}
-	p := Policy{Version: s.Version, Window: s.window(loc, now), Limit: limit, Enforce: s.Enforce}
-	for i, t := range [...]decimal.Decimal{s.Thresholds.Yellow, s.Thresholds.Orange, s.Thresholds.Red} {
-		p.Levels[i] = thresholdNanos(limit, basisPoints(t))
+	return Policy{Version: s.Version, Window: s.window(loc, now), Limit: limit, Enforce: s.Enforce, Levels: levels(s.Thresholds, limit)}, nil
+}
+
+// levels returns the spend at which each alert level begins for limit.
+func levels(th Thresholds, limit Nanos) (l [3]Nanos) {
+	for i, t := range [...]decimal.Decimal{th.Yellow, th.Orange, th.Red} {
+		l[i] = thresholdNanos(limit, basisPoints(t))
 	}
-	return p, nil
+	return l
 }
 
 // account returns the user's settings and their policy at now, from the
@@ -419,7 +455,16 @@ func (m *Manager) account(ctx context.Context, userID string, now time.Time, rel
 
 // remember caches settings just read or written, with their policy.
 func (m *Manager) remember(s Settings, p Policy) *cached {
-	c := &cached{s, p}
+	c := &cached{s: s, p: p, caps: capRules(&s)}
+	if len(s.Teams) > 0 {
+		c.teamKeys = make([]string, len(s.Teams))
+		for i, t := range s.Teams {
+			c.teamKeys[i] = Team(t).Key()
+		}
+	}
+	if s.Org != "" {
+		c.orgKey = Org(s.Org).Key()
+	}
 	m.cache.Store(s.UserID, c)
 	return c
 }
@@ -430,6 +475,9 @@ func (m *Manager) loadSettings(ctx context.Context, userID string, now time.Time
 	s, stored, err := m.settingsOrNew(ctx, userID, now)
 	if err != nil || stored {
 		return s, err
+	}
+	if scope, _ := ScopeOfKey(userID); scope.Kind != UserScope {
+		return Settings{}, fmt.Errorf("%w: no %s %q", ErrNotFound, scope.Kind, scope.ID)
 	}
 	s, _, err = m.create(ctx, s, now)
 	return s, err
@@ -446,12 +494,16 @@ func (m *Manager) settingsOrNew(ctx context.Context, userID string, now time.Tim
 		return Settings{}, false, fmt.Errorf("budget: loading settings of %q: %w", userID, err)
 	}
 	plan := m.adminPlan
-	if !m.admin(userID) {
+	scope, _ := ScopeOfKey(userID)
+	if scope.Kind != UserScope || !m.admin(userID) {
 		d, err := m.Defaults(ctx)
 		if err != nil {
 			return Settings{}, false, err
 		}
 		plan = d.Plan
+	}
+	if scope.Kind != UserScope {
+		plan.Permissions = Permissions{} // admins manage teams' and orgs' budgets
 	}
 	loc, err := m.zones.load(plan.Timezone)
 	if err != nil {
@@ -504,10 +556,16 @@ func (m *Manager) withPolicyFrom(ctx context.Context, userID string, now time.Ti
 	}
 }
 
-// fire counts newly marked levels and reports them to OnAlert. It runs
-// after the store call returned, so the spend is committed and no store
-// lock is held.
+// fire counts newly marked levels of a user's own budget and reports them
+// to OnAlert. It runs after the store call returned, so the spend is
+// committed and no store lock is held.
 func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
+	m.fireFor(st.UserID, st, levels, at)
+}
+
+// fireFor is fire for the budget whose status is st, crossed by a call of
+// userID (empty for a change no user's call made).
+func (m *Manager) fireFor(userID string, st Status, levels LevelSet, at time.Time) {
 	if levels == 0 {
 		return
 	}
@@ -516,7 +574,7 @@ func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
 		return
 	}
 	for _, l := range levels.Levels() {
-		m.onAlert(Alert{UserID: st.UserID, Level: l, Status: st, At: at})
+		m.onAlert(Alert{UserID: userID, Scope: st.Scope, Pattern: st.Pattern, Level: l, Status: st, At: at})
 	}
 }
 
@@ -529,7 +587,13 @@ func (m *Manager) fire(st Status, levels LevelSet, at time.Time) {
 // would pass the limit, Reserve returns an error matching ErrBudgetExceeded
 // (errors.As gives the *LimitError). Any other error, including every store
 // failure, also means "not reserved": Reserve fails closed.
-func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.Decimal) (_ *Reservation, err error) {
+//
+// Every budget that applies is checked and held in one atomic step: the
+// user's own, each of their teams', their org's and each team's org, and
+// the model caps of each of those whose pattern matches the model named
+// with WithModel. The hold is placed on all of them or on none, and the
+// *LimitError of a refusal names the budget that refused.
+func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.Decimal, opts ...ReserveOption) (_ *Reservation, err error) {
 	start := m.tel.clock()
 	ctx, span := m.tel.start(ctx, spanReserve, userID, nil)
 	defer m.tel.end(span, &err)
@@ -541,15 +605,33 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 	if err != nil {
 		return nil, err
 	}
+	var o ReserveOption
+	for _, op := range opts {
+		if op.model != "" {
+			o.model = op.model
+		}
+	}
+	if err := validLabel("model", o.model); err != nil {
+		return nil, err
+	}
 	now := m.now()
-	r := &Reservation{m: m, userID: userID, id: m.newID("h-"), amount: amount, expiresAt: now.Add(m.ttl)}
+	r := &Reservation{m: m, userID: userID, id: m.newID("h-"), amount: amount, expiresAt: now.Add(m.ttl), model: o.model}
 	var (
 		t       Totals
 		allowed bool
+		hs      []held
+		also    []KeyPolicy
+		tries   int
 	)
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
+		tries++
+		if hs, err = m.heldBy(ctx, c, o.model, false, now, tries > 1); err != nil {
+			return err
+		}
+		also = alsoOf(hs)
 		t, allowed, err = m.store.Reserve(ctx, ReserveRequest{
 			UserID: userID, HoldID: r.id, Amount: amount, Policy: c.p, Now: now, ExpiresAt: r.expiresAt,
+			Also: also,
 		})
 		return err
 	})
@@ -559,12 +641,12 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 	if t.Alerts != 0 {
 		m.fire(newStatus(c, t), t.Alerts, now)
 	}
-	r.c = c
+	m.fireHeld(userID, hs, t, now)
+	r.c, r.held, r.also = c, hs, also
 	if !allowed {
-		return nil, &LimitError{
-			UserID: userID, Limit: c.s.Limit, Spent: t.Spent.Decimal(), Reserved: t.Held.Decimal(),
-			Requested: estimate, PeriodEnd: t.Window.End,
-		}
+		le := refusal(userID, c, hs, t, amount)
+		le.Requested = estimate
+		return nil, le
 	}
 	return r, nil
 }
@@ -580,6 +662,9 @@ type Reservation struct {
 	amount    Nanos
 	expiresAt time.Time
 	c         *cached // the settings and policy Reserve used
+	model     string  // WithModel's
+	held      []held  // the budgets beyond the user's own the hold is on
+	also      []KeyPolicy
 
 	mu     sync.Mutex
 	closed bool
@@ -623,15 +708,30 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (_ Status, err error)
 	if r.closed {
 		return Status{}, ErrReservationClosed
 	}
+	if r.model != "" && u.Model != "" && u.Model != r.model {
+		return Status{}, &ValidationError{Field: "model", Reason: fmt.Sprintf("the reservation is for %q, not %q", r.model, u.Model)}
+	}
+	if u.Model == "" {
+		u.Model = r.model
+	}
 	now := m.now()
 	row, err := m.usageRow(r.userID, r.id, u, now)
 	if err != nil {
 		return Status{}, err
 	}
 	row.HoldID = r.id
-	var t Totals
+	var (
+		t     Totals
+		hs    = r.held
+		also  = r.also
+		tries int
+	)
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
-		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now})
+		tries++
+		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
+			return err
+		}
+		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now, Also: also})
 		return err
 	})
 	if errors.Is(err, ErrReservationClosed) {
@@ -644,6 +744,7 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (_ Status, err error)
 	m.tel.spent(&row)
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
+	m.fireHeld(r.userID, hs, t, now)
 	return st, nil
 }
 
@@ -671,9 +772,18 @@ func (r *Reservation) Extend(ctx context.Context) (_ time.Time, err error) {
 	if !at.After(r.expiresAt) {
 		return r.expiresAt, nil
 	}
-	var t Totals
+	var (
+		t     Totals
+		hs    = r.held
+		also  = r.also
+		tries int
+	)
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
-		t, err = m.store.Extend(ctx, ExtendRequest{UserID: r.userID, HoldID: r.id, ExpiresAt: at, Policy: c.p, Now: now})
+		tries++
+		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
+			return err
+		}
+		t, err = m.store.Extend(ctx, ExtendRequest{UserID: r.userID, HoldID: r.id, ExpiresAt: at, Policy: c.p, Now: now, Also: also})
 		return err
 	})
 	if errors.Is(err, ErrReservationClosed) {
@@ -686,6 +796,7 @@ func (r *Reservation) Extend(ctx context.Context) (_ time.Time, err error) {
 	if t.Alerts != 0 {
 		m.fire(newStatus(c, t), t.Alerts, now)
 	}
+	m.fireHeld(r.userID, hs, t, now)
 	return at, nil
 }
 
@@ -702,9 +813,18 @@ func (r *Reservation) Release(ctx context.Context) (err error) {
 	ctx, span := m.tel.start(ctx, spanRelease, r.userID, nil)
 	defer m.tel.end(span, &err)
 	now := m.now()
-	var t Totals
+	var (
+		t     Totals
+		hs    = r.held
+		also  = r.also
+		tries int
+	)
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
-		t, err = m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now})
+		tries++
+		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
+			return err
+		}
+		t, err = m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now, Also: also})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrReservationClosed) {
@@ -715,6 +835,9 @@ func (r *Reservation) Release(ctx context.Context) (err error) {
 		// A Release can be the first call of a new period, whose
 		// recount may already reach a level.
 		m.fire(newStatus(c, t), t.Alerts, now)
+	}
+	if err == nil {
+		m.fireHeld(r.userID, hs, t, now)
 	}
 	return nil
 }
@@ -737,9 +860,17 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (_ Status,
 	if row.ID == "" {
 		row.ID = m.newID("u-")
 	}
-	var t Totals
+	var (
+		t     Totals
+		hs    []held
+		tries int
+	)
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
-		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now})
+		tries++
+		if hs, err = m.heldBy(ctx, c, row.Model, false, now, tries > 1); err != nil {
+			return err
+		}
+		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now, Also: alsoOf(hs)})
 		return err
 	})
 	if err != nil {
@@ -748,6 +879,7 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (_ Status,
 	m.tel.spent(&row)
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
+	m.fireHeld(userID, hs, t, now)
 	return st, nil
 }
 
@@ -761,9 +893,17 @@ func (m *Manager) Status(ctx context.Context, userID string) (_ Status, err erro
 		return Status{}, err
 	}
 	now := m.now()
-	var t Totals
+	var (
+		t     Totals
+		hs    []held
+		tries int
+	)
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
-		t, err = m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now})
+		tries++
+		if hs, err = m.heldBy(ctx, c, "", true, now, tries > 1); err != nil {
+			return err
+		}
+		t, err = m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now, Also: alsoOf(hs)})
 		return err
 	})
 	if err != nil {
@@ -771,6 +911,8 @@ func (m *Manager) Status(ctx context.Context, userID string) (_ Status, err erro
 	}
 	st := newStatus(c, t)
 	m.fire(st, t.Alerts, now)
+	m.fireHeld(userID, hs, t, now)
+	st.Budgets = budgetsOf(st, hs, t)
 	return st, nil
 }
 
@@ -798,7 +940,11 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 			}
 			return Status{}, err
 		}
-		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now})
+		hs, err := m.heldBy(ctx, c, "", true, now, reload)
+		if err != nil {
+			return Status{}, fmt.Errorf("budget: status of %q: %w", userID, err)
+		}
+		t, err := m.store.Totals(ctx, TotalsRequest{UserID: userID, Policy: c.p, Now: now, Also: alsoOf(hs)})
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
 			m.tel.retrying(ctx, "status", userID, err, attempt)
 			reload = true
@@ -809,6 +955,8 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 		}
 		st := newStatus(c, t)
 		m.fire(st, t.Alerts, now)
+		m.fireHeld(userID, hs, t, now)
+		st.Budgets = budgetsOf(st, hs, t)
 		return st, nil
 	}
 }

@@ -84,6 +84,8 @@ func (m *Manager) checkBulk(u SettingsUpdate) error {
 		return &ValidationError{Field: "if_version", Reason: "a bulk change cannot be conditional on one version"}
 	case u.AdminNotes != nil:
 		return &ValidationError{Field: "admin_notes", Reason: "admin notes are written one user at a time"}
+	case u.ModelCaps != nil:
+		return &ValidationError{Field: "model_caps", Reason: "model caps are set one budget at a time"}
 	case u == (SettingsUpdate{}):
 		return &ValidationError{Field: "changes", Reason: "name at least one setting to change"}
 	}

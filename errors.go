@@ -3,6 +3,8 @@ package budget
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -41,18 +43,35 @@ var (
 
 // LimitError is the refusal of a Reserve: what the limit is, what is spent and
 // held, what was asked for, and when the period ends and the budget frees up.
+//
+// The figures are those of the budget that refused: the user's own, or
+// when one of their teams, their org or a model cap binds, that one's
+// (Scope and Pattern name it).
 type LimitError struct {
-	UserID    string
+	UserID string
+	// Scope is the holder of the budget that refused: the user, a team
+	// or an org.
+	Scope Scope
+	// Pattern is the model cap's pattern when a cap refused.
+	Pattern   string
 	Limit     decimal.Decimal
 	Spent     decimal.Decimal
 	Reserved  decimal.Decimal
 	Requested decimal.Decimal
+	// PeriodEnd is when the refusing budget's period ends and it frees up.
 	PeriodEnd time.Time
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("budget: budget exceeded for %q: limit %s, spent %s, reserved %s, requested %s; the period ends %s",
-		e.UserID, e.Limit, e.Spent, e.Reserved, e.Requested, e.PeriodEnd.Format(time.RFC3339))
+	which := ""
+	if e.Scope.Kind != "" && e.Scope != User(e.UserID) {
+		which = " by the " + string(e.Scope.Kind) + " " + strconv.Quote(e.Scope.ID) + " budget"
+	}
+	if e.Pattern != "" {
+		which += " cap on " + e.Pattern
+	}
+	return fmt.Sprintf("budget: budget exceeded for %q%s: limit %s, spent %s, reserved %s, requested %s; the period ends %s",
+		e.UserID, which, e.Limit, e.Spent, e.Reserved, e.Requested, e.PeriodEnd.Format(time.RFC3339))
 }
 
 // Is makes errors.Is(err, ErrBudgetExceeded) true.
@@ -72,7 +91,7 @@ func (e *ValidationError) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true, and ErrInvalidAmount for money
 // fields.
 func (e *ValidationError) Is(target error) bool {
-	return target == ErrInvalid || (target == ErrInvalidAmount && e.Field == "limit_usd")
+	return target == ErrInvalid || (target == ErrInvalidAmount && (e.Field == "limit_usd" || strings.HasSuffix(e.Field, ".limit_usd")))
 }
 
 // LateError is the ErrConflict a store returns for a settings change or a

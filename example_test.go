@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/store/memory"
+	"github.com/shopspring/decimal"
 )
 
 // exampleStart is the fixed instant the examples' clocks begin at.
@@ -290,4 +291,61 @@ func ExampleManager_ApplyTemplate() {
 	// nobody failed: true
 	// ann's limit_usd: 30 → 5 (template intern)
 	// ann's budget_period: monthly → weekly (template intern)
+}
+
+func ExampleManager_SetMembership() {
+	ctx := context.Background()
+	now := exampleStart
+	m := newExampleManager(&now)
+	admin := budget.Principal{UserID: "root", Admin: true}
+	limit := func(s string) *decimal.Decimal { d := budget.MustAmount(s); return &d }
+
+	// A team of $10 a month, with at most $2 on Claude Opus models, in an
+	// org of $100. Alice keeps her own $30.
+	opus := []budget.ModelCap{{Pattern: "claude-opus-*", Limit: budget.MustAmount("2")}}
+	if _, err := m.UpdateBudget(ctx, admin, budget.Team("research"), budget.SettingsUpdate{Limit: limit("10"), ModelCaps: &opus}); err != nil {
+		panic(err)
+	}
+	if _, err := m.UpdateBudget(ctx, admin, budget.Org("acme"), budget.SettingsUpdate{Limit: limit("100")}); err != nil {
+		panic(err)
+	}
+	if _, err := m.SetMembership(ctx, admin, "alice", budget.Membership{Teams: []string{"research"}, Org: "acme"}); err != nil {
+		panic(err)
+	}
+
+	// Every budget that applies is held at once: alice's, the team's, the
+	// org's and the Opus cap.
+	r, err := m.Reserve(ctx, "alice", budget.MustAmount("1.50"), budget.WithModel("claude-opus-4-5"))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := r.Settle(ctx, budget.Usage{Provider: "anthropic", Cost: budget.MustAmount("1.20")}); err != nil {
+		panic(err)
+	}
+
+	// The cap binds the next Opus call; a Sonnet call is not capped.
+	_, err = m.Reserve(ctx, "alice", budget.MustAmount("1"), budget.WithModel("claude-opus-4-1"))
+	var le *budget.LimitError
+	if errors.As(err, &le) {
+		fmt.Println("refused by", le.Scope, le.Pattern, "with", le.Limit.Sub(le.Spent), "left")
+	}
+	if _, err := m.Reserve(ctx, "alice", budget.MustAmount("1"), budget.WithModel("claude-sonnet-4")); err == nil {
+		fmt.Println("sonnet allowed")
+	}
+
+	st, _ := m.Status(ctx, "alice")
+	for _, b := range st.Budgets {
+		mark := ""
+		if b.Binding {
+			mark = " (binding)"
+		}
+		fmt.Printf("%s %s: spent %s of %s%s\n", b.Scope, b.Pattern, b.Spent, b.Limit, mark)
+	}
+	// Output:
+	// refused by team:research claude-opus-* with 0.8 left
+	// sonnet allowed
+	// user:alice : spent 1.2 of 30
+	// team:research : spent 1.2 of 10
+	// team:research claude-opus-*: spent 1.2 of 2 (binding)
+	// org:acme : spent 1.2 of 100
 }

@@ -60,6 +60,8 @@ func CanUpdate(p Principal, s Settings, u SettingsUpdate) error {
 		return &PermissionError{Action: "update", Field: "permissions", Reason: "only an administrator changes permissions"}
 	case u.AdminNotes != nil:
 		return &PermissionError{Action: "update", Field: "admin_notes", Reason: "only an administrator writes admin notes"}
+	case u.ModelCaps != nil:
+		return &PermissionError{Action: "update", Field: "model_caps", Reason: "only an administrator sets model caps"}
 	}
 	if !s.CanModify {
 		for _, f := range [...]struct {

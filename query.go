@@ -53,9 +53,13 @@ type UsageRecord struct {
 	At            time.Time
 }
 
-// HistoryQuery selects usage of one user.
+// UsageQuery selects usage of one user, or of one team or org.
 type UsageQuery struct {
 	UserID string
+	// Scope, instead of UserID, selects the usage charged to a team or an
+	// org (or a user: then it is UserID). Its records name the user who
+	// spent in UserID.
+	Scope Scope
 	// From and To bound the time range [From, To); zero means unbounded.
 	From, To time.Time
 	// Cursor continues from a previous page's Next.
@@ -77,7 +81,7 @@ type UsagePage struct {
 func (m *Manager) History(ctx context.Context, q UsageQuery) (_ UsagePage, err error) {
 	ctx, span := m.tel.start(ctx, spanHistory, q.UserID, nil)
 	defer m.tel.end(span, &err)
-	if err := ValidateUserID(q.UserID); err != nil {
+	if q.UserID, err = keyOf(q.UserID, q.Scope); err != nil {
 		return UsagePage{}, err
 	}
 	n, err := pageSize(q.Limit)
@@ -93,6 +97,9 @@ func (m *Manager) History(ctx context.Context, q UsageQuery) (_ UsagePage, err e
 	}
 	out := UsagePage{Records: make([]UsageRecord, len(p.Rows)), Next: p.Next}
 	for i, r := range p.Rows {
+		if user, id, ok := SplitUsageKeyID(r.ID); ok && strings.Contains(q.UserID, keySep) {
+			r.UserID, r.ID = user, id // a row charged to a team or org: whose it is
+		}
 		out.Records[i] = UsageRecord{
 			ID: r.ID, UserID: r.UserID, ReservationID: r.HoldID, Provider: r.Provider, Model: r.Model,
 			InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: r.Cost.Decimal(), At: r.At,
@@ -124,16 +131,27 @@ type Breakdown struct {
 // Breakdown returns userID's spend by provider and by model in [from, to),
 // or in the current period when both are zero.
 func (m *Manager) Breakdown(ctx context.Context, userID string, from, to time.Time) (_ Breakdown, err error) {
-	ctx, span := m.tel.start(ctx, spanBreakdown, userID, nil)
-	defer m.tel.end(span, &err)
 	if err := ValidateUserID(userID); err != nil {
 		return Breakdown{}, err
 	}
+	return m.BudgetBreakdown(ctx, User(userID), from, to)
+}
+
+// BudgetBreakdown is Breakdown for the spend charged to any budget holder:
+// a user, a team or an org, in its own period when from and to are zero.
+// Its UserID is the holder's key (see Scope.Key).
+func (m *Manager) BudgetBreakdown(ctx context.Context, scope Scope, from, to time.Time) (_ Breakdown, err error) {
+	ctx, span := m.tel.start(ctx, spanBreakdown, scope.String(), nil)
+	defer m.tel.end(span, &err)
+	if err := scope.Validate(); err != nil {
+		return Breakdown{}, err
+	}
+	userID := scope.Key()
 	if from.IsZero() != to.IsZero() {
 		return Breakdown{}, &ValidationError{Field: "from", Reason: "give both from and to, or neither for the current period"}
 	}
 	if from.IsZero() {
-		st, err := m.Status(ctx, userID)
+		st, err := m.BudgetStatus(ctx, scope)
 		if err != nil {
 			return Breakdown{}, err
 		}
@@ -252,8 +270,18 @@ const accountBatch = 500
 // (anyone else gets ErrForbidden). It reads every account to compute the
 // summary, so its cost grows with the number of users, not with history.
 func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (_ UserPage, err error) {
+	return m.ListBudgets(ctx, actor, UserScope, q)
+}
+
+// ListBudgets is ListUsers for the holders of one kind: users, teams or
+// orgs, in key order, with the summary of that kind. Search matches the
+// holder's ID; each entry's Settings.Scope names it.
+func (m *Manager) ListBudgets(ctx context.Context, actor Principal, kind ScopeKind, q UserQuery) (_ UserPage, err error) {
 	ctx, span := m.tel.start(ctx, spanListUsers, "", &actor)
 	defer m.tel.end(span, &err)
+	if err := (Scope{kind, "x"}).Validate(); err != nil {
+		return UserPage{}, err
+	}
 	if err := CanAdminister(actor); err != nil {
 		return UserPage{}, err
 	}
@@ -264,7 +292,7 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 	after := ""
 	if q.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(q.Cursor)
-		if err != nil || ValidateUserID(string(b)) != nil {
+		if sc, pat := ScopeOfKey(string(b)); err != nil || sc.Kind != kind || pat != "" || sc.Validate() != nil {
 			return UserPage{}, &ValidationError{Field: "cursor", Reason: "not a cursor this query returned"}
 		}
 		after = string(b)
@@ -274,7 +302,7 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 	}
 	var page UserPage
 	sum := summer{}
-	err = m.eachAccount(ctx, func(u UserStatus, p Policy, t Totals) error {
+	err = m.eachAccountOf(ctx, kind, func(u UserStatus, p Policy, t Totals) error {
 		sum.add(p, t)
 		if u.Settings.UserID <= after || !q.matches(u) {
 			return nil
@@ -296,7 +324,7 @@ func (m *Manager) ListUsers(ctx context.Context, actor Principal, q UserQuery) (
 // matches reports whether u passes q's filters.
 func (q UserQuery) matches(u UserStatus) bool {
 	return (q.Level == nil || u.Status.Level == *q.Level) &&
-		(q.Search == "" || strings.Contains(foldCase(u.Settings.UserID), foldCase(q.Search)))
+		(q.Search == "" || strings.Contains(foldCase(u.Settings.Scope().ID), foldCase(q.Search)))
 }
 
 // foldCase maps every rune of s to the smallest rune of its Unicode simple
@@ -356,8 +384,13 @@ func (s nanoSum) decimal() decimal.Decimal {
 // eachAccount calls fn with every account that has settings, in user ID
 // order, with its current status, policy and totals.
 func (m *Manager) eachAccount(ctx context.Context, fn func(UserStatus, Policy, Totals) error) error {
+	return m.eachAccountOf(ctx, UserScope, fn)
+}
+
+// eachAccountOf is eachAccount for the holders of one kind.
+func (m *Manager) eachAccountOf(ctx context.Context, kind ScopeKind, fn func(UserStatus, Policy, Totals) error) error {
 	now := m.now()
-	return m.accounts(ctx, now, func(a Account) error {
+	return m.accountsOf(ctx, kind, now, func(a Account) error {
 		st, p, t, err := m.accountStatus(ctx, a, now)
 		if err != nil {
 			return err
@@ -375,9 +408,14 @@ func (m *Manager) eachSettings(ctx context.Context, fn func(Settings) error) err
 // accounts calls fn with every account the store holds, in user ID order,
 // reading them in batches.
 func (m *Manager) accounts(ctx context.Context, now time.Time, fn func(Account) error) error {
+	return m.accountsOf(ctx, UserScope, now, fn)
+}
+
+// accountsOf is accounts for the holders of one kind.
+func (m *Manager) accountsOf(ctx context.Context, kind ScopeKind, now time.Time, fn func(Account) error) error {
 	last := ""
 	for {
-		accts, err := m.store.Accounts(ctx, AccountsQuery{After: last, Limit: accountBatch, Now: now})
+		accts, err := m.store.Accounts(ctx, AccountsQuery{Kind: kind, After: last, Limit: accountBatch, Now: now})
 		if err != nil {
 			return fmt.Errorf("budget: listing users: %w", err)
 		}
@@ -400,7 +438,7 @@ func (m *Manager) accountStatus(ctx context.Context, a Account, now time.Time) (
 	if err != nil {
 		return Status{}, Policy{}, Totals{}, err
 	}
-	c, t := &cached{a.Settings, p}, a.Totals
+	c, t := &cached{s: a.Settings, p: p}, a.Totals
 	if !t.Window.Equal(p.Window) {
 		c, err = m.withPolicy(ctx, a.Settings.UserID, now, func(c *cached) (err error) {
 			t, err = m.store.Totals(ctx, TotalsRequest{UserID: a.Settings.UserID, Policy: c.p, Now: now})
@@ -426,6 +464,9 @@ type AuditLogQuery struct {
 	// UserID keeps one user's entries; empty keeps every entry (all users,
 	// the defaults and the templates).
 	UserID string
+	// Scope keeps the entries of one budget holder, a team's or an org's
+	// (or a user's: then it is UserID); set at most one of the two.
+	Scope Scope
 	// Type keeps entries of one type; empty keeps every type.
 	Type AuditType
 	// Cursor continues from a previous page's Next.
@@ -444,6 +485,11 @@ func (m *Manager) AuditLog(ctx context.Context, actor Principal, q AuditLogQuery
 	}
 	if q.UserID != "" {
 		if err := ValidateUserID(q.UserID); err != nil {
+			return AuditPage{}, err
+		}
+	}
+	if q.Scope != (Scope{}) {
+		if q.UserID, err = keyOf(q.UserID, q.Scope); err != nil {
 			return AuditPage{}, err
 		}
 	}
@@ -473,4 +519,16 @@ func (m *Manager) AuditLog(ctx context.Context, actor Principal, q AuditLogQuery
 		page.Next = strconv.FormatInt(entries[n-1].ID, 10)
 	}
 	return page, nil
+}
+
+// keyOf returns the key a query selects: userID's, or scope's when userID
+// is empty; one of them must be set, not both.
+func keyOf(userID string, scope Scope) (string, error) {
+	switch {
+	case scope == (Scope{}):
+		return userID, ValidateUserID(userID)
+	case userID != "":
+		return "", &ValidationError{Field: "scope", Reason: "give a user ID or a scope, not both"}
+	}
+	return scope.Key(), scope.Validate()
 }

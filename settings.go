@@ -2,6 +2,7 @@ package budget
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -37,12 +38,22 @@ type Plan struct {
 	Permissions
 }
 
-// Settings are one user's budget settings.
+// Settings are one budget holder's settings: a user's, or a team's or an
+// org's (then UserID is the holder's Scope.Key, and Permissions are
+// unused: only admins manage those budgets).
 type Settings struct {
 	UserID string
 	Plan
 	// AdminNotes are free text for administrators; users never see them.
 	AdminNotes string
+	// Teams are the teams a user belongs to, sorted, at most
+	// MaxTeamsPerUser; none for a team or org.
+	Teams []string
+	// Org is the org a user or a team belongs to; "" for none.
+	Org string
+	// ModelCaps limit the spend on model families within this budget's
+	// period; each is its own counter.
+	ModelCaps []ModelCap
 	// ResetAt is when the budget was last reset by hand; the zero time if
 	// never. A reset starts a period that ends at the next regular boundary.
 	ResetAt time.Time
@@ -56,6 +67,20 @@ type Settings struct {
 	// neither keep nor read them.
 	PeriodStart time.Time
 	PeriodEnd   time.Time
+}
+
+// sameScopes reports whether s and t have the same membership and model
+// caps.
+func (s Settings) sameScopes(t Settings) bool {
+	return slices.Equal(s.Teams, t.Teams) && s.Org == t.Org &&
+		slices.EqualFunc(s.ModelCaps, t.ModelCaps, func(a, b ModelCap) bool { return a.Pattern == b.Pattern && a.Limit.Equal(b.Limit) })
+}
+
+// Clone returns a copy of s that shares no memory with it.
+func (s Settings) Clone() Settings {
+	s.Teams = slices.Clone(s.Teams)
+	s.ModelCaps = slices.Clone(s.ModelCaps)
+	return s
 }
 
 // Defaults are what new regular users start with, and their version.
@@ -175,6 +200,9 @@ type SettingsUpdate struct {
 	CanModify    *bool
 	CanReset     *bool
 	AdminNotes   *string
+	// ModelCaps, when set, replaces the budget's model caps (an empty
+	// slice removes them all). Only admins set model caps.
+	ModelCaps *[]ModelCap
 	// IfVersion, when non-zero, makes the update conditional: it is refused
 	// with ErrConflict unless the settings are still at this version.
 	IfVersion int64

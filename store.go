@@ -50,6 +50,30 @@ import (
 // alerted and returning them in Totals.Alerts, so that each level is
 // reported once per window however many callers race.
 //
+// # Budgets beyond the user's own
+//
+// Reserve, Settle, Release, Extend, Record and Totals may carry Also: the
+// other budgets the call spends beside the user's own (the user's teams
+// and org, and model caps), each under its key (Scope.Key, Scope.CapKey)
+// with its own policy. Such a call is one atomic step over all of them:
+// the store locks the user and every key of Also in increasing key order,
+// so that two steps touching the same budgets never wait on each other in
+// a cycle; it applies steps 1 to 3 to each budget, and the method's work to
+// each. Reserve places the hold on every budget only when every policy
+// allows it, and on none otherwise. A team's or org's key must have
+// settings (else ErrNotFound), and its version is checked like the user's.
+// A cap's key (KeyPolicy.Cap) has no settings: its counters start in its
+// policy's window at their first use, only its holder's version is
+// checked (the holder is in the same request), and its window moves are
+// not audited. A cap's window follows its holder's, which UpdateSettings
+// and Reset may move back: step 2 moves a cap's counters to its policy's
+// window in either direction, unless its holder's request is late
+// (Counter.AdvancesCap). Under each key of Also a hold keeps its ID, and a usage row
+// is recorded with UserID set to that key and ID set to
+// UsageKeyID(row.UserID, row.ID), so that rows of different users never
+// collide; duplicate IDs are the user's to refuse. Totals.Also holds the
+// totals of Also, in the same order.
+//
 // # Errors
 //
 // Being over the limit is a result (Reserve's allowed is false), not an
@@ -158,8 +182,9 @@ type Store interface {
 	// provider and model, in any order.
 	Breakdown(ctx context.Context, q BreakdownQuery) ([]UsageGroup, error)
 
-	// Accounts returns users with settings in increasing user ID order
-	// (byte order), starting after q.After, q.Limit at most. Each comes with its stored
+	// Accounts returns the holders of kind q.Kind with settings (users
+	// when q.Kind is empty), in increasing key order (byte order),
+	// starting after q.After, q.Limit at most. Each comes with its stored
 	// counters, holds expired as of q.Now; the window is the one last
 	// stored, which the Manager checks against the current one.
 	Accounts(ctx context.Context, q AccountsQuery) ([]Account, error)
@@ -245,6 +270,28 @@ func RolloverEntry(userID string, prev Window, spent Nanos, next Policy, at time
 	}
 }
 
+// KeyPolicy is one more budget a request touches beside the user's own:
+// its key and its policy.
+type KeyPolicy struct {
+	// Key is Scope.Key of a team or org, or Scope.CapKey of a model cap.
+	Key string
+	// Cap marks a model cap's counters, which have no settings of their
+	// own.
+	Cap    bool
+	Policy Policy
+}
+
+// UsageKeyID is the ID a usage row of userID with ID id has under the
+// other budgets it is charged to (see Store): unique across users, and
+// read back with SplitUsageKeyID.
+func UsageKeyID(userID, id string) string { return userID + keySep + id }
+
+// SplitUsageKeyID returns the user ID and usage ID that UsageKeyID joined,
+// and false for an ID it did not make.
+func SplitUsageKeyID(keyID string) (userID, id string, ok bool) {
+	return strings.Cut(keyID, keySep)
+}
+
 // Totals are a user's counters as a store returns them.
 type Totals struct {
 	// Window is the window the counters are for.
@@ -256,6 +303,8 @@ type Totals struct {
 	// Alerts are the levels this call marked first; the Manager reports
 	// them to Options.OnAlert.
 	Alerts LevelSet
+	// Also are the totals of the request's Also budgets, in its order.
+	Also []Totals
 }
 
 // CreateRequest asks a store to create a user's settings if absent.
@@ -282,6 +331,7 @@ type ReserveRequest struct {
 	Policy    Policy
 	Now       time.Time
 	ExpiresAt time.Time
+	Also      []KeyPolicy // the other budgets the call spends
 }
 
 // SettleRequest asks a store to settle a hold.
@@ -290,6 +340,7 @@ type SettleRequest struct {
 	Usage  UsageRow // Usage.UserID names the user
 	Policy Policy
 	Now    time.Time
+	Also   []KeyPolicy // the other budgets the call spends
 }
 
 // ReleaseRequest asks a store to release a hold.
@@ -298,6 +349,7 @@ type ReleaseRequest struct {
 	HoldID string
 	Policy Policy
 	Now    time.Time
+	Also   []KeyPolicy // the other budgets the call spends
 }
 
 // ExtendRequest asks a store to extend a pending hold.
@@ -307,6 +359,7 @@ type ExtendRequest struct {
 	ExpiresAt time.Time
 	Policy    Policy
 	Now       time.Time
+	Also      []KeyPolicy // the other budgets the call spends
 }
 
 // RecordRequest asks a store to record usage without a hold.
@@ -314,6 +367,7 @@ type RecordRequest struct {
 	Usage  UsageRow
 	Policy Policy
 	Now    time.Time
+	Also   []KeyPolicy // the other budgets the call spends
 }
 
 // TotalsRequest asks a store for a user's totals.
@@ -321,6 +375,7 @@ type TotalsRequest struct {
 	UserID string
 	Policy Policy
 	Now    time.Time
+	Also   []KeyPolicy // the other budgets the call spends
 }
 
 // ResetRequest asks a store to reset a user's budget by hand.
@@ -442,6 +497,9 @@ type BreakdownQuery struct {
 
 // AccountsQuery selects a page of accounts.
 type AccountsQuery struct {
+	// Kind is the kind of holder listed: users when empty or UserScope,
+	// else teams or orgs (their Settings.UserID is their Scope.Key).
+	Kind  ScopeKind
 	After string
 	Limit int
 	Now   time.Time

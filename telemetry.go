@@ -319,11 +319,36 @@ func (t *telemetry) end(span trace.Span, errp *error) {
 	case errors.Is(err, ErrBudgetExceeded):
 		span.SetAttributes(attrAllowed.Bool(false))
 	default:
+		err = t.spanError(err)
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
 }
+
+// spanErrors are the errors a span names when user IDs are not traced.
+var spanErrors = [...]error{
+	ErrBudgetExceeded, ErrReservationClosed, ErrHoldExpired, ErrDuplicate, ErrInvalidAmount, ErrInvalid,
+	ErrForbidden, ErrNotFound, ErrConflict, ErrClosed, context.Canceled, context.DeadlineExceeded,
+}
+
+// spanError returns what a span may record of err. Error texts name users
+// ("no settings for user \"alice\""), so unless the host opted in to user
+// IDs in traces, a span gets only the sentinel err matches, or a generic
+// text for a store's own failure.
+func (t *telemetry) spanError(err error) error {
+	if t.userIDs {
+		return err
+	}
+	for _, s := range spanErrors {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return errStoreFailure
+}
+
+var errStoreFailure = errors.New("budget: store failure (the error text is logged, not traced, as it may name a user)")
 
 // retrying logs a conflict the Manager retries: at Warn for a late request
 // (a *LateError), else at Debug.

@@ -245,6 +245,18 @@ func TestTelemetryNoUserIDs(t *testing.T) {
 		}
 		withID := 0
 		for _, s := range spans {
+			// Error texts name users: events and statuses may carry
+			// them only when the host opted in.
+			for _, ev := range s.Events() {
+				for _, kv := range ev.Attributes {
+					if !optIn && strings.Contains(kv.Value.Emit(), user) {
+						t.Errorf("span %s event %s carries the user ID in %s", s.Name(), ev.Name, kv.Key)
+					}
+				}
+			}
+			if !optIn && strings.Contains(s.Status().Description, user) {
+				t.Errorf("span %s status carries the user ID", s.Name())
+			}
 			for _, kv := range s.Attributes() {
 				if strings.Contains(kv.Value.Emit(), user) {
 					if kv.Key != "budget.user_id" {

@@ -107,6 +107,9 @@ func (m *Manager) SaveTemplate(ctx context.Context, actor Principal, name string
 	if u.AdminNotes != nil {
 		return Template{}, &ValidationError{Field: "admin_notes", Reason: "templates carry no admin notes"}
 	}
+	if u.ModelCaps != nil {
+		return Template{}, &ValidationError{Field: "model_caps", Reason: "templates carry no model caps: set them per budget with UpdateBudget"}
+	}
 	for attempt := 0; ; attempt++ {
 		ts, err := m.Templates(ctx, actor)
 		if err != nil {

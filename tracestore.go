@@ -28,12 +28,13 @@ func (ts tracedStore) start(ctx context.Context, name, userID string) (context.C
 // end ends a store call's span. ErrNotFound and ErrConflict are answers the
 // Manager acts on (it creates settings, it reloads and retries), not
 // failures: they are recorded as events, with the status left unset.
-func (tracedStore) end(span trace.Span, errp *error) {
+func (ts tracedStore) end(span trace.Span, errp *error) {
 	switch err := *errp; {
 	case err == nil:
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
-		span.RecordError(err)
+		span.RecordError(ts.t.spanError(err))
 	default:
+		err = ts.t.spanError(err)
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}

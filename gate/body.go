@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/shopspring/decimal"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/pricing"
@@ -31,6 +34,15 @@ type meteredBody struct {
 	model         string
 	contentLength int64
 	compressed    bool
+	api           api
+	user          string
+
+	// Telemetry: the call's span (nil unless traced), and the gate's own
+	// time (when metered): spent before the stretch of work that began at
+	// the clock reading since. See finish.
+	span  trace.Span
+	since time.Duration
+	spent time.Duration
 
 	sse    *sseParser // the parser, when the body is an event stream
 	filter *sseFilter // set when usage-only chunks are removed
@@ -56,6 +68,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.mu.Lock()
 	if !b.done {
+		b.startWork()
 		b.received += int64(n)
 		if n > 0 && !b.compressed {
 			b.parser.feed(p[:n])
@@ -66,6 +79,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 		case err != nil:
 			b.ended(err)
 		}
+		b.stopWork()
 	}
 	b.mu.Unlock()
 	return n, err
@@ -87,6 +101,7 @@ func (b *meteredBody) Close() error {
 	err := b.rc.Close()
 	b.mu.Lock()
 	if !b.done {
+		b.startWork()
 		if b.parser.finished() {
 			b.settle()
 		} else {
@@ -102,7 +117,8 @@ func (b *meteredBody) Close() error {
 func (b *meteredBody) abandon() {
 	b.mu.Lock()
 	if !b.done {
-		b.settleAt(pricing.Usage{InputTokens: b.quote.PromptTokens, OutputTokens: b.quote.OutputTokens}, b.quote.Cost)
+		b.startWork()
+		b.settleAt(pricing.Usage{InputTokens: b.quote.PromptTokens, OutputTokens: b.quote.OutputTokens}, b.quote.Cost, settledAbandoned)
 	}
 	b.mu.Unlock()
 }
@@ -122,10 +138,19 @@ func (b *meteredBody) settle() {
 	if err != nil {
 		final = false
 	}
-	if !final && (err != nil || cost.LessThan(b.quote.Cost)) {
-		cost = b.quote.Cost
+	o := settledUsage
+	if !final {
+		// The response said it was complete (or could not be read at
+		// all) but its usage is not usable; else it was cut short.
+		o = settledCut
+		if b.compressed || b.parser.finished() {
+			o = settledNoUsage
+		}
+		if err != nil || cost.LessThan(b.quote.Cost) {
+			cost = b.quote.Cost
+		}
 	}
-	b.settleAt(u, cost)
+	b.settleAt(u, cost, o)
 }
 
 // noEventYet is the chunk allowed for before any event was received.
@@ -166,11 +191,12 @@ func (b *meteredBody) settleBound() {
 	if cost.GreaterThan(b.quote.Cost) {
 		cost = b.quote.Cost
 	}
-	b.settleAt(u, cost)
+	b.settleAt(u, cost, settledStopped)
 }
 
-// settleAt settles at cost, recording u's token counts; b.mu is held.
-func (b *meteredBody) settleAt(u pricing.Usage, cost decimal.Decimal) {
+// settleAt settles at cost, recording u's token counts, and reports the
+// call's end as o; b.mu is held.
+func (b *meteredBody) settleAt(u pricing.Usage, cost decimal.Decimal, o outcome) {
 	b.done = true
 	b.keep.stop()
 	_, err := b.res.Settle(b.ctx, budget.Usage{
@@ -178,8 +204,13 @@ func (b *meteredBody) settleAt(u pricing.Usage, cost decimal.Decimal) {
 		InputTokens: u.Prompt(), OutputTokens: u.OutputTokens, Cost: cost,
 	})
 	if err != nil {
+		if b.t.tel.logging(b.ctx, slog.LevelError) {
+			b.t.tel.log.LogAttrs(b.ctx, slog.LevelError, "gate: settling a call failed; its spend is not recorded and its hold counts until it expires",
+				b.logAttrs(slog.Any("err", err))...)
+		}
 		b.t.fail(b.req, err)
 	}
+	b.finish(o)
 }
 
 // sseFilter removes the usage-only chunks of an OpenAI stream whose usage
@@ -243,6 +274,7 @@ func (f *sseFilter) read(b *meteredBody, p []byte) (int, error) {
 		if b.done {
 			f.ready = len(f.buf) // settled: pass the rest as it is
 		} else {
+			b.startWork()
 			b.received += int64(n)
 			f.scan(b.sse, len(f.buf)-n)
 			if b.parser.finished() {
@@ -250,6 +282,7 @@ func (f *sseFilter) read(b *meteredBody, p []byte) (int, error) {
 			} else if err != nil {
 				b.ended(err)
 			}
+			b.stopWork()
 		}
 		b.mu.Unlock()
 		if err != nil {

@@ -21,6 +21,83 @@
 // unreadable, a body abandoned unread — the call is settled at its
 // estimate, never at zero. Only an upstream failure before any tokens (a
 // transport error or a non-2xx status) releases the reservation.
+//
+// # Observability
+//
+// The gate reports through the OpenTelemetry API and log/slog, to the
+// providers and logger in its Options (not the Manager's, which it cannot
+// see: give both the same ones). Without them it records nothing, and a
+// call pays a few boolean tests: no allocation, no clock reading.
+//
+// Metrics, on the meter named "github.com/llmbudget/budget/gate":
+//
+//	budget.gate.overhead   histogram, unit s: the time the gate itself adds
+//	                       to a forwarded call; attributes provider, route
+//	budget.gate.calls      counter, unit {call}: calls reserved and
+//	                       forwarded upstream; attributes provider, route
+//	budget.gate.refusals   counter, unit {call}: calls refused before any
+//	                       upstream call; attribute reason = limit |
+//	                       unsupported_path | no_user | bad_request |
+//	                       no_price | unpriced_input | store_error
+//	budget.gate.estimates  counter, unit {call}: calls settled at their
+//	                       estimate because their cost was unclear;
+//	                       attributes provider, reason = cut | no_usage |
+//	                       abandoned
+//
+// provider is openai, anthropic or google; route is chat_completions,
+// completions, responses, embeddings, messages or generate_content.
+//
+// budget.gate.overhead is recorded once per forwarded call, when the call
+// is settled or released. It sums the gate's own stretches of work: in
+// RoundTrip before the upstream call (finding the user, reading and
+// pricing the body, the Manager's Reserve, starting the hold's renewal,
+// preparing the forwarded request) and after upstream's response headers
+// (wrapping the body, or releasing the reservation of a failed call);
+// then, on each read of the body until the call is settled, the reading
+// of the usage from the bytes read (and the filtering of the usage chunk
+// the gate asked for); and the settling itself, the Manager's Settle
+// included, in whichever read, Close or idle check it happens. It
+// excludes the upstream's time (waiting for headers and inside each read
+// of its body), the caller's time between reads, the renewals, which run
+// beside the call, and the bytes passed after the call is settled.
+// Refused calls are not observed.
+//
+// A refusal's reason is no_price for a model missing from the price table
+// or without a maximum output (pricing.ErrUnknownModel,
+// pricing.ErrNoOutputLimit), unpriced_input for input the gate cannot
+// bound (pricing.ErrUnpricedInput), store_error when the Manager's Reserve
+// failed otherwise (the store, or the request's context ending). An
+// estimate's reason is cut when the body ended or failed before the final
+// usage, no_usage when the response was complete but its usage was
+// missing, unreadable (a compressed body included) or all zero, abandoned
+// when the body was left unread for Options.IdleTimeout.
+//
+// Cardinality: budget.gate.overhead and budget.gate.calls have at most six
+// series (one per route), budget.gate.refusals seven, budget.gate.estimates
+// nine. No metric carries a user ID or a model. The instruments are
+// synchronous: a gate registers no callback, so several gates on one
+// provider add up, and making one per request leaks nothing.
+//
+// Traces, on the tracer named "github.com/llmbudget/budget/gate": a span
+// per metered call, budget.gate.RoundTrip, from the start of RoundTrip to
+// the call's settlement or release (or its refusal), so that it is the
+// parent of the Manager's budget.Reserve, budget.Extend, budget.Settle and
+// budget.Release spans for the call, and of Base's spans for the upstream
+// call. Attributes: budget.provider, budget.gate.route, budget.model,
+// budget.gate.streamed (the request asked for a stream),
+// budget.gate.outcome = usage (settled at the reported usage) | stopped
+// (the caller stopped first: settled at an upper bound) | estimate |
+// released | refused, with budget.gate.reason for an estimate or a
+// refusal as in the metrics, and http.response.status_code for a call
+// released after a non-2xx status. A refusal other than by the budget, and
+// a transport error, set the status to Error, described by the reason and
+// never by the error's text. The user ID appears, as budget.user_id, only
+// with Options.TraceUserIDs.
+//
+// Logs, to Options.Logger: a call settled at its estimate (cut, no usage,
+// abandoned) and a hold renewal or release that failed, at Warn; a
+// settlement that failed, at Error. Records carry provider, route, user_id
+// and, but for renewals, model.
 package gate
 
 import (
@@ -29,10 +106,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/pricing"
@@ -130,6 +211,34 @@ type Options struct {
 	// lost unless you record it, so log it at least. It must be safe for
 	// concurrent use. Defaults to doing nothing.
 	OnError func(req *http.Request, err error)
+
+	// MeterProvider receives the gate's metrics: budget.gate.overhead,
+	// budget.gate.calls, budget.gate.refusals and budget.gate.estimates
+	// (see Observability in the package doc). No metric carries a user ID.
+	// Nil records nothing and costs nothing. The gate does not take the
+	// Manager's providers or logger (a Manager does not expose its
+	// options): give both the same ones.
+	MeterProvider metric.MeterProvider
+
+	// TracerProvider receives a span per metered call,
+	// budget.gate.RoundTrip, the parent of the spans of the Manager's
+	// Reserve, Extend, Settle and Release for that call and of Base's
+	// spans for the upstream call. Nil traces nothing.
+	TracerProvider trace.TracerProvider
+
+	// TraceUserIDs puts the user ID on the gate's spans, as
+	// budget.user_id, as budget.Options.TraceUserIDs does on the
+	// Manager's; set both alike. Off by default: user IDs may identify
+	// people, and trace backends keep them. Metrics never carry user IDs.
+	TraceUserIDs bool
+
+	// Logger receives what the gate handles without returning it: calls
+	// settled at their estimate because their cost was unclear (a stream
+	// cut off by upstream, usage missing or unreadable, a body abandoned
+	// unread) and hold renewals or releases that failed (Warn), and
+	// settlements that failed (Error). Records carry the user ID, as the
+	// Manager's do. Nil discards. OnError is called as before.
+	Logger *slog.Logger
 }
 
 type userKey struct{}
@@ -170,6 +279,7 @@ type transport struct {
 	now         func() time.Time
 	maxBody     int64
 	onError     func(*http.Request, error)
+	tel         telemetry
 
 	// afterFunc starts the renewal timers; tests replace it.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
@@ -248,6 +358,7 @@ func New(m *budget.Manager, prices *pricing.Table, opts Options) http.RoundTripp
 		passThrough: opts.PassThrough, fit: opts.FitToBudget, minOutput: opts.MinOutputTokens,
 		status: opts.RefuseWithStatus, renewEvery: opts.RenewEvery, idle: opts.IdleTimeout,
 		now: opts.Now, maxBody: opts.MaxRequestBytes, onError: opts.OnError,
+		tel: newTelemetry(opts),
 	}
 	if t.base == nil {
 		t.base = http.DefaultTransport
@@ -295,26 +406,39 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.base.RoundTrip(req)
 		}
 		closeBody(req)
-		return nil, refuse(fmt.Sprintf("gate: %s %s is not a call the gate meters, so it was not sent; list it in gate.Options.Free if it costs nothing",
+		err := refuse(fmt.Sprintf("gate: %s %s is not a call the gate meters, so it was not sent; list it in gate.Options.Free if it costs nothing",
 			req.Method, req.URL.Path), ErrUnsupportedPath)
+		t.tel.refused(req.Context(), nil, err)
+		return nil, err
+	}
+	var start time.Duration // the gate's work begins
+	if t.tel.metered {
+		start = t.tel.clock()
+	}
+	ctx := req.Context()
+	var span trace.Span // nil unless traced
+	if t.tel.tracer != nil {
+		ctx, span = t.tel.start(ctx, a)
 	}
 	st := new(callState)
 	c := &st.call
 	if err := t.prepare(req, a, model, c); err != nil {
+		t.tel.refused(ctx, span, err)
 		return nil, err
 	}
+	t.tel.priced(span, c)
 	before := t.now()
-	res, edits, err := t.reserve(req, c)
+	res, edits, err := t.reserve(ctx, req, c)
 	if err != nil {
+		t.tel.refused(ctx, span, err)
 		var le *budget.LimitError
 		if t.status && errors.As(err, &le) {
 			return refusalResponse(req, a, le, t.now()), nil
 		}
 		return nil, err
 	}
-	ctx := req.Context()
 	detached := context.WithoutCancel(ctx)
-	k := t.keepAlive(&st.keep, req, detached, res, before)
+	k := t.keepAlive(&st.keep, req, detached, res, before, c.user)
 
 	body := apply(c.body, edits)
 	sent := &st.sent
@@ -331,8 +455,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	*mb = meteredBody{
 		t: t, req: req, ctx: detached, res: res, keep: k,
 		price: c.price, quote: c.quote, provider: a.provider(), model: c.r.Model,
+		api: a, user: c.user, span: span, since: start,
 	}
+	t.tel.forwarded(ctx, a)
+	mb.stopWork()
 	resp, err := t.base.RoundTrip(out)
+	mb.startWork()
 	if err != nil {
 		if ctx.Err() != nil && sent.sent.Load() {
 			// The caller gave up after the provider had the request: it
@@ -344,13 +472,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			mb.mu.Unlock()
 		} else {
 			k.stop()
-			t.release(mb.ctx, req, res)
+			mb.release(0)
 		}
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		k.stop()
-		t.release(mb.ctx, req, res)
+		mb.release(resp.StatusCode)
 		return resp, nil
 	}
 	if resp.Body == nil {
@@ -372,6 +500,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.Header.Get("Content-Encoding") != "" {
 		mb.compressed = true
 	}
+	mb.stopWork() // before the keep-alive may read the body
 	k.watch(mb)
 	resp.Body = mb
 	return resp, nil
@@ -431,8 +560,9 @@ func (t *transport) prepare(req *http.Request, a api, model string, c *call) err
 const maxFitTries = 4
 
 // reserve reserves c's estimate, fitting the output limit to the budget
-// when that is on, and returns the body edits the call needs.
-func (t *transport) reserve(req *http.Request, c *call) (*budget.Reservation, []edit, error) {
+// when that is on, and returns the body edits the call needs. ctx is the
+// request's, with the call's span.
+func (t *transport) reserve(ctx context.Context, req *http.Request, c *call) (*budget.Reservation, []edit, error) {
 	var top topLevel
 	var edits []edit
 	parsed := false
@@ -448,10 +578,9 @@ func (t *transport) reserve(req *http.Request, c *call) (*budget.Reservation, []
 			return nil, nil, refuse(fmt.Sprintf("gate: cannot price %s %s: %v", req.Method, req.URL.Path, err), ErrBadRequest, err)
 		}
 	}
-	ctx := req.Context()
 	var limitEd []edit
 	for try := 0; ; try++ {
-		res, err := t.m.Reserve(ctx, c.user, c.quote.Cost)
+		res, err := t.m.Reserve(ctx, c.user, c.quote.Cost, budget.WithModel(c.r.Model))
 		if err == nil {
 			return res, append(edits, limitEd...), nil
 		}
@@ -481,10 +610,18 @@ func (t *transport) reserve(req *http.Request, c *call) (*budget.Reservation, []
 	}
 }
 
-func (t *transport) release(ctx context.Context, req *http.Request, res *budget.Reservation) {
-	if err := res.Release(ctx); err != nil {
-		t.fail(req, err)
+// release releases the reservation of a call whose upstream failed before
+// any tokens: a transport error (status 0) or a non-2xx status.
+func (b *meteredBody) release(status int) {
+	if err := b.res.Release(b.ctx); err != nil {
+		if b.t.tel.logging(b.ctx, slog.LevelWarn) {
+			b.t.tel.log.LogAttrs(b.ctx, slog.LevelWarn, "gate: releasing the reservation of a failed call failed; its hold counts until it expires",
+				b.logAttrs(slog.Any("err", err))...)
+		}
+		b.t.fail(b.req, err)
 	}
+	b.releasedAfter(status)
+	b.finish(released)
 }
 
 func (t *transport) fail(req *http.Request, err error) {

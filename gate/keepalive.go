@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ type keepAlive struct {
 	req      *http.Request
 	res      *budget.Reservation
 	ctx      context.Context
+	user     string // for logs
 	interval time.Duration
 	idleMax  int // ticks without a read before the body is abandoned
 
@@ -37,9 +39,10 @@ type keepAlive struct {
 	idle      int
 }
 
-// keepAlive starts renewing res, reserved at the gate's clock reading
-// before, in k, and returns k; ctx is the request's, without its cancellation.
-func (t *transport) keepAlive(k *keepAlive, req *http.Request, ctx context.Context, res *budget.Reservation, before time.Time) *keepAlive {
+// keepAlive starts renewing res, reserved for user at the gate's clock
+// reading before, in k, and returns k; ctx is the request's, without its
+// cancellation.
+func (t *transport) keepAlive(k *keepAlive, req *http.Request, ctx context.Context, res *budget.Reservation, before time.Time, user string) *keepAlive {
 	ttl := res.ExpiresAt().Sub(before)
 	interval := t.renewEvery
 	if interval <= 0 {
@@ -53,7 +56,7 @@ func (t *transport) keepAlive(k *keepAlive, req *http.Request, ctx context.Conte
 		idle = max(ttl, interval)
 	}
 	*k = keepAlive{
-		t: t, req: req, res: res, ctx: ctx,
+		t: t, req: req, res: res, ctx: ctx, user: user,
 		interval: interval, idleMax: max(1, int((idle+interval-1)/interval)),
 	}
 	k.mu.Lock()
@@ -109,10 +112,12 @@ func (k *keepAlive) tick() {
 	case errors.Is(err, budget.ErrReservationClosed):
 		return
 	case errors.Is(err, budget.ErrHoldExpired):
+		k.warn("gate: the hold of a running call lapsed before it was renewed; its cost will still be recorded, but other calls may have spent the budget it held", err)
 		k.t.fail(k.req, fmt.Errorf("gate: the hold of %s %s lapsed while the call ran (renewed too late); its cost will still be recorded: %w",
 			k.req.Method, k.req.URL.Path, err))
 		return
 	default:
+		k.warn("gate: could not renew the hold of a running call; retrying sooner", err)
 		k.t.fail(k.req, err)
 		next = max(k.interval/4, time.Millisecond) // retry sooner: the hold is running out
 	}
@@ -121,4 +126,16 @@ func (k *keepAlive) tick() {
 		k.stopTimer = k.t.afterFunc(next, k.tick)
 	}
 	k.mu.Unlock()
+}
+
+// warn logs a renewal that failed with err.
+func (k *keepAlive) warn(msg string, err error) {
+	tel := &k.t.tel
+	if !tel.logging(k.ctx, slog.LevelWarn) {
+		return
+	}
+	a, _ := classify(k.req.Method, k.req.URL.Path)
+	tel.log.LogAttrs(k.ctx, slog.LevelWarn, msg,
+		slog.String("provider", a.provider()), slog.String("route", a.route()),
+		slog.String("user_id", k.user), slog.Any("err", err))
 }

@@ -29,19 +29,28 @@ func (e *refusal) Unwrap() []error { return e.errs }
 // names the budget and when it resets, and no amounts: those are the
 // budget's business, shown by its status page.
 func limitRefusal(req *http.Request, le *budget.LimitError) error {
-	return refuse(fmt.Sprintf("gate: %s has too little budget left for %s %s, so it was not sent; the budget resets at %s (lower max_tokens, or ask an admin for a higher limit)",
+	return refuse(fmt.Sprintf("gate: %s has too little left for %s %s, so it was not sent; it resets at %s (lower max_tokens, or ask an admin for a higher limit)",
 		budgetName(le), req.Method, req.URL.Path, le.PeriodEnd.UTC().Format(time.RFC3339)), le)
 }
 
+// budgetName names the budget that refused a call: the user's own, one of
+// their teams' or their org's, or a model cap of one of those.
 func budgetName(le *budget.LimitError) string {
-	return strconv.Quote(le.UserID)
+	holder := "user " + strconv.Quote(le.UserID)
+	if le.Scope.Kind != "" && le.Scope != budget.User(le.UserID) {
+		holder = string(le.Scope.Kind) + " " + strconv.Quote(le.Scope.ID)
+	}
+	if le.Pattern != "" {
+		return "the " + le.Pattern + " cap of " + holder
+	}
+	return "the budget of " + holder
 }
 
 // refusalResponse is the 429 a refused call gets with
 // Options.RefuseWithStatus, in the error format of the API it called.
 func refusalResponse(req *http.Request, a api, le *budget.LimitError, now time.Time) *http.Response {
 	reset := le.PeriodEnd.UTC().Format(time.RFC3339)
-	msg := fmt.Sprintf("Budget exceeded: the budget of user %s has too little left for this call; it resets at %s.", budgetName(le), reset)
+	msg := fmt.Sprintf("Budget exceeded: %s has too little left for this call; it resets at %s.", budgetName(le), reset)
 	var v any
 	switch a {
 	case messages:

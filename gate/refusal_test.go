@@ -9,70 +9,21 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anthropics/anthropic-sdk-go/v2"
-	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/shopspring/decimal"
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/gate"
+	"github.com/llmbudget/budget/internal/gatetest"
 	"github.com/llmbudget/budget/pricing"
 	"github.com/llmbudget/budget/store/memory"
 	"github.com/llmbudget/budget/store/sqlite"
 )
 
-type countingRT struct {
-	n    atomic.Int64
-	base http.RoundTripper
-}
-
-func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(r)
-}
-
-// With RefuseWithStatus, a refusal reaches an SDK as its own API error:
-// status 429, code budget_exceeded, and no retry.
-func TestRefuseWithStatus(t *testing.T) {
-	h := newHarness(t, "0.001", gate.Options{RefuseWithStatus: true})
-	cnt := &countingRT{base: h.client.Transport}
-	hc := &http.Client{Transport: cnt}
-	oc := openai.NewClient(option.WithHTTPClient(hc), option.WithBaseURL(h.up.URL+"/v1"), option.WithAPIKey("k")) // default retries
-	_, err := oc.Chat.Completions.New(h.ctx, chatParams("gpt-4o"))
-	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Code != "budget_exceeded" || apiErr.Type != "insufficient_quota" ||
-		!strings.Contains(apiErr.Message, `"alice"`) || !strings.Contains(apiErr.Message, "2025-04-01T00:00:00Z") {
-		t.Fatalf("openai-go: err = %v; want an *openai.Error, 429, code budget_exceeded, naming the budget and its reset", err)
-	}
-	ac := anthropic.NewClient(aoption.WithHTTPClient(hc), aoption.WithBaseURL(h.up.URL), aoption.WithAPIKey("k"))
-	_, err = ac.Messages.New(h.ctx, messageParams())
-	var aErr *anthropic.Error
-	if !errors.As(err, &aErr) || aErr.StatusCode != 429 || aErr.Type() != "rate_limit_error" || !strings.Contains(aErr.RawJSON(), `"error_code":"budget_exceeded"`) {
-		t.Fatalf("anthropic: err = %v; want an *anthropic.Error, 429 rate_limit_error, error_code budget_exceeded", err)
-	}
-	if n := cnt.n.Load(); n != 2 {
-		t.Errorf("%d requests for 2 calls: the SDKs retried the refusal", n)
-	}
-	if n := h.up.calls.Load(); n != 0 {
-		t.Errorf("upstream called %d times", n)
-	}
-	// Gemini's shape.
-	resp, err := h.post(h.ctx, "/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":65000}}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 429 || !strings.Contains(string(b), `"status":"RESOURCE_EXHAUSTED"`) || !strings.Contains(string(b), `"code":"budget_exceeded"`) {
-		t.Errorf("gemini: %d %s", resp.StatusCode, b)
-	}
-	h.wantNoSpend(t)
-}
+// Refusals as a caller sees them: TestRefuseWithStatus and TestClient,
+// which drive the SDKs, are in the e2e module (e2e/gate).
 
 // Free routes pass unbudgeted; everything else still needs a meter.
 func TestFreeRoutes(t *testing.T) {
@@ -121,7 +72,7 @@ func TestErrorText(t *testing.T) {
 		}
 	}
 	_, err := h.post(h.ctx, "/v1/chat/completions", chatBody)
-	check("refusal", err, budget.ErrBudgetExceeded, `"alice" has too little budget left for POST /v1/chat/completions, so it was not sent; the budget resets at 2025-04-01T00:00:00Z`)
+	check("refusal", err, budget.ErrBudgetExceeded, `the budget of user "alice" has too little left for POST /v1/chat/completions, so it was not sent; it resets at 2025-04-01T00:00:00Z`)
 	var le *budget.LimitError
 	if !errors.As(err, &le) || !le.Limit.Equal(decimal.RequireFromString("0.001")) {
 		t.Errorf("LimitError = %+v", le)
@@ -136,17 +87,6 @@ func TestErrorText(t *testing.T) {
 	check("image", err, pricing.ErrUnpricedInput, "set its image_tokens")
 	_, err = h.post(h.ctx, "/v1/images/generations", `{}`)
 	check("path", err, gate.ErrUnsupportedPath, "list it in gate.Options.Free")
-}
-
-// gate.Client is ready to hand to an SDK.
-func TestClient(t *testing.T) {
-	h := newHarness(t, "10", gate.Options{})
-	c := gate.Client(h.m, h.prices, gate.Options{Base: h.up.Client().Transport})
-	oc := openai.NewClient(option.WithHTTPClient(c), option.WithBaseURL(h.up.URL+"/v1"), option.WithAPIKey("k"))
-	if _, err := oc.Chat.Completions.New(h.ctx, chatParams("gpt-4o")); err != nil {
-		t.Fatal(err)
-	}
-	h.wantOneRecord(t, "openai", "gpt-4o", costGPT4o)
 }
 
 // Gemini: generateContent, streamGenerateContent as SSE and as a JSON
@@ -227,7 +167,7 @@ func TestEnforcementOnStores(t *testing.T) {
 					// Each call costs about $0.00075 and holds $0.0028;
 					// the limit pays for about a third of them.
 					limit := decimal.RequireFromString("0.00075").Mul(decimal.NewFromInt(int64(n / 3)))
-					r := newRigOn(t, open(t), limit.String(), time.Minute, 50, gate.Options{FitToBudget: fit})
+					r := gatetest.NewRigOn(t, open(t), limit.String(), time.Minute, 50, gate.Options{FitToBudget: fit})
 					errs := make([]error, n)
 					var wg sync.WaitGroup
 					for i := range n {
@@ -238,7 +178,7 @@ func TestEnforcementOnStores(t *testing.T) {
 							if i%2 == 1 {
 								body = chat200Stream
 							}
-							_, _, errs[i] = r.stream(r.ctx, "/v1/chat/completions", body)
+							_, _, errs[i] = r.Stream(r.Ctx, "/v1/chat/completions", body)
 						}()
 					}
 					wg.Wait()
@@ -251,11 +191,11 @@ func TestEnforcementOnStores(t *testing.T) {
 							t.Errorf("unexpected error: %v", err)
 						}
 					}
-					st := r.status(t)
-					want := r.up.cost(t, r.prices)
+					st := r.Status(t)
+					want := r.Up.Cost(t, r.Prices)
 					t.Logf("%d of %d calls served; spent %s of %s", ok, n, st.Spent, st.Limit)
-					if ok == 0 || int64(ok) != r.up.calls.Load() || len(r.history(t)) != ok {
-						t.Errorf("%d calls allowed, %d upstream calls, %d records", ok, r.up.calls.Load(), len(r.history(t)))
+					if ok == 0 || int64(ok) != r.Up.Calls.Load() || len(r.History(t)) != ok {
+						t.Errorf("%d calls allowed, %d upstream calls, %d records", ok, r.Up.Calls.Load(), len(r.History(t)))
 					}
 					if !st.Spent.Equal(want) || st.Spent.GreaterThan(st.Limit) || !st.Reserved.IsZero() {
 						t.Errorf("spent %s (served calls cost %s), reserved %s, limit %s", st.Spent, want, st.Reserved, st.Limit)

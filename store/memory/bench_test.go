@@ -68,7 +68,6 @@ func BenchmarkReserveSettle(b *testing.B) {
 // goroutine for its own user, so the only shared state is the Manager's
 // and store's indexes and counters, not a user lock.
 func BenchmarkReserveSettleParallel(b *testing.B) {
-	ctx := context.Background()
 	m := newBenchManager()
 	n := runtime.GOMAXPROCS(0) // RunParallel starts this many goroutines
 	users := make([]string, n)
@@ -76,13 +75,20 @@ func BenchmarkReserveSettleParallel(b *testing.B) {
 		users[i] = fmt.Sprintf("user-%d", i)
 		benchUnlimited(b, m, users[i])
 	}
+	benchParallel(b, m, users, benchReserveSettle)
+}
+
+// benchParallel runs call on every P, each goroutine for its own user of
+// users (one per P).
+func benchParallel(b *testing.B, m *budget.Manager, users []string, call func(context.Context, *budget.Manager, string) error) {
+	ctx := context.Background()
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		user := users[int(next.Add(1)-1)%n]
+		user := users[int(next.Add(1)-1)%len(users)]
 		for pb.Next() {
-			if err := benchReserveSettle(ctx, m, user); err != nil {
+			if err := call(ctx, m, user); err != nil {
 				b.Error(err) // not Fatal: this is not the benchmark's goroutine
 				return
 			}
@@ -141,6 +147,87 @@ func BenchmarkReserveSettleHistory(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// benchScoped puts each of users in the team "t" and the org "o", whose
+// limits no benchmark reaches, with a cap on "gpt-4o*" on the team.
+func benchScoped(b *testing.B, m *budget.Manager, users ...string) {
+	b.Helper()
+	ctx := context.Background()
+	admin := budget.Principal{UserID: "admin", Admin: true}
+	caps := []budget.ModelCap{{Pattern: "gpt-4o*", Limit: benchLimit}}
+	for _, u := range []struct {
+		scope budget.Scope
+		up    budget.SettingsUpdate
+	}{{budget.Team("t"), budget.SettingsUpdate{Limit: &benchLimit, ModelCaps: &caps}}, {budget.Org("o"), budget.SettingsUpdate{Limit: &benchLimit}}} {
+		if _, err := m.UpdateBudget(ctx, admin, u.scope, u.up); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, user := range users {
+		benchUnlimited(b, m, user)
+		if _, err := m.SetMembership(ctx, admin, user, budget.Membership{Teams: []string{"t"}, Org: "o"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchScopedReserveSettle is benchReserveSettle naming the model, as a
+// call under a model cap must.
+func benchScopedReserveSettle(ctx context.Context, m *budget.Manager, userID string) error {
+	r, err := m.Reserve(ctx, userID, benchEstimate, budget.WithModel("gpt-4o"))
+	if err != nil {
+		return err
+	}
+	_, err = r.Settle(ctx, budget.Usage{Provider: "openai", InputTokens: 1000, OutputTokens: 200, Cost: benchCost})
+	return err
+}
+
+// BenchmarkScopes compares, in one run, Reserve+Settle for a user alone
+// ("user") with the same for a user in a team and an org with a matching
+// model cap on the team ("team+org+cap": four budgets held in one step),
+// serially and with every P on its own user; "hot-team" has every P's user
+// in the one team.
+func BenchmarkScopes(b *testing.B) {
+	ctx := context.Background()
+	n := runtime.GOMAXPROCS(0)
+	for _, c := range []struct {
+		name   string
+		scoped bool
+	}{{"user", false}, {"team+org+cap", true}} {
+		call := benchReserveSettle
+		if c.scoped {
+			call = benchScopedReserveSettle
+		}
+		setup := func(b *testing.B, users ...string) *budget.Manager {
+			m := newBenchManager()
+			if c.scoped {
+				benchScoped(b, m, users...)
+			} else {
+				for _, u := range users {
+					benchUnlimited(b, m, u)
+				}
+			}
+			return m
+		}
+		b.Run(c.name+"/serial", func(b *testing.B) {
+			m := setup(b, "alice")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := call(ctx, m, "alice"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/parallel", func(b *testing.B) {
+			users := make([]string, n)
+			for i := range users {
+				users[i] = fmt.Sprintf("user-%d", i)
+			}
+			benchParallel(b, setup(b, users...), users, call)
 		})
 	}
 }

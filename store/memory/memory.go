@@ -36,8 +36,13 @@ type Store struct {
 	templates map[string]budget.Template
 	audit     []budget.AuditEntry
 	auditSeq  int64
-	userIDs   []string // sorted unless unsorted is set
-	unsorted  bool
+	lists     map[budget.ScopeKind]*keyList // the keys of each kind of holder
+}
+
+// keyList is the keys of one kind of holder, sorted unless unsorted is set.
+type keyList struct {
+	keys     []string
+	unsorted bool
 }
 
 var _ budget.Store = (*Store)(nil)
@@ -118,11 +123,10 @@ func (l *usageLog) search(after func(*usage) bool) int {
 // user is everything kept for one user, guarded by mu.
 type user struct {
 	mu       sync.Mutex
+	key      string // the budget's key: the user ID, or Scope.Key, or Scope.CapKey
+	cap      bool   // a model cap's counters: no settings, not listed
 	s        budget.Settings
-	window   budget.Window
-	spent    budget.Nanos
-	held     budget.Nanos
-	marked   budget.LevelSet
+	c        budget.Counter
 	ids      map[string]entry
 	live     []liveHold // pending holds still counted in held
 	nextExp  time.Time  // zero when live is empty, else at or before its earliest expiry (see expire)
@@ -152,91 +156,191 @@ func (s *Store) lock(ctx context.Context, id string) (*user, error) {
 	return u, nil
 }
 
-// begin locks the user and applies the steps every policy-carrying call
-// starts with: the version check, the window advance and hold expiry.
-func (s *Store) begin(ctx context.Context, id string, p budget.Policy, now time.Time) (*user, error) {
-	u, err := s.lock(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.prepare(u, p, now); err != nil {
-		u.mu.Unlock()
-		return nil, err
-	}
-	return u, nil
+// inline is how many budgets a call holds without allocating: the user's,
+// a team's, an org's and a cap's.
+const inline = 4
+
+// call is one policy-carrying step over the user's budget and the budgets
+// of the request's Also: their records and policies, the user's first,
+// then Also's in its order. Up to inline budgets live in arrays, so that a
+// call's state stays on the stack; it never points into itself, which
+// would move it to the heap.
+type call struct {
+	n       int
+	p       budget.Policy      // the user's
+	also    []budget.KeyPolicy // the request's
+	rec     [inline]*user
+	recMore []*user // all records, when more than inline
 }
 
-// beginUnless is begin for a call that refuse may turn down (a closed
-// hold, a duplicate usage ID): refuse runs after the version check and
-// before the window advance and expiry, so that a refused call changes
-// nothing, not even the window or the audit log.
-func (s *Store) beginUnless(ctx context.Context, id string, p budget.Policy, now time.Time, refuse func(*user) error) (*user, error) {
-	u, err := s.lock(ctx, id)
-	if err != nil {
-		return nil, err
+func (c *call) recs() []*user {
+	if c.recMore != nil {
+		return c.recMore
 	}
-	if p.Version == u.s.Version {
-		err = refuse(u)
-	}
-	if err == nil {
-		err = s.prepare(u, p, now)
-	}
-	if err != nil {
-		u.mu.Unlock()
-		return nil, err
-	}
-	return u, nil
+	return c.rec[:c.n]
 }
 
-func (s *Store) prepare(u *user, p budget.Policy, now time.Time) error {
-	if p.Version != u.s.Version {
-		return fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, u.s.UserID, u.s.Version, p.Version)
+// policy returns the policy of budget i: the user's for 0, else Also's.
+func (c *call) policy(i int) *budget.Policy {
+	if i == 0 {
+		return &c.p
 	}
-	if err := s.advance(u, p, now); err != nil {
+	return &c.also[i-1].Policy
+}
+
+// user returns the user's record.
+func (c *call) user() *user { return c.recs()[0] }
+
+// begin locks the user's record and those of also, in key order, and
+// applies the steps every policy-carrying call starts with: the version
+// checks, then refuse (may be nil) for each budget, then the window
+// advance and hold expiry. refuse turns the call down (a closed hold, a
+// duplicate usage ID) before anything changes, so that a refused call
+// changes nothing, not even a window or the audit log. On success the
+// caller unlocks c.
+func (s *Store) begin(ctx context.Context, c *call, userID string, p budget.Policy, also []budget.KeyPolicy, now time.Time, refuse func(i int, u *user) error) error {
+	if err := s.check(ctx); err != nil {
 		return err
 	}
-	u.expire(now)
+	c.n, c.p, c.also = 1+len(also), p, also
+	if c.n > inline {
+		c.recMore = make([]*user, c.n)
+	}
+	recs := c.recs()
+	for i := range c.n {
+		key, isCap := userID, false
+		if i > 0 {
+			key, isCap = also[i-1].Key, also[i-1].Cap
+		}
+		v, ok := s.users.Load(key)
+		if !ok && isCap {
+			v, _ = s.users.LoadOrStore(key, &user{key: key, cap: true, ids: map[string]entry{}})
+		} else if !ok {
+			scope, _ := budget.ScopeOfKey(key)
+			return fmt.Errorf("%w: no settings for %s %q", budget.ErrNotFound, scope.Kind, scope.ID)
+		}
+		recs[i] = v.(*user)
+	}
+	if c.n == 1 {
+		recs[0].mu.Lock()
+	} else {
+		var buf [inline]*user
+		order := append(buf[:0], recs...)
+		slices.SortFunc(order, func(a, b *user) int { return strings.Compare(a.key, b.key) })
+		for i := 1; i < len(order); i++ {
+			if order[i] == order[i-1] {
+				return fmt.Errorf("budget/memory: budget %q twice in one request", order[i].key)
+			}
+		}
+		for _, u := range order {
+			u.mu.Lock()
+		}
+	}
+	if err := s.prepare(c, now, refuse); err != nil {
+		c.unlock()
+		return err
+	}
 	return nil
 }
 
-// advance moves the user's counters forward to p's window. A late request,
-// whose window starts before the stored one, leaves the window alone.
-func (s *Store) advance(u *user, p budget.Policy, now time.Time) error {
-	if u.window.Equal(p.Window) || late(u.window, p) {
-		return nil
+func (c *call) unlock() {
+	for _, u := range c.recs() {
+		u.mu.Unlock()
 	}
-	return s.moveTo(u, p, now)
 }
 
-// late reports whether p was computed at an earlier instant than the window
-// stored: its window starts before it.
-func late(stored budget.Window, p budget.Policy) bool {
-	return !stored.IsZero() && p.Window.Start.Before(stored.Start)
+// prepare runs the version checks and refuse, which change nothing, then
+// sums the spend of every window that moves (which can fail), and only then
+// moves the windows and expires holds.
+func (s *Store) prepare(c *call, now time.Time, refuse func(int, *user) error) error {
+	recs := c.recs()
+	for i, u := range recs {
+		if u.cap {
+			continue
+		}
+		if err := u.c.Check(u.key, u.s.Version, *c.policy(i)); err != nil {
+			return err
+		}
+	}
+	if refuse != nil {
+		for i, u := range recs {
+			if err := refuse(i, u); err != nil {
+				return err
+			}
+		}
+	}
+	var buf [inline]budget.Nanos
+	var moveBuf [inline]bool
+	sums, moves := buf[:0], moveBuf[:0]
+	for i, u := range recs {
+		var sum budget.Nanos
+		moves = append(moves, c.advances(i))
+		if p := c.policy(i); moves[i] {
+			var err error
+			if sum, err = u.sumIn(p.Window); err != nil {
+				return err
+			}
+		}
+		sums = append(sums, sum)
+	}
+	for i, u := range recs {
+		if p := c.policy(i); moves[i] {
+			if e, ok := u.c.MoveTo(u.key, *p, sums[i], now); ok && !u.cap {
+				s.appendAudit(u, e)
+			}
+		}
+		u.expire(now)
+	}
+	return nil
+}
+
+// advances reports whether budget i of c moves to its policy's window;
+// decided for every budget before any moves, as a cap follows its holder's
+// lateness (Counter.AdvancesCap).
+func (c *call) advances(i int) bool {
+	recs, p := c.recs(), c.policy(i)
+	u := recs[i]
+	if !u.cap || u.c.Window.Equal(p.Window) {
+		return u.c.Advances(*p)
+	}
+	holder := budget.HolderKey(u.key)
+	for _, h := range recs {
+		if h.key == holder {
+			return u.c.AdvancesCap(*p, &h.c)
+		}
+	}
+	return u.c.Advances(*p)
+}
+
+// finish ends a successful call: every budget marks its alerts; the user's
+// totals come with Also's.
+func (c *call) finish() budget.Totals {
+	recs := c.recs()
+	t := recs[0].c.Finish(c.p)
+	if c.n > 1 {
+		t.Also = make([]budget.Totals, c.n-1)
+		for i, u := range recs[1:] {
+			t.Also[i] = u.c.Finish(c.also[i].Policy)
+		}
+	}
+	return t
 }
 
 // moveTo moves the user's counters to p's window, in either direction,
-// auditing a rollover when the new window starts at or after the old one's
-// end.
+// recounting the spend in it and auditing a rollover when the counter says
+// the stored window closed.
 func (s *Store) moveTo(u *user, p budget.Policy, now time.Time) error {
-	if u.window.Equal(p.Window) {
+	if u.c.Window.Equal(p.Window) {
 		return nil
 	}
 	spent, err := u.sumIn(p.Window)
 	if err != nil {
 		return err
 	}
-	if !u.window.IsZero() && !p.Window.Start.Before(u.window.End) {
-		s.appendAudit(u, budget.RolloverEntry(u.s.UserID, u.window, u.spent, p, now))
+	if e, ok := u.c.MoveTo(u.key, p, spent, now); ok {
+		s.appendAudit(u, e)
 	}
-	u.spent, u.marked, u.window = spent, 0, p.Window
 	return nil
-}
-
-// finish marks and returns the alerts p's levels call for, and the totals.
-func (u *user) finish(p budget.Policy) budget.Totals {
-	fire := p.Alerts(u.marked, u.spent)
-	u.marked |= fire
-	return budget.Totals{Window: u.window, Spent: u.spent, Held: u.held, Alerts: fire}
 }
 
 // sumIn sums the cost of usage in w, reading only the rows inside it.
@@ -245,7 +349,7 @@ func (u *user) sumIn(w budget.Window) (budget.Nanos, error) {
 	for i, end := u.search(w.Start), u.search(w.End); i < end; i++ {
 		var ok bool
 		if sum, ok = sum.Add(u.usage.at(i).row.Cost); !ok {
-			return 0, fmt.Errorf("budget/memory: spend of %q in %s exceeds %s", u.s.UserID, w, budget.MaxNanos)
+			return 0, fmt.Errorf("budget/memory: spend of %q in %s exceeds %s", u.key, w, budget.MaxNanos)
 		}
 	}
 	return sum, nil
@@ -269,7 +373,7 @@ func (u *user) expire(now time.Time) {
 	live := u.live[:0]
 	for _, h := range u.live {
 		if !now.Before(h.expires) {
-			u.held -= h.amount
+			u.c.Unhold(h.amount)
 			continue
 		}
 		live = append(live, h)
@@ -309,7 +413,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, e
 		return budget.Settings{}, err
 	}
 	defer u.mu.Unlock()
-	return u.s, nil
+	return u.s.Clone(), nil
 }
 
 // CreateSettings implements budget.Store.
@@ -318,42 +422,61 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 		return budget.Settings{}, false, err
 	}
 	nu := &user{
-		s: req.Settings, window: req.Policy.Window,
+		key: req.Settings.UserID,
+		s:   req.Settings.Clone(), c: budget.Counter{Window: req.Policy.Window},
 		ids: map[string]entry{},
 	}
 	v, loaded := s.users.LoadOrStore(req.Settings.UserID, nu)
 	if !loaded {
+		scope, _ := budget.ScopeOfKey(req.Settings.UserID)
 		s.mu.Lock()
-		s.userIDs, s.unsorted = append(s.userIDs, req.Settings.UserID), true
+		if s.lists == nil {
+			s.lists = map[budget.ScopeKind]*keyList{}
+		}
+		l := s.lists[scope.Kind]
+		if l == nil {
+			l = &keyList{}
+			s.lists[scope.Kind] = l
+		}
+		l.keys, l.unsorted = append(l.keys, req.Settings.UserID), true
 		s.mu.Unlock()
-		return req.Settings, true, nil
+		return req.Settings.Clone(), true, nil
 	}
 	u := v.(*user)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.s, false, nil
+	return u.s.Clone(), false, nil
 }
 
 // UpdateSettings implements budget.Store.
 func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (budget.Totals, error) {
-	u, err := s.beginUnless(ctx, req.Settings.UserID, req.Current, req.Now, refuseLate(req.Current))
-	if err != nil {
+	var c call
+	if err := s.begin(ctx, &c, req.Settings.UserID, req.Current, nil, req.Now, refuseLate(req.Current)); err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
+	defer c.unlock()
+	u := c.user()
 	if err := s.moveTo(u, req.Next, req.Now); err != nil {
 		return budget.Totals{}, err
 	}
-	u.s = req.Settings
+	u.s = req.Settings.Clone()
 	s.appendAudit(u, req.Audit)
-	return u.finish(req.Next), nil
+	return u.c.Finish(req.Next), nil
 }
 
-// Reserve implements budget.Store.
+// Reserve implements budget.Store. With budgets in Also, it decides on
+// copies of every counter first, so that a hold is placed on all of them
+// or on none.
+//
+// A hold's state (pending, settled, released) and a usage ID's are kept
+// under the user's key alone: every call on a hold names the user, whose
+// check refuses a closed hold or a duplicate before anything changes. Under
+// the other keys a hold is only its entry in the live list, and a usage
+// row is kept as the user's row; History gives it the key's form.
 func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
-	var e entry
-	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
-		if e = u.ids[req.HoldID]; e.hold != noHold {
+	var c call
+	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
+		if i == 0 && u.ids[req.HoldID].hold != noHold {
 			return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
 		}
 		return nil
@@ -361,22 +484,46 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if err != nil {
 		return budget.Totals{}, false, err
 	}
-	defer u.mu.Unlock()
-	if !req.Policy.Allows(u.spent, u.held, req.Amount) {
-		return u.finish(req.Policy), false, nil
+	defer c.unlock()
+	for i, u := range c.recs() {
+		trial := u.c
+		allowed, err := trial.Hold(u.key, *c.policy(i), req.Amount)
+		if err != nil {
+			return budget.Totals{}, false, err
+		}
+		if !allowed {
+			return c.finish(), false, nil
+		}
 	}
-	held, ok := u.held.Add(req.Amount)
-	if !ok {
-		return budget.Totals{}, false, fmt.Errorf("budget/memory: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+	for i, u := range c.recs() {
+		u.c.Hold(u.key, *c.policy(i), req.Amount) // allowed, as tried above
+		if i == 0 {
+			e := u.ids[req.HoldID]
+			e.hold = pending
+			u.ids[req.HoldID] = e
+		}
+		u.live = append(u.live, liveHold{id: req.HoldID, amount: req.Amount, expires: req.ExpiresAt})
+		if u.nextExp.IsZero() || req.ExpiresAt.Before(u.nextExp) {
+			u.nextExp = req.ExpiresAt
+		}
 	}
-	e.hold = pending
-	u.ids[req.HoldID] = e
-	u.live = append(u.live, liveHold{id: req.HoldID, amount: req.Amount, expires: req.ExpiresAt})
-	u.held = held
-	if u.nextExp.IsZero() || req.ExpiresAt.Before(u.nextExp) {
-		u.nextExp = req.ExpiresAt
+	return c.finish(), true, nil
+}
+
+// charges reports whether every budget of c can count cost at time at
+// without passing MaxNanos, so that a call charging several changes all or
+// none.
+func (c *call) charges(cost budget.Nanos, at time.Time) error {
+	if c.n == 1 {
+		return nil // add checks the lone budget itself, before changing it
 	}
-	return u.finish(req.Policy), true, nil
+	for _, u := range c.recs() {
+		trial := u.c
+		if err := trial.Charge(u.key, cost, at); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Settle implements budget.Store.
@@ -385,7 +532,11 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 	// take the hold's ID (by default it does, and h records both).
 	same := req.Usage.ID == req.HoldID
 	var h, e entry
-	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) (err error) {
+	var c call
+	err := s.begin(ctx, &c, req.Usage.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) (err error) {
+		if i > 0 {
+			return nil
+		}
 		if h, err = u.openHold(req.HoldID); err != nil {
 			return err
 		}
@@ -393,49 +544,65 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 			e = u.ids[req.Usage.ID]
 		}
 		if (same && h.usage) || e.usage {
-			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.s.UserID)
+			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.key)
 		}
 		return nil
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
-	if same {
-		if err := u.add(req.Usage, &h); err != nil {
-			return budget.Totals{}, err
-		}
-	} else {
-		if err := u.add(req.Usage, &e); err != nil {
-			return budget.Totals{}, err
-		}
-		u.ids[req.Usage.ID] = e
+	defer c.unlock()
+	if err := c.charges(req.Usage.Cost, req.Usage.At); err != nil {
+		return budget.Totals{}, err
 	}
-	u.close(req.HoldID, h, settled)
-	return u.finish(req.Policy), nil
+	for i, u := range c.recs() {
+		if i > 0 {
+			u.push(req.Usage) // charges checked above
+			u.unlive(req.HoldID)
+			continue
+		}
+		if same {
+			if err := u.add(req.Usage, &h); err != nil {
+				return budget.Totals{}, err
+			}
+		} else {
+			if err := u.add(req.Usage, &e); err != nil {
+				return budget.Totals{}, err
+			}
+			u.ids[req.Usage.ID] = e
+		}
+		u.close(req.HoldID, h, settled)
+	}
+	return c.finish(), nil
 }
 
 func (u *user) openHold(id string) (entry, error) {
 	h := u.ids[id]
 	switch h.hold {
 	case noHold:
-		return entry{}, fmt.Errorf("%w: no hold %q for user %q", budget.ErrNotFound, id, u.s.UserID)
+		return entry{}, fmt.Errorf("%w: no hold %q for %q", budget.ErrNotFound, id, u.key)
 	case pending:
 		return h, nil
 	}
 	return entry{}, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 }
 
+// close gives the user's hold id its final state and stops counting it.
 func (u *user) close(id string, h entry, state holdState) {
+	u.unlive(id)
+	h.hold = state
+	u.ids[id] = h
+}
+
+// unlive stops counting hold id, if it still counts.
+func (u *user) unlive(id string) {
 	if i := u.liveIndex(id); i >= 0 {
-		u.held -= u.live[i].amount
+		u.c.Unhold(u.live[i].amount)
 		last := len(u.live) - 1
 		u.live[i] = u.live[last]
 		u.live[last] = liveHold{}
 		u.live = u.live[:last]
 	}
-	h.hold = state
-	u.ids[id] = h
 }
 
 // add records a usage row, refusing a duplicate ID, and counts its cost
@@ -443,16 +610,25 @@ func (u *user) close(id string, h entry, state holdState) {
 // which add marks and the caller stores. On error nothing changes.
 func (u *user) add(r budget.UsageRow, e *entry) error {
 	if e.usage {
-		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.s.UserID)
+		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, u.key)
 	}
-	spent := u.spent
-	if u.window.Contains(r.At) {
-		var ok bool
-		if spent, ok = spent.Add(r.Cost); !ok {
-			return fmt.Errorf("budget/memory: spend of %q exceeds %s", u.s.UserID, budget.MaxNanos)
-		}
+	if err := u.c.Charge(u.key, r.Cost, r.At); err != nil {
+		return err
 	}
 	e.usage = true
+	u.insert(r)
+	return nil
+}
+
+// push records a usage row under a budget shared with the row's user,
+// whose charge the caller has checked.
+func (u *user) push(r budget.UsageRow) {
+	_ = u.c.Charge(u.key, r.Cost, r.At)
+	u.insert(r)
+}
+
+// insert adds r to the usage log in time order.
+func (u *user) insert(r budget.UsageRow) {
 	u.usageSeq++
 	row := usage{row: r, seq: u.usageSeq}
 	if n := u.usage.n; n == 0 || !r.At.Before(u.usage.at(n-1).row.At) {
@@ -460,49 +636,61 @@ func (u *user) add(r budget.UsageRow, e *entry) error {
 	} else {
 		u.usage.insert(u.search(r.At.Add(1)), row)
 	}
-	u.spent = spent
-	return nil
 }
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	var h entry
-	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) (err error) {
-		h, err = u.openHold(req.HoldID)
+	var c call
+	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) (err error) {
+		if i == 0 {
+			h, err = u.openHold(req.HoldID)
+		}
 		return err
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
-	u.close(req.HoldID, h, released)
-	return u.finish(req.Policy), nil
+	defer c.unlock()
+	for i, u := range c.recs() {
+		if i == 0 {
+			u.close(req.HoldID, h, released)
+		} else {
+			u.unlive(req.HoldID)
+		}
+	}
+	return c.finish(), nil
 }
 
-// Extend implements budget.Store. Its refuse step finds the hold in the
-// live list, with an expiry after req.Now, or says why it does not count:
-// a hold missing from the list was closed or already expired by a call
-// that saw a later time, and is never revived.
+// Extend implements budget.Store. Its refuse step finds the hold in each
+// budget's live list, with an expiry after req.Now, or says why it does not
+// count: a hold missing from the list was closed or already expired by a
+// call that saw a later time, and is never revived.
 func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
-	u, err := s.beginUnless(ctx, req.UserID, req.Policy, req.Now, func(u *user) error {
-		if _, err := u.openHold(req.HoldID); err != nil {
-			return err
+	var c call
+	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
+		if i == 0 {
+			if _, err := u.openHold(req.HoldID); err != nil {
+				return err
+			}
 		}
 		if i := u.liveIndex(req.HoldID); i < 0 || !req.Now.Before(u.live[i].expires) {
-			return fmt.Errorf("%w: hold %q of user %q", budget.ErrHoldExpired, req.HoldID, u.s.UserID)
+			return fmt.Errorf("%w: hold %q of %q", budget.ErrHoldExpired, req.HoldID, u.key)
 		}
 		return nil
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
-	// The expiry step may have compacted live, but kept this hold: its
-	// expiry is after req.Now.
-	if i := u.liveIndex(req.HoldID); i >= 0 && req.ExpiresAt.After(u.live[i].expires) {
-		u.live[i].expires = req.ExpiresAt // later: nextExp stays a lower bound
+	defer c.unlock()
+	for _, u := range c.recs() {
+		// The expiry step may have compacted live, but kept this hold:
+		// its expiry is after req.Now.
+		if i := u.liveIndex(req.HoldID); i >= 0 && req.ExpiresAt.After(u.live[i].expires) {
+			u.live[i].expires = req.ExpiresAt // later: nextExp stays a lower bound
+		}
 	}
-	return u.finish(req.Policy), nil
+	return c.finish(), nil
 }
 
 // liveIndex returns the index of hold id in live, or -1.
@@ -513,63 +701,72 @@ func (u *user) liveIndex(id string) int {
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
 	var e entry
-	u, err := s.beginUnless(ctx, req.Usage.UserID, req.Policy, req.Now, func(u *user) error {
+	var c call
+	err := s.begin(ctx, &c, req.Usage.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
+		if i > 0 {
+			return nil
+		}
 		if e = u.ids[req.Usage.ID]; e.usage {
-			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.s.UserID)
+			return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, req.Usage.ID, u.key)
 		}
 		return nil
 	})
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
-	if err := u.add(req.Usage, &e); err != nil {
+	defer c.unlock()
+	if err := c.charges(req.Usage.Cost, req.Usage.At); err != nil {
 		return budget.Totals{}, err
 	}
-	u.ids[req.Usage.ID] = e
-	return u.finish(req.Policy), nil
+	for i, u := range c.recs() {
+		if i > 0 {
+			u.push(req.Usage)
+			continue
+		}
+		if err := u.add(req.Usage, &e); err != nil {
+			return budget.Totals{}, err
+		}
+		u.ids[req.Usage.ID] = e
+	}
+	return c.finish(), nil
 }
 
 // Totals implements budget.Store.
 func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
-	u, err := s.begin(ctx, req.UserID, req.Policy, req.Now)
-	if err != nil {
+	var c call
+	if err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, nil); err != nil {
 		return budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
-	return u.finish(req.Policy), nil
+	defer c.unlock()
+	return c.finish(), nil
 }
 
 // Reset implements budget.Store.
 func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.AuditEntry, budget.Totals, error) {
-	u, err := s.beginUnless(ctx, req.Settings.UserID, req.Current, req.Now, refuseLate(req.Current))
-	if err != nil {
+	var c call
+	if err := s.begin(ctx, &c, req.Settings.UserID, req.Current, nil, req.Now, refuseLate(req.Current)); err != nil {
 		return budget.AuditEntry{}, budget.Totals{}, err
 	}
-	defer u.mu.Unlock()
+	defer c.unlock()
+	u := c.user()
 	spent, err := u.sumIn(req.Next.Window)
 	if err != nil {
 		return budget.AuditEntry{}, budget.Totals{}, err
 	}
 	e := req.Audit
-	e.PreviousSpent = u.spent.Decimal()
+	e.PreviousSpent = u.c.Spent.Decimal()
 	e = s.appendAudit(u, e)
-	u.s = req.Settings
-	if !u.window.Equal(req.Next.Window) {
-		u.spent, u.marked, u.window = spent, 0, req.Next.Window
-	}
-	return e.Clone(), u.finish(req.Next), nil
+	u.s = req.Settings.Clone()
+	u.c.MoveTo(u.key, req.Next, spent, req.Now) // within the current window: no rollover
+	return e.Clone(), u.c.Finish(req.Next), nil
 }
 
 // refuseLate refuses a settings change or reset computed at an earlier
 // instant than the stored window, so that the Manager retries it with a
 // fresh clock rather than move the window back to a period already over.
-func refuseLate(p budget.Policy) func(*user) error {
-	return func(u *user) error {
-		if late(u.window, p) {
-			return &budget.LateError{Start: u.window.Start}
-		}
-		return nil
+func refuseLate(p budget.Policy) func(int, *user) error {
+	return func(_ int, u *user) error {
+		return u.c.CheckLate(p)
 	}
 }
 
@@ -698,7 +895,11 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 			p.Next = budget.UsageCursor{At: last.row.At.UnixNano(), Seq: last.seq}.String()
 			break
 		}
-		p.Rows = append(p.Rows, u.usage.at(i).row)
+		r := u.usage.at(i).row
+		if r.UserID != u.key { // a row shared with its user: the key's form
+			r.ID, r.UserID = budget.UsageKeyID(r.UserID, r.ID), u.key
+		}
+		p.Rows = append(p.Rows, r)
 	}
 	return p, nil
 }
@@ -747,22 +948,25 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 	return out, nil
 }
 
-// Accounts implements budget.Store. It keeps the user IDs sorted, sorting
-// again only after new users arrive.
+// Accounts implements budget.Store. It keeps each kind's keys sorted,
+// sorting again only after new holders arrive.
 func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.Account, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
+	kind := cmp.Or(q.Kind, budget.UserScope)
 	var ids []string
 	s.mu.Lock()
-	if s.unsorted {
-		slices.Sort(s.userIDs)
-		s.unsorted = false
-	}
-	i, _ := slices.BinarySearch(s.userIDs, q.After)
-	for ; i < len(s.userIDs) && (q.Limit <= 0 || len(ids) < q.Limit); i++ {
-		if id := s.userIDs[i]; id > q.After {
-			ids = append(ids, id)
+	if l := s.lists[kind]; l != nil {
+		if l.unsorted {
+			slices.Sort(l.keys)
+			l.unsorted = false
+		}
+		i, _ := slices.BinarySearch(l.keys, q.After)
+		for ; i < len(l.keys) && (q.Limit <= 0 || len(ids) < q.Limit); i++ {
+			if id := l.keys[i]; id > q.After {
+				ids = append(ids, id)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -772,7 +976,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 		u := v.(*user)
 		u.mu.Lock()
 		u.expire(q.Now)
-		out[i] = budget.Account{Settings: u.s, Totals: budget.Totals{Window: u.window, Spent: u.spent, Held: u.held}}
+		out[i] = budget.Account{Settings: u.s.Clone(), Totals: u.c.Totals()}
 		u.mu.Unlock()
 	}
 	return out, nil

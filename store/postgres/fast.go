@@ -38,6 +38,17 @@ import (
 // call of this Store for the same user is in flight (they would invalidate
 // each other's memory). Extend never takes it (see Extend for how it keeps
 // next_expiry and the remembered holds right).
+//
+// Nor does a request that carries Also (a team's, an org's or a model
+// cap's budget beside the user's): it runs the locking transaction over
+// all its keys (scoped.go), which locks them in key order. Its statement
+// would have to check and update several rows in one round trip, and
+// those rows are shared by many users, so remembered counters would
+// rarely still be fresh. A request without Also pays one length check for
+// scopes, and its fast path is unchanged. A step over several keys still
+// leaves the user's own counters (and the hold it placed or closed) in
+// the memory, as any locking step does, for the user's next call
+// without Also.
 
 // staleCode is the SQLSTATE of expect_fresh (schema.sql).
 const staleCode = "BGT01"
@@ -152,7 +163,11 @@ func (s *Store) fastStep(ctx context.Context, e *cached, user string, p budget.P
 	n := now.UnixNano()
 	e.mu.Lock()
 	a := e.a
-	ok := e.valid && a.version == p.Version && a.win.Equal(p.Window) && (a.nextExp == nil || *a.nextExp > n)
+	// begin's steps, decided on the remembered counters: the version
+	// check, then no window to move to and no hold to expire. (A late
+	// request, which begin decides against the stored window, is decided
+	// against it here too.)
+	ok := e.valid && a.c.Check(user, a.version, p) == nil && !a.c.Advances(p) && (a.nextExp == nil || *a.nextExp > n)
 	if a.nextExp != nil {
 		next := *a.nextExp
 		a.nextExp = &next

@@ -24,6 +24,12 @@
 // trip to the client. Those statements, from concurrent calls for
 // different users, share commits (see group.go).
 //
+// Budgets beyond a user's own (teams, orgs, model caps: see budget.Store)
+// are rows of the same tables under their keys; a call that spends several
+// is one locking transaction that locks every key in increasing key order
+// (see scoped.go), so that calls sharing budgets never deadlock, whichever
+// hosts they come from. Only calls for a user alone take the fast path.
+//
 // No usage is ever deleted unless you call Prune, which removes old usage
 // rows outside every user's current window and keeps the daily rollups;
 // the audit log is never deleted (DeleteTemplate deletes a template, and
@@ -66,12 +72,14 @@ var (
 	schemaV1 string
 	//go:embed migrate_v2.sql
 	migrateV2 string
+	//go:embed migrate_v3.sql
+	migrateV3 string
 )
 
 // migrations[i] moves a schema from version i to i+1. They only ever run
 // forward; a schema at a higher version than len(migrations) was written by
 // a newer library and is refused.
-var migrations = []string{schemaV1, migrateV2}
+var migrations = []string{schemaV1, migrateV2, migrateV3}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)
@@ -504,7 +512,8 @@ func nanos(d decimal.Decimal) (int64, error) {
 
 // ---- settings ----
 
-// settingsArgs returns the settings columns, user_id first, in order.
+// settingsArgs returns the settings columns (settingsCols), user_id first,
+// in order.
 func settingsArgs(s budget.Settings) ([]any, error) {
 	limit, err := nanos(s.Limit)
 	if err != nil {
@@ -517,9 +526,54 @@ func settingsArgs(s budget.Settings) ([]any, error) {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
+	// Arrays are never NULL: an empty one is '{}'.
+	teams := append([]string{}, s.Teams...)
+	patterns := make([]string, len(s.ModelCaps))
+	limits := make([]int64, len(s.ModelCaps))
+	for i, c := range s.ModelCaps {
+		if limits[i], err = nanos(c.Limit); err != nil {
+			return nil, fmt.Errorf("budget/postgres: model cap %q: %w", c.Pattern, err)
+		}
+		patterns[i] = c.Pattern
+	}
 	return []any{s.UserID, limit, string(s.Period), s.CustomDays, anchor, s.Timezone, s.Enforce,
 		s.Thresholds.Yellow.String(), s.Thresholds.Orange.String(), s.Thresholds.Red.String(),
-		s.Visible, s.CanModify, s.CanReset, s.AdminNotes, resetAt, s.Version, created, updated}, nil
+		s.Visible, s.CanModify, s.CanReset, s.AdminNotes, resetAt, s.Version, created, updated,
+		teams, s.Org, patterns, limits}, nil
+}
+
+// scopeFields are the settings columns schema version 3 added: the
+// membership and the model caps, whose limits are nano-USD.
+type scopeFields struct {
+	teams, patterns []string
+	org             string
+	limits          []int64
+}
+
+// scanSettings scans a row of settingsCols, then the extra destinations.
+func scanSettings(row sqlcodec.Scanner, extra ...any) (budget.Settings, error) {
+	var f scopeFields
+	s, err := sqlcodec.ScanSettings(row, append([]any{&f.teams, &f.org, &f.patterns, &f.limits}, extra...)...)
+	if err != nil {
+		return budget.Settings{}, err
+	}
+	if len(f.patterns) != len(f.limits) {
+		return budget.Settings{}, fmt.Errorf("budget/postgres: corrupt model caps of %q: %d patterns, %d limits", s.UserID, len(f.patterns), len(f.limits))
+	}
+	if len(f.teams) > 0 {
+		s.Teams = f.teams
+	}
+	s.Org = f.org
+	for i, p := range f.patterns {
+		s.ModelCaps = append(s.ModelCaps, budget.ModelCap{Pattern: p, Limit: budget.Nanos(f.limits[i]).Decimal()})
+	}
+	return s, nil
+}
+
+// noSettings is the error for a key without settings, naming its holder.
+func noSettings(key string) error {
+	scope, _ := budget.ScopeOfKey(key)
+	return fmt.Errorf("%w: no settings for %s %q", budget.ErrNotFound, scope.Kind, scope.ID)
 }
 
 // Settings implements budget.Store.
@@ -527,9 +581,9 @@ func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, e
 	if err := s.check(ctx); err != nil {
 		return budget.Settings{}, err
 	}
-	set, err := sqlcodec.ScanSettings(s.pool.QueryRow(ctx, s.q.settings, userID))
+	set, err := scanSettings(s.pool.QueryRow(ctx, s.q.settings, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return budget.Settings{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, userID)
+		return budget.Settings{}, noSettings(userID)
 	}
 	return set, interpret(err)
 }
@@ -554,7 +608,7 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 		return budget.Settings{}, false, interpret(err)
 	}
 	if ct.RowsAffected() == 1 {
-		return req.Settings, true, nil
+		return req.Settings.Clone(), true, nil
 	}
 	set, err := s.Settings(ctx, req.Settings.UserID)
 	return set, false, err
@@ -562,16 +616,16 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 
 // ---- counters ----
 
-// acct is a user's counters, read and written inside one transaction.
+// acct is a user's counters, read and written inside one transaction (or
+// decided on by the fast path): the budget.Counter, whose methods make every
+// per-budget decision, and what this store keeps beside it.
 type acct struct {
-	user    string
+	user    string // the budget's key: the user ID, or a team's, org's or cap's key
 	version int64
-	win     budget.Window
-	spent   budget.Nanos
-	held    budget.Nanos
+	c       budget.Counter
 	nextExp *int64
-	marked  budget.LevelSet
 	read    snapshot // the counters as read, to skip saving them unchanged
+	cap     bool     // a model cap's counters: no settings, rollovers not audited
 }
 
 type snapshot struct {
@@ -582,7 +636,8 @@ type snapshot struct {
 }
 
 func (a *acct) snap() snapshot {
-	sn := snapshot{ws: a.win.Start.UnixNano(), we: a.win.End.UnixNano(), spent: a.spent, held: a.held, marked: a.marked}
+	c := &a.c
+	sn := snapshot{ws: c.Window.Start.UnixNano(), we: c.Window.End.UnixNano(), spent: c.Spent, held: c.Held, marked: c.Marked}
 	if a.nextExp != nil {
 		sn.next, sn.hasNext = *a.nextExp, true
 	}
@@ -595,8 +650,10 @@ func (a *acct) scan(row pgx.Row) error {
 	if err := row.Scan(&a.version, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
 		return err
 	}
-	a.win = budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}
-	a.spent, a.held, a.marked = budget.Nanos(spent), budget.Nanos(held), budget.LevelSet(marked)
+	a.c = budget.Counter{
+		Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)},
+		Spent:  budget.Nanos(spent), Held: budget.Nanos(held), Marked: budget.LevelSet(marked),
+	}
 	a.read = a.snap()
 	return nil
 }
@@ -623,44 +680,28 @@ func (s *Store) begin(t *txn, user string, p budget.Policy, now time.Time, more 
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, user)
+		return nil, noSettings(user)
 	}
 	if s.locked != nil {
 		s.locked(t.ctx, t.conn.PgConn().PID())
 	}
-	if p.Version != a.version {
-		return nil, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, user, a.version, p.Version)
-	}
-	if err := s.advance(t, a, p, now); err != nil {
+	if err := a.c.Check(user, a.version, p); err != nil {
 		return nil, err
+	}
+	if a.c.Advances(p) {
+		if err := s.moveTo(t, a, p, now); err != nil {
+			return nil, err
+		}
 	}
 	return a, s.expire(t, a, now)
 }
 
-// advance moves the counters forward to p's window, recounting the spend
-// inside it from the usage rows (by index, reading only the rows in the
-// window) and auditing a rollover when the new window starts at or after the
-// old end. A late request leaves the stored window alone.
-func (s *Store) advance(t *txn, a *acct, p budget.Policy, now time.Time) error {
-	if a.win.Equal(p.Window) || p.Window.Start.Before(a.win.Start) {
-		return nil // current, or a late request: keep the stored window
-	}
-	return s.moveTo(t, a, p, now)
-}
-
-// late returns a *budget.LateError when p was computed before the stored
-// window began, for settings changes and resets, which refuse such a
-// request instead of deciding it against the stored window.
-func (a *acct) late(p budget.Policy) error {
-	if p.Window.Start.Before(a.win.Start) {
-		return &budget.LateError{Start: a.win.Start}
-	}
-	return nil
-}
-
-// moveTo moves the counters to p's window, in either direction.
+// moveTo moves the counters to p's window, in either direction, recounting
+// the spend inside it from the usage rows (by index, reading only the rows
+// in the window) and auditing a rollover when the counter says the stored
+// window closed.
 func (s *Store) moveTo(t *txn, a *acct, p budget.Policy, now time.Time) error {
-	if a.win.Equal(p.Window) {
+	if a.c.Window.Equal(p.Window) {
 		return nil
 	}
 	ws, err1 := unix(p.Window.Start)
@@ -672,12 +713,9 @@ func (s *Store) moveTo(t *txn, a *acct, p budget.Policy, now time.Time) error {
 	if err := t.row(s.q.sumWindow, []any{a.user, ws, we}, &spent); err != nil {
 		return err
 	}
-	if !p.Window.Start.Before(a.win.End) {
-		if err := s.writeAudit(t, budget.RolloverEntry(a.user, a.win, a.spent, p, now), nil); err != nil {
-			return err
-		}
+	if e, ok := a.c.MoveTo(a.user, p, budget.Nanos(spent), now); ok && !a.cap {
+		return s.writeAudit(t, e, nil)
 	}
-	a.win, a.spent, a.marked = p.Window, budget.Nanos(spent), 0
 	return nil
 }
 
@@ -691,15 +729,14 @@ func (s *Store) expire(t *txn, a *acct, now time.Time) error {
 	if err := t.row(s.q.expire, []any{a.user, n}, &gone, &a.nextExp); err != nil {
 		return err
 	}
-	a.held -= budget.Nanos(gone)
+	a.c.Unhold(budget.Nanos(gone))
 	return nil
 }
 
 // finish marks the alerts p calls for, queues the counters' update if they
 // changed, and returns them. (A fast txn's statement always carries them.)
 func (s *Store) finish(t *txn, a *acct, p budget.Policy) budget.Totals {
-	fire := p.Alerts(a.marked, a.spent)
-	a.marked |= fire
+	tot := a.c.Finish(p)
 	if sn := a.snap(); sn != a.read && !t.fast {
 		var next *int64
 		if sn.hasNext {
@@ -707,7 +744,7 @@ func (s *Store) finish(t *txn, a *acct, p budget.Policy) budget.Totals {
 		}
 		t.write(s.q.saveCounters, a.user, sn.ws, sn.we, int64(sn.spent), int64(sn.held), next, int16(sn.marked))
 	}
-	return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held, Alerts: fire}
+	return tot
 }
 
 // step runs one policy-carrying operation for a user: begin (lock, version
@@ -779,19 +816,18 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 	if err != nil {
 		return budget.Totals{}, false, err
 	}
+	if len(req.Also) > 0 {
+		return s.reserveScoped(ctx, req, exp)
+	}
 	var allowed bool
 	t, err := s.step(ctx, req.UserID, req.Policy, req.Now, "", func(t *txn, a *acct, _ *heldHold) error {
-		if allowed = req.Policy.Allows(a.spent, a.held, req.Amount); !allowed {
-			return nil
-		}
-		held, ok := a.held.Add(req.Amount)
-		if !ok {
-			return fmt.Errorf("budget/postgres: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+		var err error
+		if allowed, err = a.c.Hold(req.UserID, req.Policy, req.Amount); err != nil || !allowed {
+			return err
 		}
 		// A hold ID taken is a unique violation: ErrDuplicate.
 		t.write(s.q.insertHold, req.UserID, req.HoldID, int64(req.Amount), exp)
 		t.ops.newHold, t.ops.holdArgs = req.HoldID, []any{req.HoldID, int64(req.Amount), exp}
-		a.held = held
 		if a.nextExp == nil || exp < *a.nextExp {
 			a.nextExp = &exp
 		}
@@ -837,7 +873,7 @@ func (s *Store) closeHold(t *txn, a *acct, id string, h *heldHold, state int16, 
 	t.write(s.q.closeHold, a.user, id, state)
 	t.ops.closeHold, t.ops.state = id, state
 	if h.counted && h.expires > now.UnixNano() {
-		a.held -= budget.Nanos(h.amount)
+		a.c.Unhold(budget.Nanos(h.amount))
 	}
 	return nil
 }
@@ -850,12 +886,8 @@ func (s *Store) addUsage(t *txn, a *acct, r budget.UsageRow) error {
 	if err != nil {
 		return err
 	}
-	if a.win.Contains(r.At) {
-		spent, ok := a.spent.Add(r.Cost)
-		if !ok {
-			return fmt.Errorf("budget/postgres: spend of %q exceeds %s", a.user, budget.MaxNanos)
-		}
-		a.spent = spent
+	if err := a.c.Charge(a.user, r.Cost, r.At); err != nil {
+		return err
 	}
 	t.write(s.q.insertUsage, r.UserID, r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at)
 	t.write(s.q.rollup, r.UserID, sqlcodec.DayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens)
@@ -865,6 +897,9 @@ func (s *Store) addUsage(t *txn, a *acct, r budget.UsageRow) error {
 
 // Settle implements budget.Store.
 func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.settleScoped(ctx, req)
+	}
 	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, req.HoldID, func(t *txn, a *acct, h *heldHold) error {
 		if err := s.closeHold(t, a, req.HoldID, h, 1, req.Now); err != nil {
 			return err
@@ -875,6 +910,9 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.releaseScoped(ctx, req)
+	}
 	return s.step(ctx, req.UserID, req.Policy, req.Now, req.HoldID, func(t *txn, a *acct, h *heldHold) error {
 		return s.closeHold(t, a, req.HoldID, h, 2, req.Now)
 	})
@@ -908,6 +946,9 @@ func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.To
 	if err != nil {
 		return budget.Totals{}, err
 	}
+	if len(req.Also) > 0 {
+		return s.extendScoped(ctx, req, exp)
+	}
 	n := req.Now.UnixNano()
 	var others *int64
 	more := func(b *pgx.Batch) {
@@ -938,15 +979,22 @@ func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.To
 
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.recordScoped(ctx, req)
+	}
 	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, "", func(t *txn, a *acct, _ *heldHold) error {
 		return s.addUsage(t, a, req.Usage)
 	})
 }
 
-// Totals implements budget.Store. When the stored window is current, no hold
-// has expired and no alert is due, it answers from one read, without a
-// transaction or a lock.
+// Totals implements budget.Store. When the step would change nothing (the
+// counter does not move to another window, no hold has expired and no
+// alert is due), it answers from one read, without a transaction or a
+// lock.
 func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.totalsScoped(ctx, req)
+	}
 	if err := s.check(ctx); err != nil {
 		return budget.Totals{}, err
 	}
@@ -954,15 +1002,15 @@ func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.To
 	err := a.scan(s.pool.QueryRow(ctx, s.q.countersNoLock, req.UserID))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return budget.Totals{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, req.UserID)
+		return budget.Totals{}, noSettings(req.UserID)
 	case err != nil:
 		return budget.Totals{}, interpret(err)
-	case a.version != req.Policy.Version:
-		return budget.Totals{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, req.UserID, a.version, req.Policy.Version)
 	}
-	if a.win.Equal(req.Policy.Window) && (a.nextExp == nil || *a.nextExp > req.Now.UnixNano()) &&
-		req.Policy.Alerts(a.marked, a.spent) == 0 {
-		return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held}, nil
+	if err := a.c.Check(req.UserID, a.version, req.Policy); err != nil {
+		return budget.Totals{}, err
+	}
+	if !a.c.Advances(req.Policy) && (a.nextExp == nil || *a.nextExp > req.Now.UnixNano()) && !a.c.Due(req.Policy) {
+		return a.c.Totals(), nil
 	}
 	return s.step(ctx, req.UserID, req.Policy, req.Now, "", nil)
 }
@@ -979,7 +1027,7 @@ func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (b
 		if err != nil {
 			return err
 		}
-		if err := a.late(req.Current); err != nil {
+		if err := a.c.CheckLate(req.Current); err != nil {
 			return err
 		}
 		if err := s.moveTo(t, a, req.Next, req.Now); err != nil {
@@ -1011,11 +1059,11 @@ func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.Audi
 		if err != nil {
 			return err
 		}
-		if err := a.late(req.Current); err != nil {
+		if err := a.c.CheckLate(req.Current); err != nil {
 			return err
 		}
 		e = req.Audit
-		e.PreviousSpent = a.spent.Decimal()
+		e.PreviousSpent = a.c.Spent.Decimal()
 		if err := s.writeAudit(t, e, &e.ID); err != nil {
 			return err
 		}
@@ -1308,7 +1356,17 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 		l := int64(q.Limit)
 		limit = &l
 	}
-	rows, err := s.pool.Query(ctx, s.q.accounts, q.After, limit, q.Now.UnixNano())
+	sql, args := s.q.accounts, []any{q.After, limit, q.Now.UnixNano()}
+	switch q.Kind {
+	case "", budget.UserScope:
+	case budget.TeamScope, budget.OrgScope:
+		// Keys "\x1f<kind>:<id>": after "\x1f<kind>:", before "\x1f<kind>;".
+		prefix := budget.Scope{Kind: q.Kind}.Key()
+		sql, args = s.q.accountsKind, append(args, prefix, prefix[:len(prefix)-1]+";")
+	default:
+		return nil, nil // no holder of that kind
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, interpret(err)
 	}
@@ -1316,13 +1374,12 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	var out []budget.Account
 	for rows.Next() {
 		var ws, we, spent, held int64
-		set, err := sqlcodec.ScanSettings(rows, &ws, &we, &spent, &held)
+		set, err := scanSettings(rows, &ws, &we, &spent, &held)
 		if err != nil {
 			return nil, interpret(err)
 		}
-		out = append(out, budget.Account{Settings: set, Totals: budget.Totals{
-			Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
-		}})
+		c := budget.Counter{Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held)}
+		out = append(out, budget.Account{Settings: set, Totals: c.Totals()})
 	}
 	return out, interpret(rows.Err())
 }

@@ -10,14 +10,15 @@ import (
 // queries are the store's SQL, with table names qualified by the quoted
 // schema. pgx prepares and caches each text per connection on first use.
 type queries struct {
-	settings, create, updateSettings                  string
+	settings, create, updateSettings, createCaps      string
+	countersRead                                      string
 	counters, countersNoLock, saveCounters, sumWindow string
 	expire                                            string
 	insertHold, hold, closeHold, insertUsage, rollup  string
 	extendHold, otherExpiry                           string
 	insertAudit                                       string
 	defaults, lockDefaults, saveDefaults              string
-	history, breakdown, accounts                      string
+	history, breakdown, accounts, accountsKind        string
 	auditUser, auditUserType, auditType, auditAll     string
 	templates, createTemplate, updateTemplate         string
 	deleteTemplate                                    string
@@ -69,18 +70,42 @@ const (
 
 const countersCols = `version, win_start, win_end, spent, held, next_expiry, marked`
 
+// settingsCols are the settings columns: those sqlcodec.ScanSettings reads,
+// then schema version 3's membership and model caps (scopeFields).
+const settingsCols = sqlcodec.SettingsCols + `, teams, org, cap_patterns, cap_limits`
+
+// accountsCols are the columns of Accounts: the settings, then the
+// counters, with the live holds recounted only for a holder with one
+// expired at $3.
+const accountsCols = settingsCols + `, win_start, win_end, spent,
+	CASE WHEN next_expiry <= $3 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
+		WHERE h.user_id = u.user_id AND h.counted AND h.expires > $3) ELSE held END`
+
 // newQueries returns the queries for the schema whose quoted name is q.
 func newQueries(q string) queries {
 	r := strings.NewReplacer("{s}", q)
 	return queries{
-		settings: r.Replace(`SELECT ` + sqlcodec.SettingsCols + ` FROM {s}.users WHERE user_id = $1`),
-		create: r.Replace(`INSERT INTO {s}.users (` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, marked)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0, 0, 0)
+		settings: r.Replace(`SELECT ` + settingsCols + ` FROM {s}.users WHERE user_id = $1 AND NOT cap`),
+		create: r.Replace(`INSERT INTO {s}.users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+				$23, $24, 0, 0, 0)
 			ON CONFLICT (user_id) DO NOTHING`),
 		updateSettings: r.Replace(`UPDATE {s}.users SET limit_nanos = $2, period = $3, custom_days = $4,
 			custom_anchor = $5, timezone = $6, enforce = $7, yellow = $8, orange = $9, red = $10, visible = $11,
 			can_modify = $12, can_reset = $13, admin_notes = $14, reset_at = $15, version = $16, created_at = $17,
-			updated_at = $18 WHERE user_id = $1`),
+			updated_at = $18, teams = $19, org = $20, cap_patterns = $21, cap_limits = $22 WHERE user_id = $1`),
+		// createCaps creates the counters of model caps $1 (keys, sorted)
+		// not yet used, starting in windows [$2, $3), in key order: a row
+		// with placeholder settings, marked cap. It runs alone, before the
+		// transaction that locks them, and waits on no lock.
+		createCaps: r.Replace(`INSERT INTO {s}.users (` + settingsCols + `, win_start, win_end, spent, held, marked, cap)
+			SELECT k, 0, '', 0, NULL, '', false, '0', '0', '0', false, false, false, '', NULL, 0, 0, 0, '{}', '', '{}', '{}',
+				ws, we, 0, 0, 0, true
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS c (k, ws, we) ORDER BY k COLLATE "C"
+			ON CONFLICT (user_id) DO NOTHING`),
+		// countersRead reads the counters of keys $1 without a lock, for
+		// Totals of several budgets: one statement, so one snapshot.
+		countersRead: r.Replace(`SELECT user_id, ` + countersCols + ` FROM {s}.users WHERE user_id = ANY($1::text[])`),
 
 		counters:       r.Replace(`SELECT ` + countersCols + ` FROM {s}.users WHERE user_id = $1 FOR UPDATE`),
 		countersNoLock: r.Replace(`SELECT ` + countersCols + ` FROM {s}.users WHERE user_id = $1`),
@@ -132,11 +157,15 @@ func newQueries(q string) queries {
 			SELECT provider, model, cost, 1, input_tokens, output_tokens
 				FROM {s}.usage WHERE user_id = $1 AND ((at >= $4 AND at < $5) OR (at >= $6 AND at < $7))
 			) x GROUP BY provider, model`),
-		// accounts recounts the live holds only of users with one expired.
-		accounts: r.Replace(`SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent,
-				CASE WHEN next_expiry <= $3 THEN (SELECT COALESCE(SUM(amount), 0)::bigint FROM {s}.holds h
-					WHERE h.user_id = u.user_id AND h.counted AND h.expires > $3) ELSE held END
-			FROM {s}.users u WHERE user_id > $1 ORDER BY user_id LIMIT $2`),
+		// accounts lists users: the keys from ' ' up, as a user ID starts
+		// with no control character and every team's or org's key with
+		// "\x1f"; a user's caps are rows too, marked cap.
+		accounts: r.Replace(`SELECT ` + accountsCols + `
+			FROM {s}.users u WHERE user_id > $1 AND user_id >= ' ' AND NOT cap ORDER BY user_id LIMIT $2`),
+		// accountsKind lists the teams or the orgs: the keys in ($4, $5),
+		// "\x1fteam:" to "\x1fteam;" (the caps among them marked cap).
+		accountsKind: r.Replace(`SELECT ` + accountsCols + `
+			FROM {s}.users u WHERE user_id > $1 AND user_id > $4 AND user_id < $5 AND NOT cap ORDER BY user_id LIMIT $2`),
 
 		auditUser: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`),
 		auditUserType: r.Replace(`SELECT ` + sqlcodec.AuditCols + ` FROM {s}.audit WHERE user_id = $1 AND type = $2 AND id < $3

@@ -627,3 +627,351 @@ func BenchmarkBreakdownMonth(b *testing.B) {
 		reportVsEmpty(b, "Breakdown", "1M-rows", n)
 	})
 }
+
+// ---- budgets at every scope ----
+
+// The scope benchmarks compare, in one run, calls that spend budgets
+// beyond the user's own with calls that spend the user's alone:
+//
+//   - BenchmarkScopes: Reserve+Settle for a user in one team and one org,
+//     the team with a model cap the call's model matches (four budgets in
+//     each step), against the user-only path; serial and with 32
+//     goroutines, at each synchronous level. Target: at most 2× the
+//     user-only cost ("x-own": time per pair over the user-only one's;
+//     for the parallel runs, the inverse ratio of throughputs). The
+//     user-only sub-benchmark runs first.
+//   - BenchmarkHotTeam: Reserve+Settle from 32 goroutines over 64 users
+//     who all belong to one team, against 64 users in no team. Target: at
+//     least 0.7× the throughput ("x-alone-rate", pairs per second over the
+//     teamless run's, which runs first).
+//   - BenchmarkScopesInterleaved and BenchmarkHotTeamInterleaved report the
+//     same ratios with both sides taking turns every benchSlice, the fair
+//     comparison on a shared machine (see BenchmarkInterleaved), and
+//     "x-cpu": the process's CPU time per pair, of the scoped or team side
+//     over the other's, which other processes on the machine disturb less
+//     than time.
+
+// benchOpusModel is the model the scoped calls name, which the team's cap
+// (benchOpusCap) matches.
+const (
+	benchOpusModel = "claude-opus-4-5"
+	benchOpusCap   = "claude-opus-*"
+)
+
+// benchScopes creates team "t" and, with org set, org "o", each with a
+// limit no benchmark reaches, the team with a model cap on benchOpusCap
+// when capped is set, and puts users in them.
+func benchScopes(b *testing.B, m *budget.Manager, org, capped bool, users ...string) {
+	b.Helper()
+	ctx := context.Background()
+	u := budget.SettingsUpdate{Limit: &benchLimit}
+	if capped {
+		u.ModelCaps = &[]budget.ModelCap{{Pattern: benchOpusCap, Limit: benchLimit}}
+	}
+	if _, err := m.UpdateBudget(ctx, benchAdmin, budget.Team("t"), u); err != nil {
+		b.Fatal(err)
+	}
+	ms := budget.Membership{Teams: []string{"t"}}
+	if org {
+		if _, err := m.UpdateBudget(ctx, benchAdmin, budget.Org("o"), budget.SettingsUpdate{Limit: &benchLimit}); err != nil {
+			b.Fatal(err)
+		}
+		ms.Org = "o"
+	}
+	for _, user := range users {
+		if _, err := m.SetMembership(ctx, benchAdmin, user, ms); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchModelPair is benchPair naming the model, so that model caps apply.
+func benchModelPair(ctx context.Context, m *budget.Manager, user string) error {
+	r, err := m.Reserve(ctx, user, benchEstimate, budget.WithModel(benchOpusModel))
+	if err != nil {
+		return err
+	}
+	_, err = r.Settle(ctx, budget.Usage{Provider: "anthropic", InputTokens: 1000, OutputTokens: 200, Cost: benchCost})
+	return err
+}
+
+// benchOwnNs holds the user-only sub-benchmarks' ns/op by group, for the
+// ratios the scoped ones report.
+var benchOwnNs = map[string]float64{}
+
+// reportVsOwn records the ns/op of a user-only sub-benchmark in group, or
+// reports the ratio to it of a scoped one.
+func reportVsOwn(b *testing.B, group string, scoped bool, n int) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(n)
+	if !scoped {
+		benchOwnNs[group] = ns
+	} else if base := benchOwnNs[group]; base > 0 {
+		b.ReportMetric(ns/base, "x-own")
+	}
+}
+
+func BenchmarkScopes(b *testing.B) {
+	for _, d := range benchDurabilities {
+		for _, scoped := range []bool{false, true} {
+			name := "own"
+			if scoped {
+				name = "team-org-cap"
+			}
+			b.Run("serial"+d.suffix+"/"+name, func(b *testing.B) {
+				ctx := context.Background()
+				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), "budget.db"), d.d), budget.Options{Now: benchClock()})
+				benchUsers(b, m, "alice")
+				if scoped {
+					benchScopes(b, m, true, true, "alice")
+				}
+				st, err := m.Status(ctx, "alice")
+				if err != nil || (scoped && len(st.Budgets) != 4) {
+					b.Fatalf("alice's status lists %d budgets (%v)", len(st.Budgets), err)
+				}
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					if err := benchModelPair(ctx, m, "alice"); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				reportPairs(b, n, "", false)
+				reportVsOwn(b, "serial"+d.suffix, scoped, n)
+			})
+		}
+		for _, scoped := range []bool{false, true} {
+			name := "own"
+			if scoped {
+				name = "team-org-cap"
+			}
+			group := fmt.Sprintf("parallel%d%s", benchParallelism, d.suffix)
+			b.Run(group+"/"+name, func(b *testing.B) {
+				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), "budget.db"), d.d), budget.Options{Now: benchClock()})
+				n := benchPairsParallel(b, m, benchParallelism, func(users []string) {
+					if scoped {
+						benchScopes(b, m, true, true, users...)
+					}
+				}, benchModelPair)
+				reportVsOwn(b, group, scoped, n)
+			})
+		}
+	}
+}
+
+// benchPairsParallel runs pair on at least goroutines goroutines over as
+// many users, made and set up by setup, and reports the pairs per second.
+// It returns the number of pairs.
+func benchPairsParallel(b *testing.B, m *budget.Manager, goroutines int, setup func([]string), pair func(context.Context, *budget.Manager, string) error) int {
+	ctx := context.Background()
+	procs := runtime.GOMAXPROCS(0)
+	p := (goroutines + procs - 1) / procs
+	users := make([]string, p*procs)
+	for i := range users {
+		users[i] = "user-" + strconv.Itoa(i)
+	}
+	benchUsers(b, m, users...)
+	setup(users)
+	var next atomic.Int64
+	b.SetParallelism(p)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		user := users[int(next.Add(1)-1)]
+		for pb.Next() {
+			if err := pair(ctx, m, user); err != nil {
+				b.Error(err) // not Fatal: this is not the benchmark's goroutine
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportPairs(b, b.N, "", true)
+	return b.N
+}
+
+// benchHotUsers is how many users share the hot team.
+const benchHotUsers = 64
+
+// benchAloneRate holds BenchmarkHotTeam's teamless pairs per second by
+// synchronous level.
+var benchAloneRate = map[string]float64{}
+
+func BenchmarkHotTeam(b *testing.B) {
+	for _, d := range benchDurabilities {
+		for _, team := range []bool{false, true} {
+			name := "alone"
+			if team {
+				name = "team"
+			}
+			b.Run(d.name+"/"+name, func(b *testing.B) {
+				ctx := context.Background()
+				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), "budget.db"), d.d), budget.Options{Now: benchClock()})
+				users := make([]string, benchHotUsers)
+				for i := range users {
+					users[i] = "hot-" + strconv.Itoa(i)
+				}
+				benchUsers(b, m, users...)
+				if team {
+					benchScopes(b, m, false, false, users...)
+				}
+				var next atomic.Int64
+				procs := runtime.GOMAXPROCS(0)
+				b.SetParallelism((benchParallelism + procs - 1) / procs)
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := benchPair(ctx, m, users[int(next.Add(1)%benchHotUsers)]); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				rate := float64(b.N) / b.Elapsed().Seconds()
+				b.ReportMetric(rate, "pairs/s")
+				if !team {
+					benchAloneRate[d.name] = rate
+				} else if base := benchAloneRate[d.name]; base > 0 {
+					b.ReportMetric(rate/base, "x-alone-rate")
+				}
+			})
+		}
+	}
+}
+
+// benchSide is one side of an alternating comparison: op runs on
+// goroutines goroutines; n, t and cpu count the operations, the time and
+// the process's CPU time it ran.
+type benchSide struct {
+	op         func(i int) error
+	goroutines int
+	n          int
+	t, cpu     time.Duration
+}
+
+func (s *benchSide) rate() float64 { return float64(s.n) / s.t.Seconds() }
+
+// cpuPerOp returns the process's CPU time per operation of s, in µs: the
+// cost of an operation whatever else runs on the machine, which shifts the
+// rates of both sides alike only on average.
+func (s *benchSide) cpuPerOp() float64 { return float64(s.cpu.Microseconds()) / float64(s.n) }
+
+// run runs s.op on s.goroutines goroutines for d.
+func (s *benchSide) run(b *testing.B, d time.Duration) {
+	var (
+		stop atomic.Bool
+		n    atomic.Int64
+		wg   sync.WaitGroup
+		errs = make(chan error, s.goroutines)
+	)
+	t0, cpu0 := time.Now(), processCPU()
+	for i := range s.goroutines {
+		wg.Go(func() {
+			for !stop.Load() {
+				if err := s.op(i); err != nil {
+					errs <- err
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	s.t += time.Since(t0)
+	s.cpu += processCPU() - cpu0
+	s.n += int(n.Load())
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// benchAlternate runs, in each round of b.Loop, base and other for
+// benchSlice each, in alternating order, so that both see the same
+// machine (see BenchmarkInterleaved), and reports both rates in units
+// baseUnit and otherUnit, and the ratio of their CPU time per operation,
+// other's over base's, as "x-cpu".
+func benchAlternate(b *testing.B, base, other *benchSide, baseUnit, otherUnit string) {
+	b.ReportAllocs()
+	for round := 0; b.Loop(); round++ {
+		for k := range 2 {
+			if (round+k)%2 == 0 {
+				base.run(b, benchSlice)
+			} else {
+				other.run(b, benchSlice)
+			}
+		}
+	}
+	b.ReportMetric(base.rate(), baseUnit)
+	b.ReportMetric(other.rate(), otherUnit)
+	if base.cpu > 0 && other.cpu > 0 {
+		b.ReportMetric(other.cpuPerOp()/base.cpuPerOp(), "x-cpu")
+	}
+}
+
+// BenchmarkScopesInterleaved measures BenchmarkScopes' ratio with the
+// user-only and the scoped store taking turns every benchSlice: "x-own" is
+// the scoped pair's time over the user-only one's (for the parallel runs,
+// the user-only rate over the scoped rate). Target: at most 2.
+func BenchmarkScopesInterleaved(b *testing.B) {
+	for _, d := range benchDurabilities {
+		for _, g := range []int{1, benchParallelism} {
+			name := d.name + "/serial"
+			if g > 1 {
+				name = fmt.Sprintf("%s/parallel%d", d.name, g)
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				side := func(scoped bool) *benchSide {
+					m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", scoped)), d.d), budget.Options{Now: benchClock()})
+					users := make([]string, g)
+					for i := range users {
+						users[i] = "user-" + strconv.Itoa(i)
+					}
+					benchUsers(b, m, users...)
+					if scoped {
+						benchScopes(b, m, true, true, users...)
+					}
+					return &benchSide{goroutines: g, op: func(i int) error { return benchModelPair(ctx, m, users[i]) }}
+				}
+				own, scoped := side(false), side(true)
+				benchAlternate(b, own, scoped, "own-pairs/s", "scoped-pairs/s")
+				b.ReportMetric(own.rate()/scoped.rate(), "x-own")
+			})
+		}
+	}
+}
+
+// BenchmarkHotTeamInterleaved measures BenchmarkHotTeam's ratio with the
+// teamless and the hot-team store taking turns every benchSlice:
+// "x-alone-rate" is the hot team's pairs per second over the teamless
+// ones'. Target: at least 0.7.
+func BenchmarkHotTeamInterleaved(b *testing.B) {
+	for _, d := range benchDurabilities {
+		b.Run(d.name, func(b *testing.B) {
+			ctx := context.Background()
+			side := func(team bool) *benchSide {
+				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", team)), d.d), budget.Options{Now: benchClock()})
+				users := make([]string, benchHotUsers)
+				for i := range users {
+					users[i] = "hot-" + strconv.Itoa(i)
+				}
+				benchUsers(b, m, users...)
+				if team {
+					benchScopes(b, m, false, false, users...)
+				}
+				var next atomic.Int64
+				return &benchSide{goroutines: benchParallelism, op: func(int) error {
+					return benchPair(ctx, m, users[int(next.Add(1)%benchHotUsers)])
+				}}
+			}
+			alone, team := side(false), side(true)
+			benchAlternate(b, alone, team, "alone-pairs/s", "team-pairs/s")
+			b.ReportMetric(team.rate()/alone.rate(), "x-alone-rate")
+		})
+	}
+}

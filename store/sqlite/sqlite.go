@@ -20,6 +20,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -47,12 +48,14 @@ var (
 	schemaV1 string
 	//go:embed migrate_v2.sql
 	migrateV2 string
+	//go:embed migrate_v3.sql
+	migrateV3 string
 )
 
 // migrations[i] moves a database from schema version i to i+1. They only
 // ever run forward; a database at a higher version than len(migrations) was
 // written by a newer library and is refused.
-var migrations = []string{schemaV1, migrateV2}
+var migrations = []string{schemaV1, migrateV2, migrateV3}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)
@@ -154,7 +157,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(1)&_txlock=immediate",
 		path, opts.BusyTimeout.Milliseconds(), sync)
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps temporary storage in memory: a statement that writes
+	// several rows (a step over several budgets, scopes.go) keeps a
+	// statement journal, which would otherwise spill to a temporary file.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("budget/sqlite: open %s: %w", path, err)
 	}
@@ -461,6 +467,10 @@ func b2i(b bool) int64 {
 
 // ---- settings ----
 
+// settingsCols are the settings columns: sqlcodec.SettingsCols, then the
+// membership and model caps of schema version 3.
+const settingsCols = sqlcodec.SettingsCols + `, teams, org, model_caps`
+
 // settingsArgs returns the settings columns after user_id, in order.
 func settingsArgs(s budget.Settings) ([]any, error) {
 	limit, err := nanos(s.Limit)
@@ -483,9 +493,75 @@ func settingsArgs(s budget.Settings) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	teams, caps, err := scopesText(s)
+	if err != nil {
+		return nil, err
+	}
 	return []any{limit, string(s.Period), s.CustomDays, anchor, s.Timezone, b2i(s.Enforce),
 		s.Thresholds.Yellow.String(), s.Thresholds.Orange.String(), s.Thresholds.Red.String(),
-		b2i(s.Visible), b2i(s.CanModify), b2i(s.CanReset), s.AdminNotes, resetAt, s.Version, created, updated}, nil
+		b2i(s.Visible), b2i(s.CanModify), b2i(s.CanReset), s.AdminNotes, resetAt, s.Version, created, updated,
+		teams, s.Org, caps}, nil
+}
+
+// storedCap is a model cap as the model_caps column keeps it: the limit in
+// integer nano-USD, so that it round-trips exactly.
+type storedCap struct {
+	Pattern string `json:"pattern"`
+	Limit   int64  `json:"limit_nanos"`
+}
+
+// scopesText encodes the teams and model_caps columns: JSON arrays, or ""
+// for none.
+func scopesText(s budget.Settings) (teams, caps string, err error) {
+	if len(s.Teams) > 0 {
+		b, err := json.Marshal(s.Teams)
+		if err != nil {
+			return "", "", err
+		}
+		teams = string(b)
+	}
+	if len(s.ModelCaps) > 0 {
+		cs := make([]storedCap, len(s.ModelCaps))
+		for i, c := range s.ModelCaps {
+			n, err := nanos(c.Limit)
+			if err != nil {
+				return "", "", fmt.Errorf("budget/sqlite: model cap %q: %w", c.Pattern, err)
+			}
+			cs[i] = storedCap{c.Pattern, n}
+		}
+		b, err := json.Marshal(cs)
+		if err != nil {
+			return "", "", err
+		}
+		caps = string(b)
+	}
+	return teams, caps, nil
+}
+
+// scanSettings scans a row of settingsCols, then the extra destinations.
+func scanSettings(row sqlcodec.Scanner, extra ...any) (budget.Settings, error) {
+	var teams, org, caps string
+	set, err := sqlcodec.ScanSettings(row, append([]any{&teams, &org, &caps}, extra...)...)
+	if err != nil {
+		return budget.Settings{}, err
+	}
+	set.Org = org
+	if teams != "" {
+		if err := json.Unmarshal([]byte(teams), &set.Teams); err != nil {
+			return budget.Settings{}, fmt.Errorf("budget/sqlite: corrupt teams of %q: %w", set.UserID, err)
+		}
+	}
+	if caps != "" {
+		var cs []storedCap
+		if err := json.Unmarshal([]byte(caps), &cs); err != nil {
+			return budget.Settings{}, fmt.Errorf("budget/sqlite: corrupt model caps of %q: %w", set.UserID, err)
+		}
+		set.ModelCaps = make([]budget.ModelCap, len(cs))
+		for i, c := range cs {
+			set.ModelCaps[i] = budget.ModelCap{Pattern: c.Pattern, Limit: budget.Nanos(c.Limit).Decimal()}
+		}
+	}
+	return set, nil
 }
 
 // Settings implements budget.Store.
@@ -493,7 +569,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (budget.Settings, e
 	if err := s.reading(ctx); err != nil {
 		return budget.Settings{}, err
 	}
-	set, err := sqlcodec.ScanSettings(s.st.settingsR.QueryRowContext(ctx, userID))
+	set, err := scanSettings(s.st.settingsR.QueryRowContext(ctx, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return budget.Settings{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, userID)
 	}
@@ -521,10 +597,10 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			out, created = req.Settings, true
+			out, created = req.Settings.Clone(), true
 			return nil
 		}
-		out, err = sqlcodec.ScanSettings(tx.Stmt(s.st.settings).QueryRow(req.Settings.UserID))
+		out, err = scanSettings(tx.Stmt(s.st.settings).QueryRow(req.Settings.UserID))
 		return err
 	})
 	return out, created, interpret(err)
@@ -532,16 +608,20 @@ func (s *Store) CreateSettings(ctx context.Context, req budget.CreateRequest) (b
 
 // ---- counters ----
 
-// acct is a user's counters, read and written inside one transaction.
+// acct is a user's counters, read and written inside one transaction: the
+// budget.Counter, whose methods make every per-budget decision, and what
+// this store keeps beside it.
 type acct struct {
-	user    string
+	user    string // the budget's key: a user ID, Scope.Key or Scope.CapKey
 	version int64
 	limit   int64
-	win     budget.Window
-	spent   budget.Nanos
-	held    budget.Nanos
+	c       budget.Counter
 	nextExp sql.NullInt64
-	marked  budget.LevelSet
+
+	// For a step over several budgets (scopes.go):
+	p     budget.Policy // the policy the step decides this budget by
+	cap   bool          // a model cap's counters: no settings, no version, no audit
+	found bool          // its row was read
 }
 
 func (a *acct) scan(row sqlcodec.Scanner) error {
@@ -550,8 +630,10 @@ func (a *acct) scan(row sqlcodec.Scanner) error {
 	if err := row.Scan(&a.version, &a.limit, &ws, &we, &spent, &held, &a.nextExp, &marked); err != nil {
 		return err
 	}
-	a.win = budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}
-	a.spent, a.held, a.marked = budget.Nanos(spent), budget.Nanos(held), budget.LevelSet(marked)
+	a.c = budget.Counter{
+		Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)},
+		Spent:  budget.Nanos(spent), Held: budget.Nanos(held), Marked: budget.LevelSet(marked),
+	}
 	return nil
 }
 
@@ -565,11 +647,13 @@ func (s *Store) begin(tx *sql.Tx, user string, p budget.Policy, now time.Time) (
 		}
 		return nil, err
 	}
-	if p.Version != a.version {
-		return nil, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, user, a.version, p.Version)
-	}
-	if err := s.advance(tx, a, p, now); err != nil {
+	if err := a.c.Check(user, a.version, p); err != nil {
 		return nil, err
+	}
+	if a.c.Advances(p) {
+		if err := s.moveTo(tx, a, p, now); err != nil {
+			return nil, err
+		}
 	}
 	return a, s.expire(tx, a, now)
 }
@@ -579,30 +663,21 @@ func (s *Store) begin(tx *sql.Tx, user string, p budget.Policy, now time.Time) (
 // stored window; the transaction's rollback undoes what begin did.
 func (s *Store) beginChecked(tx *sql.Tx, user string, p budget.Policy, now time.Time) (*acct, error) {
 	a, err := s.begin(tx, user, p, now)
-	if err == nil && a.late(p) {
-		return nil, &budget.LateError{Start: a.win.Start}
+	if err != nil {
+		return nil, err
 	}
-	return a, err
+	if err := a.c.CheckLate(p); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
-// advance moves the counters forward to p's window, recounting the spend
-// inside it from the usage rows (by index, reading only the rows in the
-// window) and auditing a rollover when the new window starts at or after the
-// old end. A late request leaves the stored window alone.
-func (s *Store) advance(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) error {
-	if a.win.Equal(p.Window) || a.late(p) {
-		return nil // current, or a late request: keep the stored window
-	}
-	return s.moveTo(tx, a, p, now)
-}
-
-// late reports whether p was computed at an earlier instant than the stored
-// window: its window starts before it.
-func (a *acct) late(p budget.Policy) bool { return p.Window.Start.Before(a.win.Start) }
-
-// moveTo moves the counters to p's window, in either direction.
+// moveTo moves the counters to p's window, in either direction, recounting
+// the spend inside it from the usage rows (by index, reading only the rows
+// in the window) and auditing a rollover when the counter says the stored
+// window closed.
 func (s *Store) moveTo(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) error {
-	if a.win.Equal(p.Window) {
+	if a.c.Window.Equal(p.Window) {
 		return nil
 	}
 	ws, err1 := unix(p.Window.Start)
@@ -614,12 +689,9 @@ func (s *Store) moveTo(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) erro
 	if err := tx.Stmt(s.st.sumWindow).QueryRow(a.user, ws, we).Scan(&spent); err != nil {
 		return err
 	}
-	if !p.Window.Start.Before(a.win.End) {
-		if err := s.insertAudit(tx, budget.RolloverEntry(a.user, a.win, a.spent, p, now)); err != nil {
-			return err
-		}
+	if e, ok := a.c.MoveTo(a.user, p, budget.Nanos(spent), now); ok && !a.cap {
+		return s.insertAudit(tx, e)
 	}
-	a.win, a.spent, a.marked = p.Window, budget.Nanos(spent), 0
 	return nil
 }
 
@@ -636,33 +708,33 @@ func (s *Store) expire(tx *sql.Tx, a *acct, now time.Time) error {
 	if _, err := tx.Stmt(s.st.expire).Exec(a.user, n); err != nil {
 		return err
 	}
-	a.held -= budget.Nanos(gone)
+	a.c.Unhold(budget.Nanos(gone))
 	return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
 }
 
 // finish marks the alerts p calls for, saves the counters and returns them.
 func (s *Store) finish(tx *sql.Tx, a *acct, p budget.Policy) (budget.Totals, error) {
-	fire := p.Alerts(a.marked, a.spent)
-	a.marked |= fire
-	_, err := tx.Stmt(s.st.saveCounters).Exec(a.win.Start.UnixNano(), a.win.End.UnixNano(),
-		int64(a.spent), int64(a.held), a.nextExp, int64(a.marked), a.user)
-	return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held, Alerts: fire}, err
+	t := a.c.Finish(p)
+	c := &a.c
+	_, err := tx.Stmt(s.st.saveCounters).Exec(c.Window.Start.UnixNano(), c.Window.End.UnixNano(),
+		int64(c.Spent), int64(c.Held), a.nextExp, int64(c.Marked), a.user)
+	return t, err
 }
 
 // Reserve implements budget.Store.
 func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
+	if len(req.Also) > 0 {
+		return s.reserveMany(ctx, req)
+	}
 	exp, err := unix(req.ExpiresAt)
 	if err != nil {
 		return budget.Totals{}, false, err
 	}
 	var allowed bool
 	t, err := s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
-		if allowed = req.Policy.Allows(a.spent, a.held, req.Amount); !allowed {
-			return nil
-		}
-		held, ok := a.held.Add(req.Amount)
-		if !ok {
-			return fmt.Errorf("budget/sqlite: holds of %q exceed %s", req.UserID, budget.MaxNanos)
+		var err error
+		if allowed, err = a.c.Hold(req.UserID, req.Policy, req.Amount); err != nil || !allowed {
+			return err
 		}
 		res, err := tx.Stmt(s.st.insertHold).Exec(req.UserID, req.HoldID, int64(req.Amount), exp)
 		if err != nil {
@@ -671,7 +743,6 @@ func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
 		}
-		a.held = held
 		if !a.nextExp.Valid || exp < a.nextExp.Int64 {
 			a.nextExp = sql.NullInt64{Int64: exp, Valid: true}
 		}
@@ -709,7 +780,7 @@ func (s *Store) closeHold(tx *sql.Tx, a *acct, id string, h heldHold, state int)
 		return err
 	}
 	if h.counted {
-		a.held -= budget.Nanos(h.amount)
+		a.c.Unhold(budget.Nanos(h.amount))
 	}
 	return nil
 }
@@ -721,12 +792,8 @@ func (s *Store) addUsage(tx *sql.Tx, a *acct, r budget.UsageRow) error {
 	if err != nil {
 		return err
 	}
-	spent := a.spent
-	if a.win.Contains(r.At) {
-		var ok bool
-		if spent, ok = spent.Add(r.Cost); !ok {
-			return fmt.Errorf("budget/sqlite: spend of %q exceeds %s", a.user, budget.MaxNanos)
-		}
+	if err := a.c.Charge(a.user, r.Cost, r.At); err != nil {
+		return err
 	}
 	res, err := tx.Stmt(s.st.insertUsage).Exec(r.UserID, r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at)
 	if err != nil {
@@ -738,7 +805,6 @@ func (s *Store) addUsage(tx *sql.Tx, a *acct, r budget.UsageRow) error {
 	if _, err := tx.Stmt(s.st.rollup).Exec(r.UserID, sqlcodec.DayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens); err != nil {
 		return err
 	}
-	a.spent = spent
 	return nil
 }
 
@@ -765,6 +831,9 @@ func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time
 
 // Settle implements budget.Store.
 func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.settleMany(ctx, req)
+	}
 	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
 		h, err := s.openHold(tx, a, req.HoldID)
 		if err != nil {
@@ -779,6 +848,9 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.releaseMany(ctx, req)
+	}
 	return s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
 		h, err := s.openHold(tx, a, req.HoldID)
 		if err != nil {
@@ -803,6 +875,9 @@ func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.To
 	if err != nil {
 		return budget.Totals{}, err
 	}
+	if len(req.Also) > 0 {
+		return s.extendMany(ctx, req, exp)
+	}
 	return s.step(ctx, req.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
 		h, err := s.openHold(tx, a, req.HoldID)
 		if err != nil {
@@ -811,30 +886,43 @@ func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.To
 		if !h.counted || h.expires <= req.Now.UnixNano() {
 			return fmt.Errorf("%w: hold %q of user %q", budget.ErrHoldExpired, req.HoldID, a.user)
 		}
-		if exp <= h.expires {
-			return nil
-		}
-		if _, err := tx.Stmt(s.st.extendHold).Exec(exp, a.user, req.HoldID); err != nil {
-			return err
-		}
-		if a.nextExp.Valid && a.nextExp.Int64 < h.expires {
-			return nil // before the old expiry: it bounds the new earliest too
-		}
-		return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
+		return s.extendOne(tx, a, req.HoldID, h, exp)
 	})
+}
+
+// extendOne moves the expiry of a's counted hold id, read as h, to exp
+// when that is later, keeping a.nextExp at or before the earliest expiry.
+func (s *Store) extendOne(tx *sql.Tx, a *acct, id string, h heldHold, exp int64) error {
+	if exp <= h.expires {
+		return nil
+	}
+	if _, err := tx.Stmt(s.st.extendHold).Exec(exp, a.user, id); err != nil {
+		return err
+	}
+	if a.nextExp.Valid && a.nextExp.Int64 < h.expires {
+		return nil // before the old expiry: it bounds the new earliest too
+	}
+	return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
 }
 
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.recordMany(ctx, req)
+	}
 	return s.step(ctx, req.Usage.UserID, req.Policy, req.Now, func(tx *sql.Tx, a *acct) error {
 		return s.addUsage(tx, a, req.Usage)
 	})
 }
 
-// Totals implements budget.Store. When the stored window is current, no hold
-// has expired and no alert is due, it answers from a read connection
-// without entering the write queue.
+// Totals implements budget.Store. When the step would change nothing (the
+// counter does not move to another window, no hold has expired and no
+// alert is due), it answers from a read connection without entering the
+// write queue.
 func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
+	if len(req.Also) > 0 {
+		return s.totalsMany(ctx, req)
+	}
 	if err := s.reading(ctx); err != nil {
 		return budget.Totals{}, err
 	}
@@ -845,12 +933,12 @@ func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.To
 		return budget.Totals{}, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, req.UserID)
 	case err != nil:
 		return budget.Totals{}, interpret(err)
-	case a.version != req.Policy.Version:
-		return budget.Totals{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", budget.ErrConflict, req.UserID, a.version, req.Policy.Version)
 	}
-	if a.win.Equal(req.Policy.Window) && (!a.nextExp.Valid || a.nextExp.Int64 > req.Now.UnixNano()) &&
-		req.Policy.Alerts(a.marked, a.spent) == 0 {
-		return budget.Totals{Window: a.win, Spent: a.spent, Held: a.held}, nil
+	if err := a.c.Check(req.UserID, a.version, req.Policy); err != nil {
+		return budget.Totals{}, err
+	}
+	if !a.c.Advances(req.Policy) && (!a.nextExp.Valid || a.nextExp.Int64 > req.Now.UnixNano()) && !a.c.Due(req.Policy) {
+		return a.c.Totals(), nil
 	}
 	return s.step(ctx, req.UserID, req.Policy, req.Now, nil)
 }
@@ -898,7 +986,7 @@ func (s *Store) Reset(ctx context.Context, req budget.ResetRequest) (budget.Audi
 			return err
 		}
 		e = req.Audit
-		e.PreviousSpent = a.spent.Decimal()
+		e.PreviousSpent = a.c.Spent.Decimal()
 		if err := s.insertAudit(tx, e); err != nil {
 			return err
 		}
@@ -1215,7 +1303,19 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.st.accounts.QueryContext(ctx, q.After, limit)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch kind := cmp.Or(q.Kind, budget.UserScope); kind {
+	case budget.UserScope:
+		rows, err = s.st.accounts.QueryContext(ctx, max(q.After, usersAfter), limit)
+	case budget.TeamScope, budget.OrgScope:
+		lo, hi := keyRange(kind)
+		rows, err = s.st.accountsIn.QueryContext(ctx, max(q.After, lo), hi, limit)
+	default:
+		return nil, nil
+	}
 	if err != nil {
 		return nil, interpret(err)
 	}
@@ -1227,7 +1327,7 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 			ws, we, spent, held int64
 			nextExp             sql.NullInt64
 		)
-		set, err := sqlcodec.ScanSettings(rows, &ws, &we, &spent, &held, &nextExp)
+		set, err := scanSettings(rows, &ws, &we, &spent, &held, &nextExp)
 		if err != nil {
 			return nil, interpret(err)
 		}
@@ -1236,11 +1336,23 @@ func (s *Store) Accounts(ctx context.Context, q budget.AccountsQuery) ([]budget.
 				return nil, interpret(err)
 			}
 		}
-		out = append(out, budget.Account{Settings: set, Totals: budget.Totals{
-			Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held),
-		}})
+		c := budget.Counter{Window: budget.Window{Start: sqlcodec.FromUnix(ws), End: sqlcodec.FromUnix(we)}, Spent: budget.Nanos(spent), Held: budget.Nanos(held)}
+		out = append(out, budget.Account{Settings: set, Totals: c.Totals()})
 	}
 	return out, interpret(rows.Err())
+}
+
+// usersAfter sorts after every team's and org's key, "\x1fteam:..." and
+// "\x1forg:...", and before every user ID, which starts with a character
+// at or above ' ' (budget.ValidateUserID).
+const usersAfter = "\x1f\x7f"
+
+// keyRange returns the bounds, both excluded, of the keys of a team or org
+// kind: its key prefix ("\x1fteam:"), and that prefix with ':' advanced to
+// ';'. The caps of those holders are in the range too, with cap = 1.
+func keyRange(kind budget.ScopeKind) (lo, hi string) {
+	lo = budget.Scope{Kind: kind}.Key()
+	return lo, lo[:len(lo)-1] + ";"
 }
 
 // ---- retention ----

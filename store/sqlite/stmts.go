@@ -21,9 +21,13 @@ type stmts struct {
 	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release                     *sql.Stmt
+	// writer, for a step over several budgets (see scopes.go)
+	createCap, countersMany, holdsMany          *sql.Stmt
+	insertHoldMany, insertUsageMany, rollupMany *sql.Stmt
 	// readers
 	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
-	accounts, liveHeld, defaults, templates                     *sql.Stmt
+	accounts, accountsIn, liveHeld, defaults, templates         *sql.Stmt
+	countersManyR                                               *sql.Stmt
 	auditUser, auditUserType, auditType, auditAll               *sql.Stmt
 	all                                                         []*sql.Stmt
 }
@@ -34,13 +38,14 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{w, &s.settings, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
-		{w, &s.create, `INSERT INTO users (` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, marked)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)
+		{w, &s.settings, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ? AND cap = 0`},
+		{w, &s.create, `INSERT INTO users (` + settingsCols + `, win_start, win_end, spent, held, marked)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)
 			ON CONFLICT (user_id) DO NOTHING`},
 		{w, &s.updateSettings, `UPDATE users SET limit_nanos = ?, period = ?, custom_days = ?, custom_anchor = ?,
 			timezone = ?, enforce = ?, yellow = ?, orange = ?, red = ?, visible = ?, can_modify = ?, can_reset = ?,
-			admin_notes = ?, reset_at = ?, version = ?, created_at = ?, updated_at = ? WHERE user_id = ?`},
+			admin_notes = ?, reset_at = ?, version = ?, created_at = ?, updated_at = ?, teams = ?, org = ?, model_caps = ?
+			WHERE user_id = ?`},
 		{w, &s.counters, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
 		{w, &s.saveCounters, `UPDATE users SET win_start = ?, win_end = ?, spent = ?, held = ?, next_expiry = ?, marked = ? WHERE user_id = ?`},
 		{w, &s.sumWindow, `SELECT COALESCE(SUM(cost), 0) FROM usage WHERE user_id = ? AND at >= ? AND at < ?`},
@@ -69,12 +74,39 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.defaultsVersion, `SELECT version FROM defaults WHERE one = 1`},
 		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
+		{w, &s.createCap, `INSERT INTO users (user_id, limit_nanos, period, custom_days, timezone, enforce, yellow, orange, red,
+			visible, can_modify, can_reset, admin_notes, version, created_at, updated_at, win_start, win_end, spent, held, marked, cap)
+			VALUES (?, 0, '', 0, '', 0, '0', '0', '0', 0, 0, 0, '', 0, ?, ?, ?, ?, 0, 0, 0, 1)
+			ON CONFLICT (user_id) DO NOTHING`},
+		// A step over several budgets names them in one JSON array of
+		// keys, the user's first (json_each's key 0).
+		// (A join that probes users or holds for each key of json_each,
+		// the outer loop as CROSS JOIN makes it, costs less than user_id
+		// IN (SELECT value FROM json_each(?)), which first builds an
+		// ephemeral index of the keys.)
+		{w, &s.countersMany, `SELECT ` + countersManyCols + ` FROM json_each(?) AS k CROSS JOIN users ON users.user_id = k.value`},
+		{w, &s.holdsMany, `SELECT user_id, amount, expires, state, counted FROM json_each(?2) AS k
+			CROSS JOIN holds ON holds.user_id = k.value AND holds.hold_id = ?1`},
+		{w, &s.insertHoldMany, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted)
+			SELECT value, ?, ?, ?, 0, 1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`},
+		// The user's row keeps its ID; the others' take UsageKeyID.
+		{w, &s.insertUsageMany, `INSERT INTO usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
+			SELECT value, CASE key WHEN 0 THEN ? ELSE ? END, ?, ?, ?, ?, ?, ?, ? FROM json_each(?) WHERE true
+			ON CONFLICT (user_id, id) DO NOTHING`},
+		{w, &s.rollupMany, `INSERT INTO usage_daily (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)
+			SELECT value, ?, ?, ?, ?, 1, ?, ? FROM json_each(?) WHERE true
+			ON CONFLICT (user_id, day, provider, model) DO UPDATE SET cost = cost + excluded.cost,
+			requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens,
+			output_tokens = output_tokens + excluded.output_tokens`},
 		{w, &s.templateVersion, `SELECT version FROM templates WHERE name = ?`},
 		{w, &s.saveTemplate, `INSERT INTO templates (name, plan, version, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
 		{w, &s.deleteTemplate, `DELETE FROM templates WHERE name = ?`},
 
-		{r, &s.settingsR, `SELECT ` + sqlcodec.SettingsCols + ` FROM users WHERE user_id = ?`},
+		{r, &s.settingsR, `SELECT ` + settingsCols + ` FROM users WHERE user_id = ? AND cap = 0`},
+		// Totals' read-only answer over several budgets: one statement,
+		// so one snapshot of them all.
+		{r, &s.countersManyR, `SELECT ` + countersManyCols + ` FROM json_each(?) AS k CROSS JOIN users ON users.user_id = k.value`},
 		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
 		{r, &s.history, `SELECT ` + sqlcodec.UsageCols + ` FROM usage
 			WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
@@ -82,8 +114,12 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 			FROM usage_daily WHERE user_id = ? AND day >= ? AND day < ? GROUP BY provider, model`},
 		{r, &s.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
 			FROM usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
-		{r, &s.accounts, `SELECT ` + sqlcodec.SettingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
-			WHERE user_id > ? ORDER BY user_id LIMIT ?`},
+		// Users' keys sort after every team's and org's (see accountsRange);
+		// a user's model caps sort among users and are left out by cap.
+		{r, &s.accounts, `SELECT ` + settingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
+			WHERE user_id > ? AND cap = 0 ORDER BY user_id LIMIT ?`},
+		{r, &s.accountsIn, `SELECT ` + settingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
+			WHERE user_id > ? AND user_id < ? AND cap = 0 ORDER BY user_id LIMIT ?`},
 		{r, &s.liveHeld, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires > ?`},
 		{r, &s.auditUser, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.auditUserType, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE user_id = ? AND type = ? AND id < ?

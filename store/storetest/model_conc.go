@@ -25,6 +25,7 @@ type concRes struct {
 	amount  decimal.Decimal
 	expires time.Time // moved later by each extend
 	closed  bool      // settled or released, as far as the client knows
+	model   string    // WithModel's
 }
 
 // concWorker is one goroutine's state, kept across rounds.
@@ -119,9 +120,10 @@ func modelConcurrent(tb testing.TB, newStore func(testing.TB) budget.Store, seed
 	cfg := newModelConfig(seed)
 	store := newStore(tb)
 	hl := &holdLog{opened: map[string]int{}, closed: map[string]int{}, how: map[string][]string{}}
+	al := newAlsoLog(store)
 	// A tenth of the settles, releases and extends are delivered twice at
 	// once.
-	f := NewFaulty(store, SeededRule(seed, 0.1, []Fault{{When: Before, Duplicate: true}}, "Settle", "Release", "Extend"))
+	f := NewFaulty(al, SeededRule(seed, 0.1, []Fault{{When: Before, Duplicate: true}}, "Settle", "Release", "Extend"))
 	f.Observe(hl.observe)
 	clock := NewClock(cfg.start)
 	// The second Manager's clock lags by opts.Skew, as another host's may.
@@ -153,6 +155,9 @@ func modelConcurrent(tb testing.TB, newStore func(testing.TB) budget.Store, seed
 			return fmt.Errorf("configure %s: %v", u, err)
 		}
 	}
+	if err := setupConcScopes(rng, mgrs[0], cfg.start); err != nil {
+		return err
+	}
 	workers := make([]*concWorker, goroutines)
 	for i := range workers {
 		workers[i] = &concWorker{id: i, rng: rand.New(rand.NewPCG(uint64(seed), uint64(i+1))), mgr: mgrs[i%2]}
@@ -172,7 +177,7 @@ func modelConcurrent(tb testing.TB, newStore func(testing.TB) budget.Store, seed
 		}
 		close(gate)
 		wg.Wait()
-		if err := checkRound(mgrs[0], clock.Now(), workers, hl, &alertMu, &alerts); err != nil {
+		if err := checkRound(mgrs[0], store, al, clock.Now(), workers, hl, &alertMu, &alerts); err != nil {
 			return fmt.Errorf("round %d (clock %v): %v", round, clock.Now(), err)
 		}
 		moveClock(rng, clock, mgrs[0], cfg.ttl, opts.Skew)
@@ -188,6 +193,13 @@ func moveClock(rng *rand.Rand, c *Clock, m *budget.Manager, ttl, skew time.Durat
 		// Between the ends of the period as the two clocks see it.
 		if st, err := m.Status(ctx, concUsers[rng.IntN(len(concUsers))]); err == nil && st.PeriodEnd.After(now) {
 			c.Set(st.PeriodEnd.Add(time.Duration(rng.Int64N(int64(skew)))))
+			return
+		}
+	}
+	if rng.IntN(4) == 0 {
+		// To the end of a team's or org's period, or just past it.
+		if end, ok := holderEnd(rng, m); ok && end.After(now) {
+			c.Set(end.Add(time.Duration(rng.Int64N(int64(skew) + 1))))
 			return
 		}
 	}
@@ -220,13 +232,16 @@ func (w *concWorker) step(c *Clock, round int) {
 	now := c.Now()
 	w.seq++
 	user := concUsers[w.rng.IntN(3)]
-	switch k := w.rng.IntN(22); {
+	switch k := w.rng.IntN(24); {
+	case k >= 22:
+		w.scopeStep()
 	case k < 8:
 		est := decimal.New(w.rng.Int64N(8e9), -9)
-		r, err := w.mgr.Reserve(ctx, user, est)
+		model := concModels[w.rng.IntN(len(concModels))]
+		r, err := w.mgr.Reserve(ctx, user, est, budget.WithModel(model))
 		switch {
 		case err == nil:
-			cr := &concRes{r: r, user: user, amount: est, expires: r.ExpiresAt()}
+			cr := &concRes{r: r, user: user, amount: est, expires: r.ExpiresAt(), model: model}
 			w.open, w.made = append(w.open, cr), append(w.made, cr)
 		case errors.Is(err, budget.ErrBudgetExceeded):
 		default:
@@ -246,7 +261,11 @@ func (w *concWorker) step(c *Clock, round int) {
 		id := fmt.Sprintf("w%d-%d", w.id, w.seq)
 		cost := decimal.New(w.rng.Int64N(cr.amount.Shift(9).IntPart()+1), -9)
 		w.tried = append(w.tried, cr.user+"/"+id)
-		_, err := cr.r.Settle(ctx, budget.Usage{ID: id, Provider: "p", Model: fmt.Sprint("m", w.id%3), Cost: cost})
+		model := ""
+		if w.rng.IntN(2) == 0 {
+			model = cr.model
+		}
+		_, err := cr.r.Settle(ctx, budget.Usage{ID: id, Provider: "p", Model: model, Cost: cost})
 		switch {
 		case err == nil:
 			w.acked = append(w.acked, cr.user+"/"+id)
@@ -348,8 +367,9 @@ func (w *concWorker) release(i int) {
 	w.open = slices.Delete(w.open, i, i+1)
 }
 
-// checkRound checks the invariants with every goroutine stopped.
-func checkRound(m *budget.Manager, now time.Time, workers []*concWorker, hl *holdLog, alertMu *sync.Mutex, alerts *[]budget.Alert) error {
+// checkRound checks the invariants with every goroutine stopped: raw is
+// the store itself, al the log of what it was asked.
+func checkRound(m *budget.Manager, raw budget.Store, al *alsoLog, now time.Time, workers []*concWorker, hl *holdLog, alertMu *sync.Mutex, alerts *[]budget.Alert) error {
 	var errs []error
 	for _, w := range workers {
 		errs = append(errs, w.errs...)
@@ -433,6 +453,9 @@ func checkRound(m *budget.Manager, now time.Time, workers []*concWorker, hl *hol
 	if len(acked) > 0 {
 		return fmt.Errorf("acknowledged usage missing from the history: %v", mapKeys(acked))
 	}
+	if err := checkScopes(m, raw, now, workers, closed, al, tried); err != nil {
+		return err
+	}
 	// Reserved must be the sum of the holds the store opened and never
 	// closed that have not expired.
 	want := map[string]decimal.Decimal{}
@@ -451,15 +474,16 @@ func checkRound(m *budget.Manager, now time.Time, workers []*concWorker, hl *hol
 	alertMu.Lock()
 	defer alertMu.Unlock()
 	type key struct {
-		user  string
-		start time.Time
-		level budget.Level
+		scope   budget.Scope
+		pattern string
+		start   time.Time
+		level   budget.Level
 	}
 	fired := map[key]bool{}
 	for _, a := range *alerts {
-		k := key{a.UserID, a.Status.PeriodStart.UTC(), a.Level}
+		k := key{a.Scope, a.Pattern, a.Status.PeriodStart.UTC(), a.Level}
 		if fired[k] {
-			return fmt.Errorf("alert %v for %s in the period from %v fired twice", a.Level, a.UserID, a.Status.PeriodStart)
+			return fmt.Errorf("alert %v for %v%s in the period from %v fired twice", a.Level, a.Scope, alertBudget(budget.Scope{}, a.Pattern), a.Status.PeriodStart)
 		}
 		fired[k] = true
 		if a.Status.Level < a.Level {

@@ -19,7 +19,10 @@ import (
 type modelGen struct {
 	rng   *rand.Rand
 	rate  float64
-	fresh int // new users introduced
+	fresh int     // new users introduced
+	last  mopKind // the previous operation's kind
+	look  string  // a user to look at next
+	edge  string  // a user whose period the clock just moved to the end of
 }
 
 func newModelGen(seed int64, rate float64) *modelGen {
@@ -77,7 +80,24 @@ func (g *modelGen) budgetOf(r *seqRun, user string, now time.Time) (limit, rem d
 func (g *modelGen) next(r *seqRun, idx int) mop {
 	op := mop{idx: idx}
 	now := r.clock.Now()
+	defer func() { g.last = op.kind }()
+	if u := g.look; u != "" {
+		g.look = ""
+		if g.pct(60) {
+			op.kind, op.user = mopStatus, u
+			return op
+		}
+	}
+	if u := g.edge; u != "" {
+		g.edge = ""
+		if g.pct(40) && g.refused(r, &op, u) {
+			op.quiet = g.pct(50)
+			return op
+		}
+	}
 	switch w := g.rng.IntN(100); {
+	case g.pct(7):
+		g.scopeOp(r, &op, now)
 	case w < 25:
 		g.reserve(r, &op, now)
 	case w < 40:
@@ -129,9 +149,47 @@ func (g *modelGen) next(r *seqRun, idx int) mop {
 	return op
 }
 
+// refused draws an operation on user that its store refuses, if there is
+// one: an extend or settle of a closed reservation, an extend of an
+// expired one, a record with an ID the user has. Made first after a
+// period's end, it checks that a refused call moves no window (the first
+// call of a period rolls it over, and writes the rollover audit entry).
+func (g *modelGen) refused(r *seqRun, op *mop, user string) bool {
+	var closed, open []int
+	for _, i := range r.resIdx[max(0, len(r.resIdx)-64):] {
+		if c := r.cres[i]; r.res[i] != nil && c.user == user {
+			if c.closed {
+				closed = append(closed, i)
+			} else {
+				open = append(open, i)
+			}
+		}
+	}
+	switch k := g.rng.IntN(3); {
+	case k == 0 && len(open) > 0:
+		// An extend: refused as expired when its hold expired.
+		op.kind, op.user, op.res = mopExtend, user, open[g.rng.IntN(len(open))]
+	case k == 1 && len(closed) > 0:
+		i := closed[g.rng.IntN(len(closed))]
+		op.kind, op.user, op.res = mopSettle, user, i
+		op.amount = r.cres[i].amount
+	case len(r.usedIDs[user]) > 0:
+		op.kind, op.user, op.amount = mopRecord, user, oneNano
+		op.id = g.otherID(r, user, 0)
+		op.provider, op.model = g.callModel(r, user)
+	default:
+		return false
+	}
+	return true
+}
+
 func (g *modelGen) reserve(r *seqRun, op *mop, now time.Time) {
 	op.kind, op.user = mopReserve, g.user(r)
+	_, op.model = g.callModel(r, op.user)
 	limit, rem := g.budgetOf(r, op.user, now)
+	if l, m, ok := r.ref.roomFor(r.ref.users[op.user], op.model, now); ok && g.pct(70) && m.LessThan(rem) {
+		limit, rem = l, m // aim at the budget that binds
+	}
 	pos := rem
 	if pos.Sign() < 0 {
 		pos = decimal.Zero
@@ -188,6 +246,9 @@ func (g *modelGen) pickRes(r *seqRun, openPct int) (int, bool) {
 
 func (g *modelGen) labels(op *mop) {
 	l := modelLabels[g.rng.IntN(len(modelLabels))]
+	if g.pct(40) {
+		l = modelCapModels[g.rng.IntN(len(modelCapModels))]
+	}
 	op.provider, op.model = l[0], l[1]
 	op.in, op.out = g.rng.Int64N(5000), g.rng.Int64N(800)
 }
@@ -240,6 +301,14 @@ func (g *modelGen) settle(r *seqRun, op *mop) bool {
 		op.amount = g.money(decimal.NewFromInt(3))
 	}
 	g.labels(op)
+	if c.model != "" {
+		switch w := g.rng.IntN(100); {
+		case w < 60:
+			op.model = "" // the reservation's
+		case w < 92:
+			op.model = c.model
+		}
+	}
 	switch w := g.rng.IntN(100); {
 	case w < 55:
 	case w < 80:
@@ -303,6 +372,9 @@ func (g *modelGen) record(r *seqRun, op *mop, now time.Time) {
 		op.amount = g.money(limit.Div(decimal.NewFromInt(4)).Round(budget.Places))
 	}
 	g.labels(op)
+	if r.ref.capsApply(r.ref.users[op.user]) && g.pct(85) {
+		op.provider, op.model = g.callModel(r, op.user)
+	}
 	switch w := g.rng.IntN(100); {
 	case w < 55:
 		op.id = idRef{lit: fmt.Sprint("r-", op.idx)}
@@ -424,6 +496,14 @@ func (g *modelGen) update(r *seqRun, op *mop, now time.Time) {
 		p, spent = u.plan, u.spentIn(r.ref.window(u, now))
 	}
 	op.upd = g.planUpdate(r, p, spent, now, false)
+	if g.pct(8) {
+		var cur []budget.ModelCap
+		if u := r.ref.users[op.user]; u != nil {
+			cur = u.scopes.caps
+		}
+		cs := g.caps(cur)
+		op.upd.caps = &cs
+	}
 	if g.pct(2) {
 		bad := decimal.NewFromInt(-1)
 		op.upd.limit, op.invalid = &bad, true
@@ -449,6 +529,13 @@ func (g *modelGen) clock(r *seqRun, op *mop, now time.Time) {
 	near := []time.Duration{-time.Hour, -time.Second, -1, 0, 0, 1, time.Second, time.Hour}
 	var at time.Time
 	switch k := g.rng.IntN(16); {
+	case g.pct(40) && !r.firstExpiry(now).IsZero():
+		// Holds are fewer where teams and caps refuse many reserves:
+		// aim at the expiries extends moved more often, and look at
+		// the hold's user next.
+		var t time.Time
+		t, g.look = r.firstExtended(now)
+		at, op.why = t.Add(near[2+g.rng.IntN(4)]), "the expiry an extend moved"
 	case k < 6:
 		at, op.why = now.Add(small[g.rng.IntN(len(small))]), "small step"
 	case k < 8:
@@ -459,6 +546,10 @@ func (g *modelGen) clock(r *seqRun, op *mop, now time.Time) {
 		if exp := r.firstExpiry(now); !exp.IsZero() && g.pct(50) {
 			at, op.why = exp.Add(near[2+g.rng.IntN(4)]), "the expiry an extend moved"
 		}
+	case k < 11 && g.pct(12):
+		if t, why, ok := g.holderClock(r, now); ok {
+			at, op.why = t, why
+		}
 	case k < 11:
 		user := r.cfg.users[g.rng.IntN(len(r.cfg.users))]
 		if u := r.ref.users[user]; u != nil {
@@ -467,6 +558,7 @@ func (g *modelGen) clock(r *seqRun, op *mop, now time.Time) {
 			if g.pct(20) {
 				at = end.Add(time.Duration(g.rng.Int64N(int64(3 * time.Hour))))
 			}
+			g.edge = user
 		}
 	case k < 13:
 		zones := modelZones[2:]
@@ -512,12 +604,24 @@ func (r *seqRun) nextExpiry(now time.Time) time.Time {
 // firstExpiry returns the earliest expiry after now that an extend moved
 // later, or the zero time, and forgets those already past.
 func (r *seqRun) firstExpiry(now time.Time) time.Time {
-	r.extendedFrom = slices.DeleteFunc(r.extendedFrom, func(t time.Time) bool { return !t.After(now) })
-	var first time.Time
-	for _, t := range r.extendedFrom {
-		if first.IsZero() || t.Before(first) {
-			first = t
+	t, _ := r.firstExtended(now)
+	return t
+}
+
+// extendedFrom is the expiry a hold of user had before an extend moved it.
+type extendedFrom struct {
+	at   time.Time
+	user string
+}
+
+// firstExtended is firstExpiry with the user whose hold it is.
+func (r *seqRun) firstExtended(now time.Time) (time.Time, string) {
+	r.extendedFrom = slices.DeleteFunc(r.extendedFrom, func(e extendedFrom) bool { return !e.at.After(now) })
+	var first extendedFrom
+	for _, e := range r.extendedFrom {
+		if first.at.IsZero() || e.at.Before(first.at) {
+			first = e
 		}
 	}
-	return first
+	return first.at, first.user
 }

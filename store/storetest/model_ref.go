@@ -51,6 +51,9 @@ type refHold struct {
 	amount  decimal.Decimal
 	expires time.Time
 	state   refHoldState
+	// also are the budgets beyond the user's own the hold was placed on,
+	// with the cap limits of that moment; one refHold is shared by all.
+	also []refHeld
 }
 
 type refRow struct {
@@ -61,6 +64,9 @@ type refRow struct {
 	in, out  int64
 	cost     decimal.Decimal
 	at       time.Time
+	// owner is the user whose row this is, for a row under another
+	// budget's key (a team's, an org's, a cap's); empty for a user's own.
+	owner string
 }
 
 type refAudit struct {
@@ -76,13 +82,17 @@ type refAudit struct {
 	reason        string
 	beforeVersion int64 // settings entries: the versions around the change
 	afterVersion  int64
+	// before and after are a settings entry's memberships and caps.
+	before, after refScopes
 }
 
 type refAlert struct {
-	user   string
-	level  budget.Level
-	status budget.Status
-	at     time.Time
+	user    string // the user whose call crossed the level; "" for none
+	scope   budget.Scope
+	pattern string
+	level   budget.Level
+	status  budget.Status
+	at      time.Time
 }
 
 // refUser is one user: settings, the window last seen, the usage rows, the
@@ -108,6 +118,16 @@ type refUser struct {
 	sumWin budget.Window
 	sumN   int
 	sum    decimal.Decimal
+
+	// Budgets at every scope (model_scopes_ref.go). scope is the holder
+	// of this budget (a user's own, a team's or an org's, whose id is
+	// then its key); a cap's record has its holder and pattern, its id
+	// being the cap's key. teams, org and caps are the settings that
+	// place a user (teams, org) or a team (org) and cap a holder.
+	scope   budget.Scope
+	holder  *refUser
+	pattern string
+	scopes  refScopes
 }
 
 // refModel is the whole reference state.
@@ -123,12 +143,16 @@ type refModel struct {
 	zones     map[string]*time.Location
 
 	alerts []refAlert // expected to be reported by the current operation
+
+	holders map[string]*refUser // teams and orgs, by key
+	caps    map[string]*refUser // caps' counters, by key
 }
 
 func newRefModel(ttl time.Duration, adminPlan, userPlan budget.Plan, isAdmin func(string) bool) *refModel {
 	return &refModel{
 		ttl: ttl, adminPlan: adminPlan, userPlan: userPlan, isAdmin: isAdmin, defVer: 1,
 		users: map[string]*refUser{}, zones: map[string]*time.Location{},
+		holders: map[string]*refUser{}, caps: map[string]*refUser{},
 	}
 }
 
@@ -229,8 +253,10 @@ func (m *refModel) status(u *refUser) budget.Status {
 		q, _ := spent.Mul(refBP).QuoRem(u.plan.Limit, 0) // whole basis points, rounded down
 		pct = q.Shift(-2)
 	}
+	userID, scope := u.whose()
 	return budget.Status{
-		UserID: u.id, Limit: u.plan.Limit, Spent: spent, Reserved: held, Remaining: rem, Percent: pct,
+		UserID: userID, Scope: scope, Pattern: u.pattern,
+		Limit: u.plan.Limit, Spent: spent, Reserved: held, Remaining: rem, Percent: pct,
 		Level: refLevel(u.plan, spent), Enforced: u.plan.Enforce, Period: u.plan.Period,
 		CustomDays: u.plan.CustomDays, Timezone: cmp.Or(u.plan.Timezone, "UTC"),
 		PeriodStart: u.window.Start, PeriodEnd: u.window.End,
@@ -260,6 +286,7 @@ func (m *refModel) user(id string, now time.Time) *refUser {
 	u := &refUser{
 		id: id, plan: p, version: 1, marked: map[budget.Level]bool{},
 		ids: map[string]bool{}, holds: map[string]*refHold{}, live: map[string]*refHold{}, sorted: true,
+		scope: budget.User(id),
 	}
 	u.window = m.window(u, now)
 	m.users[id] = u
@@ -311,6 +338,13 @@ func (m *refModel) begin(u *refUser, now time.Time) {
 // finish marks the levels reached and not yet alerted in the window, and
 // expects the Manager to report them when report is set.
 func (m *refModel) finish(u *refUser, now time.Time, report bool) {
+	caller, _ := u.whose()
+	m.finishFor(u, caller, now, report)
+}
+
+// finishFor is finish for a budget that a call by caller ("" for none)
+// touched.
+func (m *refModel) finishFor(u *refUser, caller string, now time.Time, report bool) {
 	lv := refLevel(u.plan, u.spent())
 	var fire []budget.Level
 	for l := budget.Yellow; l <= lv; l++ {
@@ -324,7 +358,7 @@ func (m *refModel) finish(u *refUser, now time.Time, report bool) {
 	}
 	st := m.status(u)
 	for _, l := range fire {
-		m.alerts = append(m.alerts, refAlert{user: u.id, level: l, status: st, at: now})
+		m.alerts = append(m.alerts, refAlert{user: caller, scope: st.Scope, pattern: u.pattern, level: l, status: st, at: now})
 	}
 }
 
@@ -341,16 +375,24 @@ func (m *refModel) takeAlerts() []refAlert {
 // (false when the reply is lost), which decides whether alerts are
 // reported.
 
-func (m *refModel) reserve(u *refUser, holdID string, amount decimal.Decimal, now time.Time, report bool) (refKind, budget.Status) {
+// reserve places a hold on u's budget and every budget of hs, or on none
+// when one of them cannot take it; a refusal returns the status of the
+// budget that refused (see refuser).
+func (m *refModel) reserve(u *refUser, hs []refHeld, holdID string, amount decimal.Decimal, now time.Time, report bool) (refKind, budget.Status) {
 	m.begin(u, now)
-	allowed := !u.plan.Enforce || u.spent().Add(u.held()).Add(amount).Cmp(u.plan.Limit) <= 0
-	if allowed {
-		h := &refHold{amount: amount, expires: now.Add(m.ttl)}
+	m.beginHeld(hs, now)
+	no := m.refuser(u, hs, amount)
+	if no == nil {
+		h := &refHold{amount: amount, expires: now.Add(m.ttl), also: hs}
 		u.holds[holdID], u.live[holdID] = h, h
+		for _, x := range hs {
+			x.b.holds[holdID], x.b.live[holdID] = h, h
+		}
 	}
 	m.finish(u, now, report)
-	if !allowed {
-		return refExceeded, m.status(u)
+	m.finishHeld(u, hs, now, report)
+	if no != nil {
+		return refExceeded, m.status(no)
 	}
 	return refOK, m.status(u)
 }
@@ -367,7 +409,9 @@ func (u *refUser) closable(holdID string) refKind {
 	return refOK
 }
 
-func (m *refModel) settle(u *refUser, holdID string, row refRow, now time.Time, report bool) refKind {
+// settle settles the hold on u's budget and on hs, the budgets it was
+// placed on (see heldOf), recording row under each.
+func (m *refModel) settle(u *refUser, hs []refHeld, holdID string, row refRow, now time.Time, report bool) refKind {
 	if k := u.closable(holdID); k != refOK {
 		return k
 	}
@@ -375,30 +419,42 @@ func (m *refModel) settle(u *refUser, holdID string, row refRow, now time.Time, 
 		return refDuplicate
 	}
 	m.begin(u, now)
+	m.beginHeld(hs, now)
 	m.addRow(u, row)
 	u.holds[holdID].state = refSettled
 	u.uncount(holdID)
+	for _, x := range hs {
+		m.addRow(x.b, row.under(u.id))
+		x.b.uncount(holdID)
+	}
 	m.finish(u, now, report)
+	m.finishHeld(u, hs, now, report)
 	return refOK
 }
 
-func (m *refModel) release(u *refUser, holdID string, now time.Time) refKind {
+// release releases the hold on u's budget and on hs, the budgets it was
+// placed on. The levels it marks (a release can be the first call of a
+// new window) are reported unless the reply is lost.
+func (m *refModel) release(u *refUser, hs []refHeld, holdID string, now time.Time, report bool) refKind {
 	if k := u.closable(holdID); k != refOK {
 		return k
 	}
 	m.begin(u, now)
+	m.beginHeld(hs, now)
 	u.holds[holdID].state = refReleased
 	u.uncount(holdID)
-	// The Manager's Release discards the totals: levels marked here are
-	// never reported.
-	m.finish(u, now, false)
+	for _, x := range hs {
+		x.b.uncount(holdID)
+	}
+	m.finish(u, now, report)
+	m.finishHeld(u, hs, now, report)
 	return refOK
 }
 
 // extend moves a hold that still counts to expire at expires, never
 // earlier. A hold that stopped counting (its expiry came, whether or not a
 // call saw it yet) is never revived.
-func (m *refModel) extend(u *refUser, holdID string, expires, now time.Time, report bool) refKind {
+func (m *refModel) extend(u *refUser, hs []refHeld, holdID string, expires, now time.Time, report bool) refKind {
 	if k := u.closable(holdID); k != refOK {
 		return k
 	}
@@ -406,26 +462,38 @@ func (m *refModel) extend(u *refUser, holdID string, expires, now time.Time, rep
 	if h == nil || !now.Before(h.expires) {
 		return refExpired
 	}
+	for _, x := range hs {
+		if x.b.live[holdID] != h {
+			return refExpired
+		}
+	}
 	m.begin(u, now)
+	m.beginHeld(hs, now)
 	if expires.After(h.expires) {
 		h.expires = expires
 	}
 	m.finish(u, now, report)
+	m.finishHeld(u, hs, now, report)
 	return refOK
 }
 
-func (m *refModel) record(u *refUser, row refRow, now time.Time, report bool) refKind {
+func (m *refModel) record(u *refUser, hs []refHeld, row refRow, now time.Time, report bool) refKind {
 	if row.id != "" && u.ids[row.id] {
 		return refDuplicate
 	}
 	m.begin(u, now)
+	m.beginHeld(hs, now)
 	m.addRow(u, row)
+	for _, x := range hs {
+		m.addRow(x.b, row.under(u.id))
+	}
 	m.finish(u, now, report)
+	m.finishHeld(u, hs, now, report)
 	return refOK
 }
 
 func (m *refModel) addRow(u *refUser, r refRow) {
-	if r.id != "" {
+	if r.id != "" && r.owner == "" {
 		u.ids[r.id] = true
 	}
 	if n := len(u.rows); n > 0 && r.at.Before(u.rows[n-1].at) {
@@ -434,9 +502,12 @@ func (m *refModel) addRow(u *refUser, r refRow) {
 	u.rows = append(u.rows, r)
 }
 
-func (m *refModel) totals(u *refUser, now time.Time, report bool) {
+// totals is a Totals call on u's budget and hs.
+func (m *refModel) totals(u *refUser, hs []refHeld, now time.Time, report bool) {
 	m.begin(u, now)
+	m.beginHeld(hs, now)
 	m.finish(u, now, report)
+	m.finishHeld(u, hs, now, report)
 }
 
 // reset is a manual reset by actor; it returns the audit entry.
@@ -464,12 +535,13 @@ type refUpdate struct {
 	tz         *string
 	enforce    *bool
 	thresholds *budget.Thresholds
+	caps       *[]budget.ModelCap // a holder's model caps, replaced (admins only)
 }
 
 func (r refUpdate) settingsUpdate() budget.SettingsUpdate {
 	u := budget.SettingsUpdate{
 		Limit: r.limit, Period: r.period, CustomDays: r.days, CustomAnchor: r.anchor,
-		Timezone: r.tz, Enforce: r.enforce,
+		Timezone: r.tz, Enforce: r.enforce, ModelCaps: r.caps,
 	}
 	if r.thresholds != nil {
 		u.Yellow, u.Orange, u.Red = &r.thresholds.Yellow, &r.thresholds.Orange, &r.thresholds.Red
@@ -533,17 +605,18 @@ func refSamePlan(a, b budget.Plan) bool {
 		a.Thresholds.Red.Equal(b.Thresholds.Red) && a.Permissions == b.Permissions
 }
 
-// update changes u's plan to next (which differs from the current one).
-func (m *refModel) update(u *refUser, next budget.Plan, actor string, now time.Time, report bool) {
+// update changes u's plan to next and its memberships and caps to sc (a
+// change to one of them at least).
+func (m *refModel) update(u *refUser, next budget.Plan, sc refScopes, actor string, now time.Time, report bool) {
 	m.begin(u, now)
 	before := u.version
-	prev := u.plan.Limit
-	u.plan = next
+	prev, prevScopes := u.plan.Limit, u.scopes
+	u.plan, u.scopes = next, sc
 	u.version++
 	m.advance(u, m.window(u, now), next.Limit, now)
 	m.appendAudit(u, refAudit{
 		typ: budget.AuditSettings, actor: actor, prevLimit: prev, newLimit: next.Limit, at: now,
-		beforeVersion: before, afterVersion: u.version,
+		beforeVersion: before, afterVersion: u.version, before: prevScopes, after: sc,
 	})
 	m.finish(u, now, report)
 }
@@ -553,7 +626,7 @@ func (m *refModel) update(u *refUser, next budget.Plan, actor string, now time.T
 // from their stored counters with holds expired.
 func (m *refModel) listed(u *refUser, now time.Time) budget.Status {
 	if w := m.window(u, now); !u.window.Start.Equal(w.Start) || !u.window.End.Equal(w.End) {
-		m.totals(u, now, true)
+		m.totals(u, nil, now, true)
 	} else {
 		m.expire(u, now)
 	}

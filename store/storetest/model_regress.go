@@ -49,6 +49,56 @@ var modelRegressions = []struct {
 			{idx: 7, kind: mopStatus, user: "u1"},
 		},
 	},
+	{
+		name: "RecordUnderHoldIDKeepsHold",
+		seed: 1796241852394333163,
+		why: "store/memory's Record, for a user whose calls spend more budgets than their own, took the map entry " +
+			"of the usage ID from the last budget's key and stored it under the user's: a usage ID that is also " +
+			"the ID of the user's pending hold lost the hold, which no Settle, Release or Extend then found " +
+			"(ErrNotFound) and which counted until it expired (found with seed 1796241852394333163, 971 operations)",
+		ops: []mop{
+			{idx: 498, kind: mopBudget, scope: budget.Org("o1"), upd: refUpdate{limit: ptr(decimal.RequireFromString("41.14"))}},
+			{idx: 594, kind: mopMembership, user: "u2", org: "o1", quiet: true},
+			{idx: 775, kind: mopReserve, user: "u2", amount: decimal.RequireFromString("0.000000001"), model: "gpt-4o", quiet: true},
+			{idx: 901, kind: mopRecord, user: "u2", model: "gpt-4o", id: holdOf(775), quiet: true},
+			{idx: 970, kind: mopRelease, res: 775, user: "u2"},
+		},
+	},
+	{
+		name: "CapWindowMovesBack",
+		seed: 1796241792049148678,
+		why: "a holder's settings change moved its period to one that starts earlier (here a zone east of UTC): " +
+			"its caps' counters kept the old window, since the Manager does not move them and a store moves a " +
+			"counter forward only; once the old window ends the caps count nothing until the new one does",
+		ops: []mop{
+			{idx: 48, kind: mopUpdate, user: "a0", upd: refUpdate{caps: &[]budget.ModelCap{{Pattern: "claude-*", Limit: decimal.RequireFromString("7.5")}}}},
+			{idx: 102, kind: mopUpdate, user: "a0", upd: refUpdate{tz: ptr("Australia/Lord_Howe")}},
+		},
+	},
+	{
+		name: "StaleCapsRefuse",
+		seed: 1796241786924693705,
+		why: "an org dropped its caps through one Manager; the other, whose cached settings still have them, " +
+			"refuses a reserve that names no model as invalid without asking the store (which would have said " +
+			"the settings changed)",
+		ops: []mop{
+			{idx: 412, kind: mopBudget, scope: budget.Org("o0"), upd: refUpdate{caps: &[]budget.ModelCap{{Pattern: "claude-opus-*", Limit: decimal.RequireFromString("3.5")}}}, quiet: true},
+			{idx: 584, kind: mopMembership, user: "u1", org: "o0", mgr: 1},
+			{idx: 689, kind: mopRecord, user: "u1", model: "gpt-4o-mini", mgr: 1},
+			{idx: 720, kind: mopBudget, scope: budget.Org("o0"), upd: refUpdate{caps: &[]budget.ModelCap{}}},
+			{idx: 724, kind: mopReserve, user: "u1", amount: decimal.RequireFromString("1"), mgr: 1, quiet: true},
+		},
+	},
+	{
+		name: "StarCapTakesNoModel",
+		seed: 1796241788101133104,
+		why: `a record naming no model under a cap on "*" was recorded (and spent the cap); WithModel says a call ` +
+			`naming no model is refused when any budget that applies has model caps`,
+		ops: []mop{
+			{idx: 20, kind: mopUpdate, user: "a0", upd: refUpdate{caps: &[]budget.ModelCap{{Pattern: "*", Limit: decimal.RequireFromString("3")}}}},
+			{idx: 38, kind: mopRecord, user: "a0", amount: decimal.RequireFromString("1"), id: idRef{lit: "r-38"}, mgr: 1, quiet: true},
+		},
+	},
 }
 
 func runRegressions(t *testing.T, newStore func(testing.TB) budget.Store) {

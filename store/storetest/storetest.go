@@ -97,6 +97,21 @@ var cases = []struct {
 	{"ResultsAreCopies", testCopies},
 	{"Closed", testClosed},
 	{"LateResetAndUpdate", testLateResetAndUpdate},
+	{"ScopesAllOrNothing", testScopesAllOrNothing},
+	{"ScopesSettleRelease", testScopesSettleRelease},
+	{"ScopesRefusalsChangeNothing", testScopesRefusalsChangeNothing},
+	{"ScopesExpiry", testScopesExpiry},
+	{"ScopesRollover", testScopesRollover},
+	{"ScopesConcurrent", testScopesConcurrent},
+	{"ScopesSettingsStored", testScopesSettingsStored},
+	{"TeamBindsConcurrent", testTeamBindsConcurrent},
+	{"OwnAndTeamBothBind", testOwnAndTeamBothBind},
+	{"ModelCapPools", testModelCapPools},
+	{"MembershipChangeWithHolds", testMembershipChangeWithHolds},
+	{"TeamRollsOverOnItsOwn", testTeamRollsOverOnItsOwn},
+	{"ScopeBadInput", testScopeBadInput},
+	{"TeamAlerts", testTeamAlerts},
+	{"TeamQueries", testTeamQueries},
 }
 
 var (

@@ -16,16 +16,29 @@ import (
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/gate"
+	"github.com/llmbudget/budget/internal/gatetest"
 	"github.com/llmbudget/budget/pricing"
 )
 
-// The tests in this file drive the official SDKs through the gate against
-// the fake upstream, and read back what was recorded.
+// The tests in this package drive the official OpenAI and Anthropic SDKs
+// through the gate, against the fake upstreams of internal/gatetest (the
+// gate package's own tests use the same ones), and read back what was
+// recorded. They are a module of their own so that the SDKs are no
+// dependency of github.com/llmbudget/budget.
+
+// harness is gatetest.Harness with the SDK clients the tests drive.
+type harness struct{ *gatetest.Harness }
+
+// newHarness gives alice a monthly budget of limit dollars.
+func newHarness(t *testing.T, limit string, opts gate.Options) *harness {
+	t.Helper()
+	return &harness{gatetest.NewHarness(t, limit, opts)}
+}
 
 func (h *harness) openai() *openai.Client {
 	c := openai.NewClient(
-		option.WithHTTPClient(h.client),
-		option.WithBaseURL(h.up.URL+"/v1"),
+		option.WithHTTPClient(h.Client),
+		option.WithBaseURL(h.Up.URL+"/v1"),
 		option.WithAPIKey("sk-test"),
 		option.WithMaxRetries(0),
 	)
@@ -34,8 +47,8 @@ func (h *harness) openai() *openai.Client {
 
 func (h *harness) anthropic() *anthropic.Client {
 	c := anthropic.NewClient(
-		aoption.WithHTTPClient(h.client),
-		aoption.WithBaseURL(h.up.URL),
+		aoption.WithHTTPClient(h.Client),
+		aoption.WithBaseURL(h.Up.URL),
 		aoption.WithAPIKey("sk-ant-test"),
 		aoption.WithMaxRetries(0),
 	)
@@ -52,19 +65,19 @@ func chatParams(model string) openai.ChatCompletionNewParams {
 
 func TestOpenAIChat(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	resp, err := h.openai().Chat.Completions.New(h.ctx, chatParams("gpt-4o"))
+	resp, err := h.openai().Chat.Completions.New(h.Ctx, chatParams("gpt-4o"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := resp.Choices[0].Message.Content; got != "Hello! How can I assist you today?" {
 		t.Errorf("content = %q", got)
 	}
-	r := h.wantOneRecord(t, "openai", "gpt-4o", costGPT4o)
+	r := h.WantOneRecord(t, "openai", "gpt-4o", gatetest.CostGPT4o)
 	if r.InputTokens != 1200 || r.OutputTokens != 300 {
 		t.Errorf("tokens = %d in, %d out; want 1200, 300", r.InputTokens, r.OutputTokens)
 	}
 	// The plain call's body went upstream unchanged.
-	body, _ := h.up.lastBody(t)
+	body, _ := h.Up.LastBody(t)
 	if strings.Contains(string(body), "stream_options") {
 		t.Errorf("a non-stream body was rewritten: %s", body)
 	}
@@ -72,7 +85,7 @@ func TestOpenAIChat(t *testing.T) {
 
 func TestOpenAIChatStream(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	stream := h.openai().Chat.Completions.NewStreaming(h.ctx, chatParams("gpt-4o-mini"))
+	stream := h.openai().Chat.Completions.NewStreaming(h.Ctx, chatParams("gpt-4o-mini"))
 	var acc openai.ChatCompletionAccumulator
 	for stream.Next() {
 		acc.AddChunk(stream.Current())
@@ -89,13 +102,13 @@ func TestOpenAIChatStream(t *testing.T) {
 	if acc.Usage.TotalTokens != 0 {
 		t.Errorf("the client saw usage %+v it did not ask for", acc.Usage)
 	}
-	r := h.wantOneRecord(t, "openai", "gpt-4o-mini", costGPT4oMini)
+	r := h.WantOneRecord(t, "openai", "gpt-4o-mini", gatetest.CostGPT4oMini)
 	if r.InputTokens != 1200 || r.OutputTokens != 300 {
 		t.Errorf("tokens = %d in, %d out; want 1200, 300", r.InputTokens, r.OutputTokens)
 	}
 	// The SDK does not ask for usage; the gate did, with a correct
 	// Content-Length and the rest of the body intact.
-	body, length := h.up.lastBody(t)
+	body, length := h.Up.LastBody(t)
 	var got map[string]any
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
@@ -117,7 +130,7 @@ func TestOpenAIChatStreamWithUsage(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
 	params := chatParams("gpt-4o-mini")
 	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-	stream := h.openai().Chat.Completions.NewStreaming(h.ctx, params)
+	stream := h.openai().Chat.Completions.NewStreaming(h.Ctx, params)
 	var acc openai.ChatCompletionAccumulator
 	for stream.Next() {
 		acc.AddChunk(stream.Current())
@@ -129,12 +142,12 @@ func TestOpenAIChatStreamWithUsage(t *testing.T) {
 	if acc.Usage.TotalTokens != 1500 {
 		t.Errorf("the client saw usage %+v; want the stream's usage chunk", acc.Usage)
 	}
-	h.wantOneRecord(t, "openai", "gpt-4o-mini", costGPT4oMini)
+	h.WantOneRecord(t, "openai", "gpt-4o-mini", gatetest.CostGPT4oMini)
 }
 
 func TestOpenAICompletions(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	_, err := h.openai().Completions.New(h.ctx, openai.CompletionNewParams{
+	_, err := h.openai().Completions.New(h.Ctx, openai.CompletionNewParams{
 		Model:     "gpt-3.5-turbo-instruct",
 		Prompt:    openai.CompletionNewParamsPromptUnion{OfString: openai.String("Say this is a test")},
 		MaxTokens: openai.Int(7),
@@ -142,12 +155,12 @@ func TestOpenAICompletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.wantOneRecord(t, "openai", "gpt-3.5-turbo-instruct", costInstruct)
+	h.WantOneRecord(t, "openai", "gpt-3.5-turbo-instruct", gatetest.CostInstruct)
 }
 
 func TestOpenAIEmbeddings(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	resp, err := h.openai().Embeddings.New(h.ctx, openai.EmbeddingNewParams{
+	resp, err := h.openai().Embeddings.New(h.Ctx, openai.EmbeddingNewParams{
 		Model: "text-embedding-3-small",
 		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("The food was delicious")},
 	})
@@ -157,7 +170,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 	if len(resp.Data) != 1 || len(resp.Data[0].Embedding) != 3 {
 		t.Errorf("response = %+v", resp.Data)
 	}
-	r := h.wantOneRecord(t, "openai", "text-embedding-3-small", costEmbedding)
+	r := h.WantOneRecord(t, "openai", "text-embedding-3-small", gatetest.CostEmbedding)
 	if r.InputTokens != 8 || r.OutputTokens != 0 {
 		t.Errorf("tokens = %d in, %d out; want 8, 0", r.InputTokens, r.OutputTokens)
 	}
@@ -173,19 +186,19 @@ func responsesParams(model string) responses.ResponseNewParams {
 
 func TestOpenAIResponses(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	resp, err := h.openai().Responses.New(h.ctx, responsesParams("gpt-4o"))
+	resp, err := h.openai().Responses.New(h.Ctx, responsesParams("gpt-4o"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(resp.OutputText(), "In a peaceful grove") {
 		t.Errorf("output = %q", resp.OutputText())
 	}
-	h.wantOneRecord(t, "openai", "gpt-4o", costGPT4o)
+	h.WantOneRecord(t, "openai", "gpt-4o", gatetest.CostGPT4o)
 }
 
 func TestOpenAIResponsesStream(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	stream := h.openai().Responses.NewStreaming(h.ctx, responsesParams("gpt-4o"))
+	stream := h.openai().Responses.NewStreaming(h.Ctx, responsesParams("gpt-4o"))
 	var types []string
 	for stream.Next() {
 		types = append(types, stream.Current().Type)
@@ -197,9 +210,9 @@ func TestOpenAIResponsesStream(t *testing.T) {
 	if strings.Join(types, ",") != "response.created,response.output_text.delta,response.completed" {
 		t.Errorf("events = %v", types)
 	}
-	h.wantOneRecord(t, "openai", "gpt-4o", costGPT4o)
+	h.WantOneRecord(t, "openai", "gpt-4o", gatetest.CostGPT4o)
 	// The responses API reports usage in streams without being asked.
-	if body, _ := h.up.lastBody(t); strings.Contains(string(body), "stream_options") {
+	if body, _ := h.Up.LastBody(t); strings.Contains(string(body), "stream_options") {
 		t.Errorf("a responses body was rewritten: %s", body)
 	}
 }
@@ -214,14 +227,14 @@ func messageParams() anthropic.MessageNewParams {
 
 func TestAnthropicMessages(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	msg, err := h.anthropic().Messages.New(h.ctx, messageParams())
+	msg, err := h.anthropic().Messages.New(h.Ctx, messageParams())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if msg.Content[0].Text != "Hi! My name is Claude." {
 		t.Errorf("content = %+v", msg.Content)
 	}
-	r := h.wantOneRecord(t, "anthropic", "claude-sonnet-4-5", costClaude)
+	r := h.WantOneRecord(t, "anthropic", "claude-sonnet-4-5", gatetest.CostClaude)
 	if r.InputTokens != 1300 || r.OutputTokens != 300 {
 		t.Errorf("tokens = %d in, %d out; want 1300 (cache included), 300", r.InputTokens, r.OutputTokens)
 	}
@@ -229,7 +242,7 @@ func TestAnthropicMessages(t *testing.T) {
 
 func TestAnthropicMessagesStream(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	stream := h.anthropic().Messages.NewStreaming(h.ctx, messageParams())
+	stream := h.anthropic().Messages.NewStreaming(h.Ctx, messageParams())
 	var msg anthropic.Message
 	for stream.Next() {
 		if err := msg.Accumulate(stream.Current()); err != nil {
@@ -243,7 +256,7 @@ func TestAnthropicMessagesStream(t *testing.T) {
 	if msg.Content[0].Text != "Hello!" || msg.Usage.OutputTokens != 300 {
 		t.Errorf("message = %+v", msg)
 	}
-	h.wantOneRecord(t, "anthropic", "claude-sonnet-4-5", costClaude)
+	h.WantOneRecord(t, "anthropic", "claude-sonnet-4-5", gatetest.CostClaude)
 }
 
 // TestSDKRefused shows what an SDK caller sees when the budget refuses:
@@ -252,7 +265,7 @@ func TestAnthropicMessagesStream(t *testing.T) {
 func TestSDKRefused(t *testing.T) {
 	h := newHarness(t, "0.001", gate.Options{})
 	// 500 output tokens of gpt-4o alone cost $0.005: over the limit.
-	_, err := h.openai().Chat.Completions.New(h.ctx, chatParams("gpt-4o"))
+	_, err := h.openai().Chat.Completions.New(h.Ctx, chatParams("gpt-4o"))
 	if !errors.Is(err, budget.ErrBudgetExceeded) {
 		t.Fatalf("err = %v, want ErrBudgetExceeded", err)
 	}
@@ -260,26 +273,26 @@ func TestSDKRefused(t *testing.T) {
 	if !errors.As(err, &le) || le.UserID != "alice" || !le.Limit.Equal(budget.MustAmount("0.001")) {
 		t.Errorf("LimitError = %+v", le)
 	}
-	_, err = h.anthropic().Messages.New(h.ctx, messageParams())
+	_, err = h.anthropic().Messages.New(h.Ctx, messageParams())
 	if !errors.Is(err, budget.ErrBudgetExceeded) {
 		t.Fatalf("anthropic err = %v, want ErrBudgetExceeded", err)
 	}
-	if n := h.up.calls.Load(); n != 0 {
+	if n := h.Up.Calls.Load(); n != 0 {
 		t.Errorf("upstream called %d times", n)
 	}
-	h.wantNoSpend(t)
+	h.WantNoSpend(t)
 }
 
 func TestSDKUnknownModel(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
-	_, err := h.openai().Chat.Completions.New(h.ctx, chatParams("gpt-9-turbo"))
+	_, err := h.openai().Chat.Completions.New(h.Ctx, chatParams("gpt-9-turbo"))
 	if !errors.Is(err, pricing.ErrUnknownModel) || !strings.Contains(err.Error(), `"gpt-9-turbo"`) {
 		t.Fatalf("err = %v, want ErrUnknownModel naming the model", err)
 	}
-	if n := h.up.calls.Load(); n != 0 {
+	if n := h.Up.Calls.Load(); n != 0 {
 		t.Errorf("upstream called %d times", n)
 	}
-	h.wantNoSpend(t)
+	h.WantNoSpend(t)
 }
 
 // TestStreamChunksArriveOneByOne proves the gate does not buffer a stream:
@@ -289,10 +302,10 @@ func TestStreamChunksArriveOneByOne(t *testing.T) {
 	h := newHarness(t, "10", gate.Options{})
 	firstRead := make(chan struct{})
 	timedOut := make(chan bool, 1)
-	h.up.override = func(w http.ResponseWriter, r *http.Request, body map[string]any) bool {
+	h.Up.Override = func(w http.ResponseWriter, r *http.Request, body map[string]any) bool {
 		w.Header().Set("Content-Type", "text/event-stream")
-		chunks := chatStream("gpt-4o", true)
-		writeEvent(w, "", chunks[0])
+		chunks := gatetest.ChatStream("gpt-4o", true)
+		gatetest.WriteEvent(w, "", chunks[0])
 		select {
 		case <-firstRead:
 			timedOut <- false
@@ -300,11 +313,11 @@ func TestStreamChunksArriveOneByOne(t *testing.T) {
 			timedOut <- true // the client never got the first chunk alone
 		}
 		for _, c := range chunks[1:] {
-			writeEvent(w, "", c)
+			gatetest.WriteEvent(w, "", c)
 		}
 		return true
 	}
-	stream := h.openai().Chat.Completions.NewStreaming(h.ctx, chatParams("gpt-4o"))
+	stream := h.openai().Chat.Completions.NewStreaming(h.Ctx, chatParams("gpt-4o"))
 	if !stream.Next() {
 		t.Fatalf("no first chunk: %v", stream.Err())
 	}
@@ -326,5 +339,5 @@ func TestStreamChunksArriveOneByOne(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d chunks, want 4 (the usage chunk the gate asked for is its own)", n)
 	}
-	h.wantOneRecord(t, "openai", "gpt-4o", costGPT4o)
+	h.WantOneRecord(t, "openai", "gpt-4o", gatetest.CostGPT4o)
 }

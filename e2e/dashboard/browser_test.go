@@ -5,7 +5,9 @@ package dashboard_test
 // server (the budget API over a SQLite store, and the dashboard).
 //
 // They need Chromium: /usr/bin/chromium, chromium-browser or $CHROME.
-// Without one they skip, except on CI ($CI set), where they fail.
+// Without one they skip, except on CI ($CI set), where they fail. They
+// live in the e2e module, with chromedp, so that the library's go.mod
+// does not need it; run them from e2e/ with go test ./dashboard.
 
 import (
 	"context"
@@ -387,23 +389,26 @@ func (tb *tab) noHorizontalOverflow(name string) {
 }
 
 // updateScreenshots makes the browser test write its screenshots over the
-// README's, in testdata/screenshots; otherwise they go to
-// $TMPDIR/budget-dashboard-screenshots, so that a test run leaves the tree as
-// it found it:
+// README's, in the dashboard package's testdata/screenshots
+// (screenshotDir); otherwise they go to $TMPDIR/budget-dashboard-screenshots,
+// so that a test run leaves the tree as it found it. From e2e/:
 //
 //	go test ./dashboard -run Browser -update-screenshots
-var updateScreenshots = flag.Bool("update-screenshots", false, "write the browser test's screenshots to testdata/screenshots")
+var updateScreenshots = flag.Bool("update-screenshots", false, "write the browser test's screenshots to dashboard/testdata/screenshots")
+
+// screenshotDir is where the README's screenshots are: the dashboard
+// package's testdata, from this directory (e2e/dashboard).
+var screenshotDir = filepath.Join("..", "..", "dashboard", "testdata", "screenshots")
 
 // screenshot saves the whole page, at the desktop width, as name: in
-// testdata/screenshots with -update-screenshots, else outside the tree
-// (logged).
+// screenshotDir with -update-screenshots, else outside the tree (logged).
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	dir := filepath.Join("testdata", "screenshots")
+	dir := screenshotDir
 	if !*updateScreenshots {
 		dir = filepath.Join(os.TempDir(), "budget-dashboard-screenshots")
 		defer tb.t.Logf("screenshot: %s", filepath.Join(dir, name))

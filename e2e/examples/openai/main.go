@@ -3,6 +3,10 @@
 // settled at the cost its usage reports. It prints each call's cost and
 // where the user's budget stands, until the budget refuses a call.
 //
+// It is in the e2e module (openai-go is no dependency of the library), so
+// run it from the e2e directory:
+//
+//	cd e2e
 //	go run ./examples/openai                      # against a built-in fake server
 //	go run ./examples/openai -base-url https://api.openai.com/v1 -api-key "$OPENAI_API_KEY"
 //	go run ./examples/openai -base-url http://localhost:11434/v1 -model llama3.2 -own-prices my-prices.json
