@@ -21,3 +21,22 @@ ALTER TABLE users ADD COLUMN org TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN model_caps TEXT NOT NULL DEFAULT '';
 -- 1 for a model cap's counters, 0 for a holder with settings.
 ALTER TABLE users ADD COLUMN cap INTEGER NOT NULL DEFAULT 0 CHECK (cap IN (0, 1));
+
+-- Holds are keyed by hold first: the rows of one hold, under the user's
+-- key and each other budget's, sit side by side, so a step over several
+-- budgets writes one page of holds rather than one per budget. Lookups
+-- name both columns; the live holds of a key are found through holds_live.
+CREATE TABLE holds_v3 (
+	user_id  TEXT NOT NULL REFERENCES users(user_id),
+	hold_id  TEXT NOT NULL,
+	amount   INTEGER NOT NULL,
+	expires  INTEGER NOT NULL,
+	state    INTEGER NOT NULL, -- 0 pending, 1 settled, 2 released
+	counted  INTEGER NOT NULL, -- 1 while the amount is in users.held
+	PRIMARY KEY (hold_id, user_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO holds_v3 (user_id, hold_id, amount, expires, state, counted)
+	SELECT user_id, hold_id, amount, expires, state, counted FROM holds;
+DROP TABLE holds;
+ALTER TABLE holds_v3 RENAME TO holds;
+CREATE INDEX holds_live ON holds (user_id, expires) WHERE counted = 1;
