@@ -196,6 +196,10 @@ type cached struct {
 	// teamKeys and orgKey are the keys of s.Teams and s.Org, built once.
 	teamKeys []string
 	orgKey   string
+	// spends remembers the budgets the last call of one model spent, so
+	// that the next such call, while every holder's entry is unchanged,
+	// neither looks them up nor allocates their lists (see spentBy).
+	spends atomic.Pointer[spends]
 }
 
 // maxRetries bounds how often a call re-reads settings after losing a
@@ -625,10 +629,9 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 	)
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
 		tries++
-		if hs, err = m.heldBy(ctx, c, o.model, false, now, tries > 1); err != nil {
+		if hs, also, err = m.spentBy(ctx, c, o.model, now, tries > 1); err != nil {
 			return err
 		}
-		also = alsoOf(hs)
 		t, allowed, err = m.store.Reserve(ctx, ReserveRequest{
 			UserID: userID, HoldID: r.id, Amount: amount, Policy: c.p, Now: now, ExpiresAt: r.expiresAt,
 			Also: also,
@@ -867,10 +870,11 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (_ Status,
 	)
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
 		tries++
-		if hs, err = m.heldBy(ctx, c, row.Model, false, now, tries > 1); err != nil {
+		var also []KeyPolicy
+		if hs, also, err = m.spentBy(ctx, c, row.Model, now, tries > 1); err != nil {
 			return err
 		}
-		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now, Also: alsoOf(hs)})
+		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now, Also: also})
 		return err
 	})
 	if err != nil {

@@ -113,6 +113,33 @@ func (m *Manager) heldBy(ctx context.Context, c *cached, model string, all bool,
 	return out, nil
 }
 
+// spends is what cached.spends remembers: the budgets beyond the user's
+// own that a call of model spent, and their store view.
+type spends struct {
+	model string
+	hs    []held
+	also  []KeyPolicy
+}
+
+// spentBy returns heldBy(ctx, c, model, false, now, reload) and its store
+// view. The lists are shared, never changed once made: the last ones made
+// for c are reused while the call names the same model and every holder's
+// cache entry is the one they were made from with a window that holds now
+// (c itself, and so the user's teams, org and caps, cannot change: a
+// change makes a new entry).
+func (m *Manager) spentBy(ctx context.Context, c *cached, model string, now time.Time, reload bool) ([]held, []KeyPolicy, error) {
+	if sp := c.spends.Load(); sp != nil && !reload && sp.model == model && m.fresh(sp.hs, now) {
+		return sp.hs, sp.also, nil
+	}
+	hs, err := m.heldBy(ctx, c, model, false, now, reload)
+	if err != nil || hs == nil {
+		return hs, nil, err
+	}
+	sp := &spends{model: model, hs: hs, also: alsoOf(hs)}
+	c.spends.Store(sp)
+	return sp.hs, sp.also, nil
+}
+
 // errCapsUnread is what heldBy returns for a call without a model under
 // caps it read from the cache: another Manager may have dropped the caps,
 // and only the store can say. It wraps ErrConflict, so that withPolicy
@@ -212,8 +239,7 @@ func (h held) status(t Totals) Status {
 	if h.rule == nil {
 		return newStatus(h.holder, t)
 	}
-	c := *h.holder
-	c.p = h.keyPolicy().Policy
+	c := cached{s: h.holder.s, p: h.keyPolicy().Policy}
 	c.s.Limit = h.rule.limit.Decimal()
 	st := newStatus(&c, t)
 	st.Pattern = h.rule.pattern
