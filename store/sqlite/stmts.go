@@ -22,7 +22,7 @@ type stmts struct {
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release                     *sql.Stmt
 	// writer, for a step over several budgets (see scopes.go)
-	createCap, countersMany, holdsMany          *sql.Stmt
+	createCap, holdsMany                        *sql.Stmt
 	insertHoldMany, insertUsageMany, rollupMany *sql.Stmt
 	// readers
 	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
@@ -84,9 +84,9 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		// the outer loop as CROSS JOIN makes it, costs less than user_id
 		// IN (SELECT value FROM json_each(?)), which first builds an
 		// ephemeral index of the keys.)
-		{w, &s.countersMany, `SELECT ` + countersManyCols + ` FROM json_each(?) AS k CROSS JOIN users ON users.user_id = k.value`},
-		{w, &s.holdsMany, `SELECT user_id, amount, expires, state, counted FROM json_each(?2) AS k
-			CROSS JOIN holds ON holds.user_id = k.value AND holds.hold_id = ?1`},
+		// Holds are keyed by hold first: one range of the primary key
+		// holds the hold's rows under every budget.
+		{w, &s.holdsMany, `SELECT user_id, amount, expires, state, counted FROM holds WHERE hold_id = ?`},
 		{w, &s.insertHoldMany, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted)
 			SELECT value, ?, ?, ?, 0, 1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`},
 		// The user's row keeps its ID; the others' take UsageKeyID.
