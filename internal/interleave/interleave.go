@@ -18,8 +18,8 @@ type Side struct {
 	Goroutines int
 	Unit       string
 
-	n int           // operations done
-	t time.Duration // time taken
+	n      int           // operations done
+	t, cpu time.Duration // time taken, and the process's CPU time meanwhile
 }
 
 // Rate returns the operations per second s ran.
@@ -28,24 +28,40 @@ func (s *Side) Rate() float64 { return float64(s.n) / s.t.Seconds() }
 // Count returns how many operations s ran.
 func (s *Side) Count() int { return s.n }
 
-// Compare runs, in each round of b.Loop, the baseline and the store for
-// slice each, in alternating order, then reports both rates and their
-// ratio: "x-baseline-rate" (store over baseline) when the store runs on
-// several goroutines, else "x-baseline-ns" (the store's time per operation
-// over the baseline's). An operation's error fails b.
-func Compare(b *testing.B, slice time.Duration, baseline, store *Side) {
+// cpuPerOp returns the process's CPU time per operation of s: the cost of
+// an operation whatever else runs on the machine, which shifts the rates
+// of both sides alike only on average.
+func (s *Side) cpuPerOp() float64 { return float64(s.cpu) / float64(s.n) }
+
+// Alternate runs, in each round of b.Loop, base and other for slice each,
+// in alternating order, and reports both rates (in their Units) and the
+// ratio of their CPU time per operation, other's over base's, as "x-cpu"
+// where the process's CPU time can be read. An operation's error fails b.
+// The caller reports the ratio it targets from the two Rates.
+func Alternate(b *testing.B, slice time.Duration, base, other *Side) {
 	b.ReportAllocs()
 	for round := 0; b.Loop(); round++ {
 		for k := range 2 {
 			if (round+k)%2 == 0 {
-				baseline.run(b, slice)
+				base.run(b, slice)
 			} else {
-				store.run(b, slice)
+				other.run(b, slice)
 			}
 		}
 	}
-	b.ReportMetric(baseline.Rate(), baseline.Unit)
-	b.ReportMetric(store.Rate(), store.Unit)
+	b.ReportMetric(base.Rate(), base.Unit)
+	b.ReportMetric(other.Rate(), other.Unit)
+	if base.cpu > 0 && other.cpu > 0 {
+		b.ReportMetric(other.cpuPerOp()/base.cpuPerOp(), "x-cpu")
+	}
+}
+
+// Compare is Alternate for a store and its baseline, reporting their
+// ratio: "x-baseline-rate" (store over baseline) when the store runs on
+// several goroutines, else "x-baseline-ns" (the store's time per operation
+// over the baseline's).
+func Compare(b *testing.B, slice time.Duration, baseline, store *Side) {
+	Alternate(b, slice, baseline, store)
 	if store.Goroutines > 1 {
 		b.ReportMetric(store.Rate()/baseline.Rate(), "x-baseline-rate")
 	} else {
@@ -61,7 +77,7 @@ func (s *Side) run(b *testing.B, d time.Duration) {
 		wg   sync.WaitGroup
 		errs = make(chan error, max(s.Goroutines, 1))
 	)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	for i := range max(s.Goroutines, 1) {
 		wg.Go(func() {
 			for !stop.Load() {
@@ -77,6 +93,7 @@ func (s *Side) run(b *testing.B, d time.Duration) {
 	stop.Store(true)
 	wg.Wait()
 	s.t += time.Since(t0)
+	s.cpu += processCPU() - cpu0
 	s.n += int(n.Load())
 	close(errs)
 	for err := range errs {

@@ -841,78 +841,6 @@ func BenchmarkHotTeam(b *testing.B) {
 	}
 }
 
-// benchSide is one side of an alternating comparison: op runs on
-// goroutines goroutines; n, t and cpu count the operations, the time and
-// the process's CPU time it ran.
-type benchSide struct {
-	op         func(i int) error
-	goroutines int
-	n          int
-	t, cpu     time.Duration
-}
-
-func (s *benchSide) rate() float64 { return float64(s.n) / s.t.Seconds() }
-
-// cpuPerOp returns the process's CPU time per operation of s, in µs: the
-// cost of an operation whatever else runs on the machine, which shifts the
-// rates of both sides alike only on average.
-func (s *benchSide) cpuPerOp() float64 { return float64(s.cpu.Microseconds()) / float64(s.n) }
-
-// run runs s.op on s.goroutines goroutines for d.
-func (s *benchSide) run(b *testing.B, d time.Duration) {
-	var (
-		stop atomic.Bool
-		n    atomic.Int64
-		wg   sync.WaitGroup
-		errs = make(chan error, s.goroutines)
-	)
-	t0, cpu0 := time.Now(), processCPU()
-	for i := range s.goroutines {
-		wg.Go(func() {
-			for !stop.Load() {
-				if err := s.op(i); err != nil {
-					errs <- err
-					return
-				}
-				n.Add(1)
-			}
-		})
-	}
-	time.Sleep(d)
-	stop.Store(true)
-	wg.Wait()
-	s.t += time.Since(t0)
-	s.cpu += processCPU() - cpu0
-	s.n += int(n.Load())
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-}
-
-// benchAlternate runs, in each round of b.Loop, base and other for
-// benchSlice each, in alternating order, so that both see the same
-// machine (see BenchmarkInterleaved), and reports both rates in units
-// baseUnit and otherUnit, and the ratio of their CPU time per operation,
-// other's over base's, as "x-cpu".
-func benchAlternate(b *testing.B, base, other *benchSide, baseUnit, otherUnit string) {
-	b.ReportAllocs()
-	for round := 0; b.Loop(); round++ {
-		for k := range 2 {
-			if (round+k)%2 == 0 {
-				base.run(b, benchSlice)
-			} else {
-				other.run(b, benchSlice)
-			}
-		}
-	}
-	b.ReportMetric(base.rate(), baseUnit)
-	b.ReportMetric(other.rate(), otherUnit)
-	if base.cpu > 0 && other.cpu > 0 {
-		b.ReportMetric(other.cpuPerOp()/base.cpuPerOp(), "x-cpu")
-	}
-}
-
 // BenchmarkScopesInterleaved measures BenchmarkScopes' ratio with the
 // user-only and the scoped store taking turns every benchSlice: "x-own" is
 // the scoped pair's time over the user-only one's (for the parallel runs,
@@ -926,7 +854,7 @@ func BenchmarkScopesInterleaved(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
-				side := func(scoped bool) *benchSide {
+				side := func(scoped bool, unit string) *interleave.Side {
 					m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", scoped)), d.d), budget.Options{Now: benchClock()})
 					users := make([]string, g)
 					for i := range users {
@@ -936,11 +864,11 @@ func BenchmarkScopesInterleaved(b *testing.B) {
 					if scoped {
 						benchScopes(b, m, true, true, users...)
 					}
-					return &benchSide{goroutines: g, op: func(i int) error { return benchModelPair(ctx, m, users[i]) }}
+					return &interleave.Side{Goroutines: g, Unit: unit, Op: func(i int) error { return benchModelPair(ctx, m, users[i]) }}
 				}
-				own, scoped := side(false), side(true)
-				benchAlternate(b, own, scoped, "own-pairs/s", "scoped-pairs/s")
-				b.ReportMetric(own.rate()/scoped.rate(), "x-own")
+				own, scoped := side(false, "own-pairs/s"), side(true, "scoped-pairs/s")
+				interleave.Alternate(b, benchSlice, own, scoped)
+				b.ReportMetric(own.Rate()/scoped.Rate(), "x-own")
 			})
 		}
 	}
@@ -954,7 +882,7 @@ func BenchmarkHotTeamInterleaved(b *testing.B) {
 	for _, d := range benchDurabilities {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
-			side := func(team bool) *benchSide {
+			side := func(team bool, unit string) *interleave.Side {
 				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", team)), d.d), budget.Options{Now: benchClock()})
 				users := make([]string, benchHotUsers)
 				for i := range users {
@@ -965,13 +893,13 @@ func BenchmarkHotTeamInterleaved(b *testing.B) {
 					benchScopes(b, m, false, false, users...)
 				}
 				var next atomic.Int64
-				return &benchSide{goroutines: benchParallelism, op: func(int) error {
+				return &interleave.Side{Goroutines: benchParallelism, Unit: unit, Op: func(int) error {
 					return benchPair(ctx, m, users[int(next.Add(1)%benchHotUsers)])
 				}}
 			}
-			alone, team := side(false), side(true)
-			benchAlternate(b, alone, team, "alone-pairs/s", "team-pairs/s")
-			b.ReportMetric(team.rate()/alone.rate(), "x-alone-rate")
+			alone, team := side(false, "alone-pairs/s"), side(true, "team-pairs/s")
+			interleave.Alternate(b, benchSlice, alone, team)
+			b.ReportMetric(team.Rate()/alone.Rate(), "x-alone-rate")
 		})
 	}
 }
