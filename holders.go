@@ -396,8 +396,66 @@ func (m *Manager) SetMembership(ctx context.Context, actor Principal, userID str
 			return Settings{}, err
 		}
 	}
-	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{edit: func(_ Settings, next *Settings) error {
+	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{IfVersion: ms.IfVersion}, how{edit: func(_ Settings, next *Settings) error {
 		next.Teams, next.Org = ms.Teams, ms.Org
+		return nil
+	}})
+	return s, err
+}
+
+// AddToTeam puts a user with settings in one more team, keeping their
+// other teams and their org, on behalf of actor (admins only). The team
+// must exist. The change is made on the settings as stored when it
+// commits, so that two concurrent changes of the same user's membership
+// both count; a user already in the team is left as is, and one in
+// MaxTeamsPerUser teams already is refused (a *ValidationError on
+// "teams"). Versioned, audited and in effect like SetMembership.
+func (m *Manager) AddToTeam(ctx context.Context, actor Principal, userID, teamID string) (_ Settings, err error) {
+	ctx, span := m.tel.start(ctx, spanUpdateSettings, userID, &actor)
+	defer m.tel.end(span, &err)
+	if err := CanAdminister(actor); err != nil {
+		return Settings{}, err
+	}
+	if err := Team(teamID).Validate(); err != nil {
+		return Settings{}, err
+	}
+	if err := m.exists(ctx, Team(teamID), "team"); err != nil {
+		return Settings{}, err
+	}
+	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{existing: true, edit: func(cur Settings, next *Settings) error {
+		if slices.Contains(cur.Teams, teamID) {
+			return nil
+		}
+		ms, err := Membership{Teams: append(slices.Clone(cur.Teams), teamID), Org: cur.Org}.normalize()
+		if err != nil {
+			return err
+		}
+		next.Teams = ms.Teams
+		return nil
+	}})
+	return s, err
+}
+
+// RemoveFromTeam takes a user out of one team, keeping their other teams
+// and their org, on behalf of actor (admins only), on the settings as
+// stored when the change commits (like AddToTeam). A user who is not in
+// the team is ErrNotFound. Holds already placed on the team settle and
+// release against it.
+func (m *Manager) RemoveFromTeam(ctx context.Context, actor Principal, userID, teamID string) (_ Settings, err error) {
+	ctx, span := m.tel.start(ctx, spanUpdateSettings, userID, &actor)
+	defer m.tel.end(span, &err)
+	if err := CanAdminister(actor); err != nil {
+		return Settings{}, err
+	}
+	if err := Team(teamID).Validate(); err != nil {
+		return Settings{}, err
+	}
+	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{existing: true, edit: func(cur Settings, next *Settings) error {
+		i := slices.Index(cur.Teams, teamID)
+		if i < 0 {
+			return fmt.Errorf("%w: user %q is not in team %q", ErrNotFound, userID, teamID)
+		}
+		next.Teams = slices.Delete(slices.Clone(cur.Teams), i, i+1)
 		return nil
 	}})
 	return s, err

@@ -3,6 +3,7 @@ package budget_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,79 @@ func TestModelCapsOnlyPerBudget(t *testing.T) {
 	}
 	if _, err := m.BulkUpdate(ctx, admin, budget.Selection{UserIDs: []string{"u"}}, budget.SettingsUpdate{ModelCaps: caps}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("a bulk change with caps: %v", err)
+	}
+}
+
+// TestMembershipEditsCommute: AddToTeam and RemoveFromTeam change one team
+// on the settings as stored when they commit, so that concurrent changes
+// of one user's membership all count; SetMembership with IfVersion refuses
+// a stale version in the same step and changes nothing.
+func TestMembershipEditsCommute(t *testing.T) {
+	ctx := context.Background()
+	m, admin := scopedManager(t)
+	teams := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, id := range append(teams, "i") {
+		if _, err := m.UpdateBudget(ctx, admin, budget.Team(id), *amount("10")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.UpdateSettings(ctx, admin, "u", *amount("5")); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(teams))
+	for _, id := range teams {
+		go func() {
+			_, err := m.AddToTeam(ctx, admin, "u", id)
+			errs <- err
+		}()
+	}
+	for range teams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := m.Lookup(ctx, "u")
+	if err != nil || !slices.Equal(s.Teams, teams) {
+		t.Fatalf("after eight concurrent AddToTeam: teams %v (%v), want %v", s.Teams, err, teams)
+	}
+	if _, err := m.AddToTeam(ctx, admin, "u", "a"); err != nil {
+		t.Errorf("adding a member again: %v, want no change", err)
+	}
+	var ve *budget.ValidationError
+	if _, err := m.AddToTeam(ctx, admin, "u", "i"); !errors.As(err, &ve) || ve.Field != "teams" {
+		t.Errorf("a ninth team: %v, want a *ValidationError on teams", err)
+	}
+	if _, err := m.AddToTeam(ctx, admin, "nobody", "a"); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("a user without settings: %v, want ErrNotFound", err)
+	}
+	if _, err := m.AddToTeam(ctx, budget.Principal{UserID: "u"}, "u", "a"); !errors.Is(err, budget.ErrForbidden) {
+		t.Errorf("a user adding themself: %v, want ErrForbidden", err)
+	}
+	for _, id := range teams[:4] {
+		go func() {
+			_, err := m.RemoveFromTeam(ctx, admin, "u", id)
+			errs <- err
+		}()
+	}
+	for range teams[:4] {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.RemoveFromTeam(ctx, admin, "u", "a"); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("removing a non-member: %v, want ErrNotFound", err)
+	}
+	s, err = m.Lookup(ctx, "u")
+	if err != nil || !slices.Equal(s.Teams, teams[4:]) {
+		t.Fatalf("after four concurrent RemoveFromTeam: teams %v (%v), want %v", s.Teams, err, teams[4:])
+	}
+	if _, err := m.SetMembership(ctx, admin, "u", budget.Membership{Teams: []string{"a"}, IfVersion: s.Version - 1}); !errors.Is(err, budget.ErrConflict) {
+		t.Errorf("SetMembership at a stale version: %v, want ErrConflict", err)
+	}
+	if after, _ := m.Lookup(ctx, "u"); after.Version != s.Version || !slices.Equal(after.Teams, s.Teams) {
+		t.Errorf("a refused SetMembership changed the settings: %v at %d", after.Teams, after.Version)
+	}
+	if _, err := m.SetMembership(ctx, admin, "u", budget.Membership{Teams: []string{"a"}, IfVersion: s.Version}); err != nil {
+		t.Errorf("SetMembership at the current version: %v", err)
 	}
 }

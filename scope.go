@@ -219,6 +219,11 @@ func ValidateModelCaps(caps []ModelCap) error {
 type Membership struct {
 	Teams []string
 	Org   string
+	// IfVersion, when non-zero, makes SetMembership conditional: it is
+	// refused with ErrConflict unless the user's settings are still at
+	// this version, compared in the same step as the change (the HTTP
+	// If-Match).
+	IfVersion int64
 }
 
 // normalize returns m with its teams sorted and without repeats, or an
@@ -240,5 +245,5 @@ func (m Membership) normalize() (Membership, error) {
 			return Membership{}, err
 		}
 	}
-	return Membership{Teams: teams, Org: m.Org}, nil
+	return Membership{Teams: teams, Org: m.Org, IfVersion: m.IfVersion}, nil
 }
