@@ -851,6 +851,19 @@ func (r *seqRun) effective(f mfault) mfault {
 	return f
 }
 
+// unnamedModel checks the outcome of a call of method that names no model
+// where a cap applies: refused as invalid. The Manager reaches the store
+// first when its cached settings say no cap applies (another Manager added
+// one): the store refuses the call as stale, and the Manager reads the
+// settings again and refuses it. A fault injected on that store call is
+// what the caller sees instead.
+func (r *seqRun) unnamedModel(err error, method string, f mfault) (called bool, _ error) {
+	if _, called = r.lastCall(method); !called || f == mfNone || f == mfConflictBefore {
+		return called, wantKind(err, refInvalid)
+	}
+	return true, wantKind(err, r.expectFault(r.effective(f)))
+}
+
 func wantKind(err error, want refKind) error {
 	if got := kindOf(err); got != want {
 		return fmt.Errorf("outcome %s (%v), model says %s", got, err, want)
@@ -889,7 +902,7 @@ func (r *seqRun) doReserve(op mop, now time.Time) (bool, error) {
 		if res != nil {
 			return false, fmt.Errorf("a reservation naming no model under a model cap")
 		}
-		return false, wantKind(err, refInvalid)
+		return r.unnamedModel(err, "Reserve", op.fault)
 	}
 	r.touch(hs)
 	c, called := r.lastCall("Reserve")
@@ -1118,7 +1131,7 @@ func (r *seqRun) doRecord(op mop, now time.Time) (bool, error) {
 	u := r.ref.user(op.user, now)
 	hs, ok := r.ref.heldBy(u, op.model, false)
 	if !ok { // a cap applies and the usage names no model
-		return false, wantKind(err, refInvalid)
+		return r.unnamedModel(err, "Record", op.fault)
 	}
 	r.touch(hs)
 	row := r.row(op, usage.ID, "", now)
