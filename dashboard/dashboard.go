@@ -18,11 +18,16 @@
 //	GET /assets/{file}   stylesheet and scripts
 //
 // The user's page links to the admin page when GET /me says the caller is
-// an admin; the admin page links back. The admin page opens with the
-// switch that turns budgets on or off for every regular user at once
-// (PUT /admin/access), and has bulk changes, templates, each user's usage
-// and a readable audit log. Below 600 px wide the tables become stacked
-// cards, so every action stays within reach on a phone.
+// an admin; the admin page links back. The user's page shows one card per
+// budget that applies to the user's calls (their own, their teams', their
+// org's, model caps; GET /status "budgets"), the binding one first and
+// marked, and says which budget refuses calls once it has nothing left.
+// The admin page opens with the switch that turns budgets on or off for
+// every regular user at once (PUT /admin/access), and has bulk changes,
+// teams and orgs (their plans, model caps, members, spending and audit
+// entries), templates, each user's usage and a readable audit log. Below
+// 600 px wide the tables become stacked cards, so every action stays
+// within reach on a phone.
 //
 // The pages put user IDs and template names in API paths percent-encoded,
 // "." included. An ID that is only "." or ".." cannot be sent in a path

@@ -41,6 +41,7 @@ func TestServes(t *testing.T) {
 		{"/assets/admin.js", "text/javascript; charset=utf-8", "/admin/configure"},
 		{"/assets/fields.js", "text/javascript; charset=utf-8", "budget_visible_to_user"},
 		{"/assets/usage.js", "text/javascript; charset=utf-8", "barChart"},
+		{"/assets/groups.js", "text/javascript; charset=utf-8", "/admin/budgets"},
 	} {
 		w := serve(h, http.MethodGet, tc.path)
 		if w.Code != http.StatusOK {

@@ -59,16 +59,8 @@ func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Princi
 	if err != nil {
 		return err
 	}
-	uq := budget.UserQuery{}
-	uq.Search, _ = q.get("q")
-	l, _ := q.get("level")
-	if uq.Level, err = level("level", l); err != nil {
-		return err
-	}
-	if uq.Limit, err = q.limit(); err != nil {
-		return err
-	}
-	if uq.Cursor, err = q.cursor(); err != nil {
+	uq, err := q.userQuery()
+	if err != nil {
 		return err
 	}
 	page, err := s.m.ListUsers(r.Context(), p, uq)
@@ -126,9 +118,12 @@ func (s *server) postAdminReset(w http.ResponseWriter, r *http.Request, p budget
 	return s.reset(w, r, p, userID, true)
 }
 
-// GET /admin/audit?user_id=&type=&limit=&cursor=
+// GET /admin/audit?user_id=&scope=&type=&limit=&cursor=
+//
+// scope names a budget holder ("team:research"); "user:alice" is the same
+// as user_id=alice.
 func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "user_id", "type", "limit", "cursor")
+	q, err := readQuery(r, "user_id", "scope", "type", "limit", "cursor")
 	if err != nil {
 		return err
 	}
@@ -136,6 +131,18 @@ func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Princ
 	if userID != "" {
 		if err := budget.ValidateUserID(userID); err != nil {
 			return err
+		}
+	}
+	var scope budget.Scope
+	if sc, _ := q.get("scope"); sc != "" {
+		if scope, err = parseScope("scope", sc); err != nil {
+			return err
+		}
+		if userID != "" {
+			return invalid("scope", "give user_id or scope, not both")
+		}
+		if scope.Kind == budget.UserScope {
+			userID, scope = scope.ID, budget.Scope{}
 		}
 	}
 	var typ budget.AuditType
@@ -152,7 +159,7 @@ func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Princ
 	if err != nil {
 		return err
 	}
-	page, err := s.m.AuditLog(r.Context(), p, budget.AuditLogQuery{UserID: userID, Type: typ, Cursor: cursor, Limit: limit})
+	page, err := s.m.AuditLog(r.Context(), p, budget.AuditLogQuery{UserID: userID, Scope: scope, Type: typ, Cursor: cursor, Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -177,7 +184,7 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request, p budget.Princi
 		return err
 	}
 	setETag(w, u.Settings.Version)
-	return writeJSON(w, userDetailJSON{userJSON: userOf(u), RecentUsage: usageOf(h.Records)})
+	return writeJSON(w, userDetailJSON{userJSON: userOf(u), RecentUsage: usageOf(h.Records, false)})
 }
 
 // GET /admin/defaults

@@ -18,21 +18,32 @@ var roles = []struct{ name, token string }{
 	{"no permission", "tok-nora"},
 	{"permission", "tok-pete"},
 	{"admin", "tok-root"},
+	{"team member", "tok-tina"}, // in the team research and the org acme
+	{"other team", "tok-otto"},  // in the team ops: a user of another team
 }
 
 // TestAuthorizationMatrix sends a valid request to every endpoint as every
 // role, and checks the status code of each cell; that a refused request
-// changed nothing (settings, versions, statuses, audit log, defaults); and
-// that an accepted write changed something.
+// changed nothing (settings, versions, statuses, audit log, defaults, teams,
+// orgs, memberships); and that an accepted write changed something.
 func TestAuthorizationMatrix(t *testing.T) {
 	const (
 		read  = "200 403 200 200 200" // user, hidden, no permission, permission, admin
 		admin = "403 403 403 403 200"
+		// The team routes, with the two team roles: a member of the team
+		// or org the path names, and a member of another team.
+		teamAdmin   = "403 403 403 403 200 403 403"
+		teamCreate  = "403 403 403 403 201 403 403"
+		teamDelete  = "403 403 403 403 204 403 403"
+		statusTeams = "200 403 200 200 200 200 200"
 	)
 	endpoints := []struct {
 		name, method, path, body string
 		write                    bool
-		want                     string // for the five authenticated roles
+		// want is the status for the authenticated roles, in the order of
+		// roles; when it lists five, the two team roles (on the default
+		// plan, as the user is) answer as the user does.
+		want string
 	}{
 		{"status", "GET", "/status", "", false, read},
 		{"settings", "GET", "/settings", "", false, read},
@@ -73,12 +84,45 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"put template", "PUT", "/admin/templates/intern", `{"limit_usd": "6"}`, true, admin},
 		{"new template", "PUT", "/admin/templates/researcher", `{"limit_usd": "200", "user_can_modify_limit": true}`, true, admin},
 		{"delete template", "DELETE", "/admin/templates/intern", "", true, "403 403 403 403 204"},
+
+		// Teams and orgs. tina is in research and acme; otto in ops.
+		{"status with teams", "GET", "/status", "", false, statusTeams},
+		{"budgets of teams", "GET", "/admin/budgets?kind=team", "", false, teamAdmin},
+		{"budgets of orgs", "GET", "/admin/budgets?kind=org&q=ac&level=green&limit=5&cursor=", "", false, teamAdmin},
+		{"team", "GET", "/admin/teams/research", "", false, teamAdmin},
+		{"org", "GET", "/admin/orgs/acme", "", false, teamAdmin},
+		{"put team", "PUT", "/admin/teams/research", `{"limit_usd": "150", "model_caps": [{"pattern": "claude-*", "limit_usd": "5"}]}`, true, teamAdmin},
+		{"new team", "PUT", "/admin/teams/design", `{"limit_usd": "20", "admin_notes": "new"}`, true, teamCreate},
+		{"put org", "PUT", "/admin/orgs/acme", `{"limit_usd": "2000", "enforce_budget": false}`, true, teamAdmin},
+		{"new org", "PUT", "/admin/orgs/globex", `{}`, true, teamCreate},
+		{"team members", "GET", "/admin/teams/research/members", "", false, teamAdmin},
+		{"org members", "GET", "/admin/orgs/acme/members", "", false, teamAdmin},
+		{"add member", "POST", "/admin/teams/research/members", `{"user_id": "pete"}`, true, teamAdmin},
+		{"add member of another team", "POST", "/admin/teams/research/members", `{"user_id": "otto"}`, true, teamAdmin},
+		{"remove member", "DELETE", "/admin/teams/research/members/tina", "", true, teamDelete},
+		{"membership", "PUT", "/admin/users/pete/membership", `{"teams": ["research", "ops"], "org": "acme"}`, true, teamAdmin},
+		{"membership none", "PUT", "/admin/users/tina/membership", `{"teams": []}`, true, teamAdmin},
+		{"team into org", "PUT", "/admin/teams/ops/org", `{"org": "acme"}`, true, teamAdmin},
+		{"team out of org", "PUT", "/admin/teams/research/org", `{"org": ""}`, true, teamAdmin},
+		{"team history", "GET", "/admin/teams/research/usage/history?limit=2", "", false, teamAdmin},
+		{"team breakdown", "GET", "/admin/teams/research/usage/breakdown", "", false, teamAdmin},
+		{"org history", "GET", "/admin/orgs/acme/usage/history", "", false, teamAdmin},
+		{"org breakdown", "GET", "/admin/orgs/acme/usage/breakdown?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, teamAdmin},
+		{"audit of a team", "GET", "/admin/audit?scope=team:research", "", false, teamAdmin},
+		{"audit of a user by scope", "GET", "/admin/audit?scope=user:tina&type=settings", "", false, teamAdmin},
 	}
 	for _, ep := range endpoints {
-		want := append([]string{"401", "401"}, strings.Fields(ep.want)...)
+		codes := strings.Fields(ep.want)
+		if len(codes) == 5 {
+			codes = append(codes, codes[0], codes[0])
+		}
+		want := append([]string{"401", "401"}, codes...)
+		if len(want) != len(roles) {
+			t.Fatalf("%s: %d statuses for %d roles", ep.name, len(want), len(roles))
+		}
 		for i, role := range roles {
 			t.Run(ep.name+"/"+role.name, func(t *testing.T) {
-				f := newFixture(t)
+				f := newTeamFixture(t)
 				before := f.state()
 				r := f.do(req{method: ep.method, path: ep.path, token: role.token, body: ep.body})
 				if got := r.status; want[i] != strconv.Itoa(got) {

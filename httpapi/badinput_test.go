@@ -34,6 +34,17 @@ func TestBadInput(t *testing.T) {
 		return req{method: method, path: "/admin/templates/" + name, token: "tok-root", body: body}
 	}
 	bigNotes := `{"user_id": "tess", "admin_notes": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
+	admin := func(method, path, body string) req {
+		return req{method: method, path: path, token: "tok-root", body: body}
+	}
+	notFound := httpapi.ProblemNotFound
+	caps := func(json string) req { return admin("PUT", "/admin/teams/research", `{"model_caps": `+json+`}`) }
+	newCaps := func(json string) req { return admin("PUT", "/admin/teams/design", `{"model_caps": `+json+`}`) }
+	seventeen := make([]string, budget.MaxModelCaps+1)
+	for i := range seventeen {
+		seventeen[i] = `{"pattern": "m` + strconv.Itoa(i) + `", "limit_usd": "1"}`
+	}
+	nineTeams := `{"teams": ["research", "ops", "t2", "t3", "t4", "t5", "t6", "t7", "t8"]}`
 	cases := []struct {
 		name string
 		req
@@ -264,10 +275,126 @@ func TestBadInput(t *testing.T) {
 		{"template If-Match", req{method: "PUT", path: "/admin/templates/intern", token: "tok-root", body: `{}`, header: map[string]string{"If-Match": "1"}}, 400, invalid, "If-Match"},
 		{"delete template If-Match", req{method: "DELETE", path: "/admin/templates/intern", token: "tok-root", header: map[string]string{"If-Match": `"1", "2"`}}, 400, invalid, "If-Match"},
 		{"templates parameter", req{method: "GET", path: "/admin/templates?limit=5", token: "tok-root"}, 400, unknown, "limit"},
+
+		// Teams and orgs: an unknown team or org.
+		{"unknown team", admin("GET", "/admin/teams/ghost", ""), 404, notFound, "team_id"},
+		{"unknown org", admin("GET", "/admin/orgs/ghost", ""), 404, notFound, "org_id"},
+		{"team is no org", admin("GET", "/admin/orgs/research", ""), 404, notFound, "org_id"},
+		{"unknown team members", admin("GET", "/admin/teams/ghost/members", ""), 404, notFound, "team_id"},
+		{"unknown org members", admin("GET", "/admin/orgs/ghost/members", ""), 404, notFound, "org_id"},
+		{"add to unknown team", admin("POST", "/admin/teams/ghost/members", `{"user_id": "pete"}`), 404, notFound, "team_id"},
+		{"remove from unknown team", admin("DELETE", "/admin/teams/ghost/members/tina", ""), 404, notFound, "team_id"},
+		{"unknown team history", admin("GET", "/admin/teams/ghost/usage/history", ""), 404, notFound, "team_id"},
+		{"unknown team breakdown", admin("GET", "/admin/teams/ghost/usage/breakdown", ""), 404, notFound, "team_id"},
+		{"unknown org history", admin("GET", "/admin/orgs/ghost/usage/history", ""), 404, notFound, "org_id"},
+		{"unknown org breakdown", admin("GET", "/admin/orgs/ghost/usage/breakdown", ""), 404, notFound, "org_id"},
+		{"org of unknown team", admin("PUT", "/admin/teams/ghost/org", `{"org": "acme"}`), 404, notFound, "team_id"},
+		{"unknown org of a team", admin("PUT", "/admin/teams/ops/org", `{"org": "ghost"}`), 404, notFound, "org"},
+		{"membership unknown team", admin("PUT", "/admin/users/pete/membership", `{"teams": ["research", "ghost"]}`), 404, notFound, "teams[1]"},
+		{"membership unknown org", admin("PUT", "/admin/users/pete/membership", `{"teams": ["ops"], "org": "ghost"}`), 404, notFound, "org"},
+		{"membership org is a team", admin("PUT", "/admin/users/pete/membership", `{"org": "research"}`), 404, notFound, "org"},
+		{"bad team id", admin("PUT", "/admin/teams/a%01b", `{"limit_usd": "1"}`), 400, invalid, "team_id"},
+		{"team id dots", admin("GET", "/admin/teams/%2E%2E", ""), 400, invalid, "team_id"},
+		{"bad org id", admin("GET", "/admin/orgs/a%7Fb/members", ""), 400, invalid, "org_id"},
+		{"long team id", admin("PUT", "/admin/teams/"+strings.Repeat("t", 257), `{}`), 400, invalid, "team_id"},
+
+		// A member that does not exist.
+		{"add user without settings", admin("POST", "/admin/teams/research/members", `{"user_id": "ghost"}`), 404, notFound, "user_id"},
+		{"remove user without settings", admin("DELETE", "/admin/teams/research/members/ghost", ""), 404, notFound, "user_id"},
+		{"remove user not in the team", admin("DELETE", "/admin/teams/research/members/otto", ""), 404, notFound, "user_id"},
+		{"membership of user without settings", admin("PUT", "/admin/users/ghost/membership", `{"teams": ["ops"]}`), 404, notFound, "user_id"},
+		{"add without user", admin("POST", "/admin/teams/research/members", `{}`), 400, invalid, "user_id"},
+		{"add user number", admin("POST", "/admin/teams/research/members", `{"user_id": 7}`), 400, invalid, "user_id"},
+		{"add bad user", admin("POST", "/admin/teams/research/members", `{"user_id": "a\u0001"}`), 400, invalid, "user_id"},
+		{"add unknown member", admin("POST", "/admin/teams/research/members", `{"user": "pete"}`), 400, unknown, "user"},
+		{"remove bad user", admin("DELETE", "/admin/teams/research/members/a%01b", ""), 400, invalid, "user_id"},
+
+		// Too many teams.
+		{"membership nine teams", admin("PUT", "/admin/users/pete/membership", nineTeams), 400, invalid, "teams"},
+		{"membership teams string", admin("PUT", "/admin/users/pete/membership", `{"teams": "ops"}`), 400, invalid, "teams"},
+		{"membership teams null", admin("PUT", "/admin/users/pete/membership", `{"teams": null}`), 400, invalid, "teams"},
+		{"membership team number", admin("PUT", "/admin/users/pete/membership", `{"teams": [1]}`), 400, invalid, "teams"},
+		{"membership team empty", admin("PUT", "/admin/users/pete/membership", `{"teams": ["ops", ""]}`), 400, invalid, "teams[1]"},
+		{"membership team null", admin("PUT", "/admin/users/pete/membership", `{"teams": [null]}`), 400, invalid, "teams[0]"},
+		{"membership org number", admin("PUT", "/admin/users/pete/membership", `{"org": 5}`), 400, invalid, "org"},
+		{"membership bad org", admin("PUT", "/admin/users/pete/membership", `{"org": ".."}`), 400, invalid, "org"},
+		{"membership unknown member", admin("PUT", "/admin/users/pete/membership", `{"team": "ops"}`), 400, unknown, "team"},
+		{"membership If-Match", req{method: "PUT", path: "/admin/users/pete/membership", token: "tok-root", body: `{}`, header: map[string]string{"If-Match": "2"}}, 400, invalid, "If-Match"},
+		{"team org missing", admin("PUT", "/admin/teams/ops/org", `{}`), 400, invalid, "org"},
+		{"team org null", admin("PUT", "/admin/teams/ops/org", `{"org": null}`), 400, invalid, "org"},
+		{"team org bad", admin("PUT", "/admin/teams/ops/org", `{"org": "a\u0000"}`), 400, invalid, "org"},
+
+		// A bad glob.
+		{"cap glob class", caps(`[{"pattern": "gpt-[45]o", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob escape", caps(`[{"pattern": "gpt\\*", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob space", caps(`[{"pattern": "gpt 4o", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob control", caps(`[{"pattern": "gpt\u0001", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob empty", caps(`[{"pattern": "", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob long", caps(`[{"pattern": "` + strings.Repeat("g", budget.MaxPatternLen+1) + `", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap glob twice", caps(`[{"pattern": "gpt-*", "limit_usd": "1"}, {"pattern": "gpt-*", "limit_usd": "2"}]`), 400, invalid, "model_caps[1].pattern"},
+		{"cap glob number", caps(`[{"pattern": 4, "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"cap without glob", caps(`[{"limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"new team bad glob", newCaps(`[{"pattern": "o[1]", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+
+		// A bad amount.
+		{"cap negative", caps(`[{"pattern": "gpt-4o*", "limit_usd": "-1"}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"cap 10 places", caps(`[{"pattern": "a", "limit_usd": "1"}, {"pattern": "b", "limit_usd": "0.0000000001"}]`), 400, amount, "model_caps[1].limit_usd"},
+		{"cap not a number", caps(`[{"pattern": "gpt-4o*", "limit_usd": "ten"}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"cap 1e400", caps(`[{"pattern": "gpt-4o*", "limit_usd": 1e400}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"cap null limit", caps(`[{"pattern": "gpt-4o*", "limit_usd": null}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"cap without limit", caps(`[{"pattern": "gpt-4o*"}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"new team cap negative", newCaps(`[{"pattern": "gpt-4o*", "limit_usd": "-0.01"}]`), 400, amount, "model_caps[0].limit_usd"},
+		{"team limit negative", admin("PUT", "/admin/teams/research", `{"limit_usd": "-1"}`), 400, amount, "limit_usd"},
+		{"new org limit too large", admin("PUT", "/admin/orgs/globex", `{"limit_usd": "10000000000"}`), 400, amount, "limit_usd"},
+
+		// The shape of model_caps and of a team's body.
+		{"caps object", caps(`{"pattern": "gpt-4o*", "limit_usd": "1"}`), 400, invalid, "model_caps"},
+		{"caps null", caps(`null`), 400, invalid, "model_caps"},
+		{"caps 17", caps(`[` + strings.Join(seventeen, ",") + `]`), 400, invalid, "model_caps"},
+		{"cap string", caps(`["gpt-4o*"]`), 400, invalid, "model_caps[0]"},
+		{"cap unknown member", caps(`[{"pattern": "gpt-4o*", "limit_usd": "1", "provider": "openai"}]`), 400, unknown, "model_caps[0].provider"},
+		{"cap member twice", caps(`[{"pattern": "a", "pattern": "b", "limit_usd": "1"}]`), 400, invalid, "model_caps[0].pattern"},
+		{"team permission", admin("PUT", "/admin/teams/research", `{"budget_visible_to_user": true}`), 400, invalid, "budget_visible_to_user"},
+		{"new team permission", admin("PUT", "/admin/teams/design", `{"limit_usd": "5", "user_can_reset_budget": false}`), 400, invalid, "user_can_reset_budget"},
+		{"org permission", admin("PUT", "/admin/orgs/acme", `{"user_can_modify_limit": true}`), 400, invalid, "user_can_modify_limit"},
+		{"team user id", admin("PUT", "/admin/teams/research", `{"user_id": "tina"}`), 400, unknown, "user_id"},
+		{"team org member", admin("PUT", "/admin/teams/research", `{"org": "acme"}`), 400, unknown, "org"},
+		{"team period", admin("PUT", "/admin/teams/research", `{"budget_period": "yearly"}`), 400, invalid, "budget_period"},
+		{"team thresholds", admin("PUT", "/admin/teams/research", `{"alert_threshold_red": "50"}`), 400, invalid, "alert_threshold_red"},
+		{"team long notes", admin("PUT", "/admin/teams/research", `{"admin_notes": "`+strings.Repeat("n", 4097)+`"}`), 400, invalid, "admin_notes"},
+		{"team empty body", req{method: "PUT", path: "/admin/teams/research", token: "tok-root", contentType: "application/json"}, 400, body, "body"},
+		{"team text", req{method: "PUT", path: "/admin/teams/research", token: "tok-root", body: `{}`, contentType: "text/plain"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"team parameter", admin("PUT", "/admin/teams/research?dry_run=1", `{}`), 400, unknown, "dry_run"},
+		{"team If-Match", req{method: "PUT", path: "/admin/teams/research", token: "tok-root", body: `{}`, header: map[string]string{"If-Match": `"1`}}, 400, invalid, "If-Match"},
+
+		// GET /admin/budgets.
+		{"budgets without kind", admin("GET", "/admin/budgets", ""), 400, invalid, "kind"},
+		{"budgets kind empty", admin("GET", "/admin/budgets?kind=", ""), 400, invalid, "kind"},
+		{"budgets kind user", admin("GET", "/admin/budgets?kind=user", ""), 400, invalid, "kind"},
+		{"budgets kind teams", admin("GET", "/admin/budgets?kind=teams", ""), 400, invalid, "kind"},
+		{"budgets kind twice", admin("GET", "/admin/budgets?kind=team&kind=org", ""), 400, invalid, "kind"},
+		{"budgets level purple", admin("GET", "/admin/budgets?kind=team&level=purple", ""), 400, invalid, "level"},
+		{"budgets limit 0", admin("GET", "/admin/budgets?kind=org&limit=0", ""), 400, invalid, "limit"},
+		{"budgets bad cursor", admin("GET", "/admin/budgets?kind=team&cursor=!!", ""), 400, invalid, "cursor"},
+		{"budgets user cursor", admin("GET", "/admin/budgets?kind=team&cursor=dGVzcw", ""), 400, invalid, "cursor"},
+		{"budgets q NUL", admin("GET", "/admin/budgets?kind=team&q=%00", ""), 400, invalid, "q"},
+		{"budgets unknown parameter", admin("GET", "/admin/budgets?kind=team&scope=x", ""), 400, unknown, "scope"},
+
+		// GET /admin/audit?scope=.
+		{"audit scope kind only", admin("GET", "/admin/audit?scope=team", ""), 400, invalid, "scope"},
+		{"audit scope planet", admin("GET", "/admin/audit?scope=planet:x", ""), 400, invalid, "scope"},
+		{"audit scope no id", admin("GET", "/admin/audit?scope=team:", ""), 400, invalid, "scope"},
+		{"audit scope bad id", admin("GET", "/admin/audit?scope=org:a%01b", ""), 400, invalid, "scope"},
+		{"audit scope capitals", admin("GET", "/admin/audit?scope=Team:research", ""), 400, invalid, "scope"},
+		{"audit scope and user", admin("GET", "/admin/audit?scope=user:tess&user_id=tess", ""), 400, invalid, "scope"},
+		{"audit scope twice", admin("GET", "/admin/audit?scope=team:ops&scope=team:research", ""), 400, invalid, "scope"},
+		{"team history parameter", admin("GET", "/admin/teams/research/usage/history?scope=team:ops", ""), 400, unknown, "scope"},
+		{"team history limit 0", admin("GET", "/admin/teams/research/usage/history?limit=0", ""), 400, invalid, "limit"},
+		{"org breakdown from only", admin("GET", "/admin/orgs/acme/usage/breakdown?from=2025-03-01T00:00:00Z", ""), 400, invalid, "to"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newTeamFixture(t)
 			q := c.req
 			if q.token == "" {
 				q.token = "tok-pete" // visible, may modify and reset

@@ -316,13 +316,17 @@ const (
 
 // The members of the other bodies.
 const (
-	fEnabled  = "enabled"
-	fUserIDs  = "user_ids"
-	fMatch    = "match"
-	fChanges  = "changes"
-	fTemplate = "template"
-	fQ        = "q"
-	fLevel    = "level"
+	fEnabled   = "enabled"
+	fUserIDs   = "user_ids"
+	fMatch     = "match"
+	fChanges   = "changes"
+	fTemplate  = "template"
+	fQ         = "q"
+	fLevel     = "level"
+	fModelCaps = "model_caps"
+	fPattern   = "pattern"
+	fTeams     = "teams"
+	fOrg       = "org"
 )
 
 // planFields are the members of PUT /settings and PUT /admin/defaults.
@@ -339,13 +343,22 @@ func fieldSet(names ...[]string) map[string]bool {
 	return m
 }
 
+// permissionFields are the members of planFields that only a user's budget
+// has: a team's or an org's is managed by admins alone.
+var permissionFields = []string{fVisible, fCanModify, fCanReset}
+
 var (
-	settingsBody  = fieldSet(planFields)
-	configureBody = fieldSet(planFields, []string{fUserID, fNotes})
-	resetBody     = fieldSet([]string{fReason, fLimit})
-	accessBody    = fieldSet([]string{fEnabled})
-	bulkBody      = fieldSet([]string{fUserIDs, fMatch, fChanges, fTemplate})
-	matchBody     = fieldSet([]string{fQ, fLevel})
+	settingsBody   = fieldSet(planFields)
+	configureBody  = fieldSet(planFields, []string{fUserID, fNotes})
+	resetBody      = fieldSet([]string{fReason, fLimit})
+	accessBody     = fieldSet([]string{fEnabled})
+	bulkBody       = fieldSet([]string{fUserIDs, fMatch, fChanges, fTemplate})
+	matchBody      = fieldSet([]string{fQ, fLevel})
+	holderBody     = fieldSet(planFields, []string{fNotes, fModelCaps})
+	capBody        = fieldSet([]string{fPattern, fLimit})
+	memberBody     = fieldSet([]string{fUserID})
+	membershipBody = fieldSet([]string{fTeams, fOrg})
+	teamOrgBody    = fieldSet([]string{fOrg})
 )
 
 // update decodes the settings members of o into a partial update. It
@@ -698,4 +711,176 @@ func (q query) timeRange() (from, to time.Time, err error) {
 		return from, to, invalid("from", "must be before to")
 	}
 	return from, to, nil
+}
+
+// userQuery reads the filters and paging of a list: q, level, limit and
+// cursor, as GET /admin/list and GET /admin/budgets take them.
+func (q query) userQuery() (budget.UserQuery, error) {
+	var (
+		uq  budget.UserQuery
+		err error
+	)
+	uq.Search, _ = q.get(fQ)
+	l, _ := q.get(fLevel)
+	if uq.Level, err = level(fLevel, l); err != nil {
+		return uq, err
+	}
+	if uq.Limit, err = q.limit(); err != nil {
+		return uq, err
+	}
+	uq.Cursor, err = q.cursor()
+	return uq, err
+}
+
+// holderKind reads the kind of budget holder GET /admin/budgets lists:
+// team or org (users have GET /admin/list).
+func holderKind(field, s string) (budget.ScopeKind, error) {
+	switch k := budget.ScopeKind(s); k {
+	case budget.TeamScope, budget.OrgScope:
+		return k, nil
+	}
+	return "", invalid(field, "must be team or org (users are listed by GET /admin/list)")
+}
+
+// parseScope reads a query parameter naming a budget holder, "user:alice",
+// "team:research" or "org:acme", as budget.ParseScope does; every problem
+// names the parameter, field.
+func parseScope(field, s string) (budget.Scope, error) {
+	sc, err := budget.ParseScope(s)
+	var ve *budget.ValidationError
+	switch {
+	case err == nil:
+		return sc, nil
+	case errors.As(err, &ve) && ve.Field != "scope":
+		// A known kind with an invalid ID: the ID's own rule.
+		return sc, invalid(field, "the ID after "+string(sc.Kind)+": "+ve.Reason)
+	}
+	return sc, invalid(field, `must be "user:<id>", "team:<id>" or "org:<id>"`)
+}
+
+// readHolderUpdate reads a PUT of a team's or an org's budget: no query, an
+// optional If-Match (versions start at 1) and a body of the settings of
+// PUT /admin/configure without user_id or the users' permissions, plus
+// model_caps. It validates everything that does not depend on the stored
+// settings, so an invalid body is refused before a team is created.
+func readHolderUpdate(w http.ResponseWriter, r *http.Request) (budget.SettingsUpdate, error) {
+	var u budget.SettingsUpdate
+	if _, err := readQuery(r); err != nil {
+		return u, err
+	}
+	pc, err := ifMatch(r)
+	if err != nil {
+		return u, err
+	}
+	o, err := readObject(w, r, holderBody, false)
+	if err != nil {
+		return u, err
+	}
+	for _, f := range permissionFields {
+		if _, ok := o[f]; ok {
+			return u, invalid(f, "teams and orgs have no user permissions: set them on each user")
+		}
+	}
+	if u, err = o.update(); err != nil {
+		return u, err
+	}
+	if u.AdminNotes, err = o.notes(); err != nil {
+		return u, err
+	}
+	if u.ModelCaps, err = o.modelCaps(); err != nil {
+		return u, err
+	}
+	u.IfVersion = pc.ifVersion(1)
+	return u, nil
+}
+
+// modelCaps decodes model_caps: an array of at most budget.MaxModelCaps
+// objects {"pattern", "limit_usd"}, both required, no pattern twice. []
+// removes every cap; nil means the member was left out. Problems name the
+// member at fault by its path: "model_caps[0].pattern".
+func (o object) modelCaps() (*[]budget.ModelCap, error) {
+	raw, ok := o[fModelCaps]
+	if !ok {
+		return nil, nil
+	}
+	var elems []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
+		return nil, invalid(fModelCaps, `must be an array of {"pattern", "limit_usd"}; [] removes every cap`)
+	}
+	if len(elems) > budget.MaxModelCaps {
+		return nil, invalid(fModelCaps, "at most "+strconv.Itoa(budget.MaxModelCaps)+" model caps per budget")
+	}
+	caps := make([]budget.ModelCap, 0, len(elems))
+	for i, e := range elems {
+		name := fModelCaps + "[" + strconv.Itoa(i) + "]"
+		if len(e) == 0 || e[0] != '{' {
+			return nil, invalid(name, `must be an object such as {"pattern": "gpt-4o*", "limit_usd": "1"}`)
+		}
+		c, err := decodeObject(bytes.NewReader(e), capBody, false)
+		if err != nil {
+			return nil, within(name, err)
+		}
+		pattern, ok, err := c.str(fPattern)
+		switch {
+		case err != nil:
+			return nil, within(name, err)
+		case !ok:
+			return nil, invalid(name+"."+fPattern, "name the models the cap applies to, such as gpt-4o*")
+		}
+		if err := budget.ValidatePattern(pattern); err != nil {
+			return nil, within(name, err)
+		}
+		limit, err := c.amount(fLimit)
+		switch {
+		case err != nil:
+			return nil, within(name, err)
+		case limit == nil:
+			return nil, problem(http.StatusBadRequest, ProblemInvalidAmount, name+"."+fLimit,
+				`give the cap's limit per period, such as "50"`)
+		}
+		caps = append(caps, budget.ModelCap{Pattern: pattern, Limit: *limit})
+	}
+	if err := budget.ValidateModelCaps(caps); err != nil { // a pattern given twice
+		return nil, err
+	}
+	return &caps, nil
+}
+
+// readMembership decodes the body of PUT /admin/users/{user_id}/membership:
+// "teams", an array of team IDs (at most budget.MaxTeamsPerUser once
+// repeats are dropped), and "org", an org ID or "" for none. A member left
+// out means none, as the body is the whole membership. Whether the teams
+// and the org exist is the caller's to check.
+func readMembership(o object) (budget.Membership, error) {
+	var ms budget.Membership
+	if raw, ok := o[fTeams]; ok {
+		if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &ms.Teams) != nil {
+			return ms, invalid(fTeams, `must be an array of team IDs, such as ["research"]`)
+		}
+		distinct := map[string]bool{}
+		for i, t := range ms.Teams {
+			if err := budget.Team(t).Validate(); err != nil {
+				return ms, refield(err, func(string) string { return fTeams + "[" + strconv.Itoa(i) + "]" })
+			}
+			distinct[t] = true
+		}
+		if len(distinct) > budget.MaxTeamsPerUser {
+			return ms, invalid(fTeams, "a user may belong to at most "+strconv.Itoa(budget.MaxTeamsPerUser)+" teams")
+		}
+	}
+	org, err := o.orgID()
+	ms.Org = org
+	return ms, err
+}
+
+// orgID decodes "org": an org ID, or "" for none; left out is none.
+func (o object) orgID() (string, error) {
+	org, _, err := o.str(fOrg)
+	if err != nil || org == "" {
+		return "", err
+	}
+	if err := budget.Org(org).Validate(); err != nil {
+		return "", refield(err, func(string) string { return fOrg })
+	}
+	return org, nil
 }

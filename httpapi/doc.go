@@ -1,7 +1,8 @@
 // Package httpapi serves the budget endpoints over net/http: who is calling,
 // six for a user's own budget and three for admins, plus the audit log, one
 // user's details and usage, the defaults for new users, the switch that gives
-// regular users their budgets, bulk changes and templates. Mount the handler
+// regular users their budgets, bulk changes, templates, and the budgets of
+// teams and orgs with their model caps and members. Mount the handler
 // anywhere and bring your own authentication:
 //
 //	h, err := httpapi.New(m, httpapi.Options{Authenticate: auth})
@@ -19,7 +20,7 @@
 //
 //	GET    /me                       {"user_id": ..., "admin": ...}; any authenticated caller,
 //	                                 hidden budget or not
-//	GET    /status                   the user's status
+//	GET    /status                   the user's status, with "budgets": every budget that applies
 //	GET    /settings                 the user's settings (ETag)
 //	PUT    /settings                 partial update, checked by budget.CanUpdate (If-Match, ETag)
 //	POST   /reset                    {"reason": "...", "limit_usd": ...} (both optional); needs
@@ -32,7 +33,8 @@
 //	GET    /admin/list               ?q= (user ID contains, any case) &level= &limit= &cursor=
 //	POST   /admin/reset/{user_id}    {"reason": "...", "limit_usd": ...}; 404 for a user without
 //	                                 settings
-//	GET    /admin/audit              ?user_id= (empty: everything) &type= &limit= &cursor=
+//	GET    /admin/audit              ?user_id= (empty: everything) &scope= ("team:research";
+//	                                 "user:alice" is user_id=alice) &type= &limit= &cursor=
 //	GET    /admin/users/{user_id}    settings, status and the 20 newest usage records (ETag)
 //	GET    /admin/users/{user_id}/usage/breakdown
 //	GET    /admin/users/{user_id}/usage/history
@@ -49,6 +51,26 @@
 //	PUT    /admin/templates/{name}   partial update, creating it from the defaults if absent
 //	                                 (If-Match, ETag)
 //	DELETE /admin/templates/{name}   204 (If-Match)
+//	GET    /admin/budgets            ?kind= (team or org, required) &q= &level= &limit= &cursor=
+//	GET    /admin/teams/{team_id}    one team's budget: settings, status, caps, members (ETag)
+//	PUT    /admin/teams/{team_id}    partial update, creating the team (201) from the defaults if
+//	                                 absent (If-Match, ETag)
+//	GET    /admin/teams/{team_id}/members
+//	POST   /admin/teams/{team_id}/members
+//	                                 {"user_id": "bob"}: bob joins the team; answers his membership
+//	DELETE /admin/teams/{team_id}/members/{user_id}
+//	                                 204; 404 for a user not in the team
+//	PUT    /admin/teams/{team_id}/org
+//	                                 {"org": "acme"}, or "" to take the team out of its org
+//	GET    /admin/teams/{team_id}/usage/breakdown
+//	GET    /admin/teams/{team_id}/usage/history
+//	                                 as a user's, each record naming the member who spent
+//	GET    /admin/orgs/{org_id}, PUT /admin/orgs/{org_id}, GET /admin/orgs/{org_id}/members,
+//	GET    /admin/orgs/{org_id}/usage/breakdown, GET /admin/orgs/{org_id}/usage/history
+//	                                 the same for an org (its members: users, then teams)
+//	PUT    /admin/users/{user_id}/membership
+//	                                 {"teams": [...], "org": "..."}: the whole membership of a user
+//	                                 with settings (If-Match: the user's settings ETag)
 //
 // A user ID or template name in a path is one segment: escape it
 // (url.PathEscape), and escape dots too when the ID is "." or "..", or
@@ -104,12 +126,46 @@
 //	 "enforce_budget": true, "budget_period": "monthly", "timezone": "UTC",
 //	 "current_period_start": "...", "current_period_end": "..."}
 //
+// Each budget that applies to the user's calls is a line of "budgets", the
+// binding one (the enforced budget with the least room left) first and
+// marked; the user's own line has the status's figures. A user sees a
+// team's or an org's figures only here:
+//
+//	{"scope": "team", "id": "research", "pattern": "gpt-4o*" (a model cap's only),
+//	 "limit_usd", "spent_usd", "reserved_usd", "remaining_usd", "percent_used",
+//	 "alert_level", "enforce_budget", "budget_period", "current_period_start",
+//	 "current_period_end", "binding": true (the binding one only)}
+//
 // One user for admins (each of GET /admin/list's "users", and GET
 // /admin/users/{user_id}, which adds "recent_usage"): the settings with
-// admin_notes, plus spent_usd, reserved_usd, remaining_usd, percent_used
-// and alert_level. GET /admin/list also answers "next_cursor" and
+// admin_notes, "teams" and "org" (when set), plus spent_usd, reserved_usd,
+// remaining_usd, percent_used and alert_level. GET /admin/list also answers "next_cursor" and
 // "summary": {"users", "total_limit_usd", "total_spent_usd",
 // "users_over_budget"}, over every user whatever the filters.
+//
+// A team's or an org's budget (GET /admin/budgets' "budgets", and the
+// other team and org routes):
+//
+//	{"scope": "team", "id": "research", "limit_usd": "500", "spent_usd", "reserved_usd",
+//	 "remaining_usd", "percent_used", "alert_level", "enforce_budget", "budget_period",
+//	 "custom_period_days", "custom_period_anchor" (custom periods only), "timezone",
+//	 "alert_threshold_yellow", "alert_threshold_orange", "alert_threshold_red",
+//	 "current_period_start", "current_period_end", "org": "acme" (a team's, when set),
+//	 "model_caps": [{"pattern": "gpt-4o*", "limit_usd": "1", "spent_usd", "reserved_usd",
+//	   "remaining_usd", "percent_used", "alert_level"}],
+//	 "members": 3 (one budget's views only, when any), "version", "admin_notes",
+//	 "created_at", "updated_at"}
+//
+// A PUT takes the members of PUT /admin/defaults but the users' permissions
+// (refused with 400), plus admin_notes and "model_caps": up to 16
+// {"pattern", "limit_usd"}, both required, replacing the caps ([] removes
+// them). A pattern matches the whole model name, "*" any run, "?" one
+// character; problems name the member at fault, "model_caps[0].pattern".
+// GET /admin/budgets also answers "next_cursor" and "summary":
+// {"budgets", "total_limit_usd", "total_spent_usd", "over_budget"}.
+// Members: {"members": [{"user_id": "bob"}, {"team_id": "research"}]}; a
+// membership: {"user_id", "teams", "org", "version"}. A user must have
+// settings to join a team (404 otherwise), and belongs to at most 8 teams.
 //
 // Templates (GET /admin/templates' "templates", and the other template
 // routes): the defaults' shape with "name" first. A template is a plan an
@@ -118,13 +174,16 @@
 //
 // Usage records (GET /usage/history's "usage", with "next_cursor"):
 // {"id", "reservation_id", "provider", "model", "input_tokens",
-// "output_tokens", "cost_usd", "at"}. Breakdowns: {"user_id", "from", "to",
-// "total", "by_provider", "by_model"}, each line {"provider", "model",
-// "cost_usd", "requests", "input_tokens", "output_tokens"}, highest cost
-// first.
+// "output_tokens", "cost_usd", "at"}, and "user_id" in a team's or an
+// org's. Breakdowns: {"user_id", "from", "to", "total", "by_provider",
+// "by_model"} ("scope" and "id" instead of "user_id" for a team or org),
+// each line {"provider", "model", "cost_usd", "requests", "input_tokens",
+// "output_tokens"}, highest cost first.
 //
 // Audit entries (GET /admin/audit's "entries", with "next_cursor"):
-// {"id", "user_id", "type" (settings, manual, automatic, defaults,
+// {"id", "user_id" (or "scope" and "budget_id" for a team's or an org's,
+// whose "before" and "after" have a team's shape), "type" (settings,
+// manual, automatic, defaults,
 // template), "actor", "actor_admin", "reason", "previous_limit_usd",
 // "new_limit_usd", "previous_spent_usd", "period_start", "period_end",
 // "before", "after", "changes", "bulk_id", "template", "at"}. "changes"
@@ -173,13 +232,16 @@
 //
 // # Concurrency control
 //
-// Settings, defaults and template responses carry an ETag, the quoted
-// version ("7").
+// Settings, defaults, template, team and org responses carry an ETag, the
+// quoted version ("7"); so do the membership routes (the user's).
 // Send it back as If-Match on a PUT and the update is applied only if
 // nothing changed in between (the check is atomic in the Manager); a stale
 // tag gets 412, a malformed If-Match 400. "If-Match: *" or no If-Match
 // updates unconditionally. DELETE /admin/templates/{name} takes If-Match
-// the same way.
+// the same way. A PUT that creates a user, team or org matches "1". POST
+// and DELETE on a team's members change that one team on the user's
+// settings as stored when the change commits, so concurrent changes of
+// one user's membership all count.
 //
 // # Errors
 //
@@ -188,8 +250,10 @@
 // all under ProblemBase), and a "field" member naming the JSON member, query
 // parameter, path parameter, header or "body" at fault. Status codes: 400
 // invalid input, 401 no or bad credentials, 403 not allowed (or hidden),
-// 404 no such endpoint, user or template, 405 wrong method (with Allow), 412 stale
-// If-Match, 413 body over MaxBodyBytes, 415 a body that is not JSON, 500 a
+// 404 no such endpoint, user, team, org or template, 405 wrong method (with
+// Allow), 412 stale If-Match, 413 body over MaxBodyBytes, 415 a body that
+// is not JSON, 429 a spend a budget refused (ProblemBudgetExceeded: "scope",
+// "budget_id" and a cap's "pattern" name the binding budget), 500 a
 // failure whose details go to Options.Logger and never to the client.
 //
 // Every response carries Cache-Control: no-store and X-Content-Type-Options:

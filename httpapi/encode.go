@@ -29,9 +29,13 @@ type settingsJSON struct {
 	CurrentPeriodEnd   time.Time `json:"current_period_end,omitzero"`
 	LastResetAt        time.Time `json:"last_reset_at,omitzero"`
 	AdminNotes         *string   `json:"admin_notes,omitempty"`
-	Version            int64     `json:"version"`
-	CreatedAt          time.Time `json:"created_at,omitzero"`
-	UpdatedAt          time.Time `json:"updated_at,omitzero"`
+	// Teams, Org and ModelCaps are shown to admins only, when set.
+	Teams     []string  `json:"teams,omitempty"`
+	Org       string    `json:"org,omitempty"`
+	ModelCaps []capJSON `json:"model_caps,omitempty"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 func utc(t time.Time) time.Time {
@@ -65,11 +69,16 @@ func userSettings(s budget.Settings) settingsJSON {
 	return j
 }
 
-// adminSettings is the settings as admins see them, with the notes.
+// adminSettings is the settings as admins see them, with the notes, and
+// the user's teams, org and model caps when they have any.
 func adminSettings(s budget.Settings) settingsJSON {
 	j := userSettings(s)
 	notes := s.AdminNotes
 	j.AdminNotes = &notes
+	j.Teams, j.Org = s.Teams, s.Org
+	for _, c := range s.ModelCaps {
+		j.ModelCaps = append(j.ModelCaps, capJSON{Pattern: c.Pattern, Limit: money(c.Limit)})
+	}
 	return j
 }
 
@@ -106,6 +115,10 @@ type statusJSON struct {
 	Timezone           string    `json:"timezone"`
 	CurrentPeriodStart time.Time `json:"current_period_start"`
 	CurrentPeriodEnd   time.Time `json:"current_period_end"`
+	// Budgets is every budget that applies to the user's calls, the
+	// binding one first: the only view a user has of a team's or an org's
+	// figures.
+	Budgets []budgetLineJSON `json:"budgets"`
 }
 
 func statusOf(st budget.Status) statusJSON {
@@ -113,7 +126,52 @@ func statusOf(st budget.Status) statusJSON {
 		UserID: st.UserID, Limit: money(st.Limit), spendJSON: spendOf(st),
 		Enforce: st.Enforced, Period: string(st.Period), CustomDays: st.CustomDays, Timezone: st.Timezone,
 		CurrentPeriodStart: utc(st.PeriodStart), CurrentPeriodEnd: utc(st.PeriodEnd),
+		Budgets: linesOf(st),
 	}
+}
+
+// budgetLineJSON is one budget that applies to a user's calls, in GET
+// /status's "budgets": the user's own, a team's, an org's, or a model cap
+// of one of those (with its pattern).
+type budgetLineJSON struct {
+	Scope   string `json:"scope"`
+	ID      string `json:"id"`
+	Pattern string `json:"pattern,omitempty"`
+	Limit   string `json:"limit_usd"`
+	spendJSON
+	Enforce            bool      `json:"enforce_budget"`
+	Period             string    `json:"budget_period"`
+	CurrentPeriodStart time.Time `json:"current_period_start"`
+	CurrentPeriodEnd   time.Time `json:"current_period_end"`
+	// Binding marks the budget that binds: the enforced one with the
+	// least room left.
+	Binding bool `json:"binding,omitempty"`
+}
+
+// linesOf lists the budgets of a user's status, the binding one first and
+// the others in the core's order (the user's own, teams, org, caps). A
+// user whose own budget is the only one gets it alone, binding when it is
+// enforced.
+func linesOf(st budget.Status) []budgetLineJSON {
+	bs := st.Budgets
+	if len(bs) == 0 {
+		own := st
+		own.Binding = st.Enforced
+		bs = []budget.Status{own}
+	}
+	out := make([]budgetLineJSON, 0, len(bs))
+	for _, binding := range [...]bool{true, false} {
+		for _, b := range bs {
+			if b.Binding == binding {
+				out = append(out, budgetLineJSON{
+					Scope: string(b.Scope.Kind), ID: b.Scope.ID, Pattern: b.Pattern, Limit: money(b.Limit),
+					spendJSON: spendOf(b), Enforce: b.Enforced, Period: string(b.Period),
+					CurrentPeriodStart: utc(b.PeriodStart), CurrentPeriodEnd: utc(b.PeriodEnd), Binding: b.Binding,
+				})
+			}
+		}
+	}
+	return out
 }
 
 // userJSON is one user for admins: settings and status in one object.
@@ -131,7 +189,9 @@ func userOf(u budget.UserStatus) userJSON {
 
 // usageJSON is one usage record.
 type usageJSON struct {
-	ID            string    `json:"id"`
+	ID string `json:"id"`
+	// UserID is the member who spent, in the usage of a team or an org.
+	UserID        string    `json:"user_id,omitempty"`
 	ReservationID string    `json:"reservation_id,omitempty"`
 	Provider      string    `json:"provider"`
 	Model         string    `json:"model"`
@@ -141,12 +201,17 @@ type usageJSON struct {
 	At            time.Time `json:"at"`
 }
 
-func usageOf(rs []budget.UsageRecord) []usageJSON {
+// usageOf renders records; withUser names the user of each, for the usage
+// of a team or an org, whose records are its members'.
+func usageOf(rs []budget.UsageRecord, withUser bool) []usageJSON {
 	out := make([]usageJSON, len(rs))
 	for i, r := range rs {
 		out[i] = usageJSON{
 			ID: r.ID, ReservationID: r.ReservationID, Provider: r.Provider, Model: r.Model,
 			InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: money(r.Cost), At: utc(r.At),
+		}
+		if withUser {
+			out[i].UserID = r.UserID
 		}
 	}
 	return out
@@ -173,9 +238,12 @@ func itemOf(b budget.BreakdownItem) itemJSON {
 		InputTokens: b.InputTokens, OutputTokens: b.OutputTokens}
 }
 
-// breakdownJSON is GET /usage/breakdown.
+// breakdownJSON is GET /usage/breakdown: a user's, or (with scope and id
+// instead of user_id) a team's or an org's.
 type breakdownJSON struct {
-	UserID     string     `json:"user_id"`
+	UserID     string     `json:"user_id,omitempty"`
+	Scope      string     `json:"scope,omitempty"`
+	ID         string     `json:"id,omitempty"`
 	From       time.Time  `json:"from"`
 	To         time.Time  `json:"to"`
 	Total      itemJSON   `json:"total"`
@@ -183,9 +251,15 @@ type breakdownJSON struct {
 	ByModel    []itemJSON `json:"by_model"`
 }
 
-func breakdownOf(b budget.Breakdown) breakdownJSON {
-	j := breakdownJSON{UserID: b.UserID, From: utc(b.From), To: utc(b.To), Total: itemOf(b.Total),
+// breakdownOf renders the breakdown of the budget of scope.
+func breakdownOf(scope budget.Scope, b budget.Breakdown) breakdownJSON {
+	j := breakdownJSON{From: utc(b.From), To: utc(b.To), Total: itemOf(b.Total),
 		ByProvider: make([]itemJSON, len(b.ByProvider)), ByModel: make([]itemJSON, len(b.ByModel))}
+	if scope.Kind == budget.UserScope {
+		j.UserID = scope.ID
+	} else {
+		j.Scope, j.ID = string(scope.Kind), scope.ID
+	}
 	for i, it := range b.ByProvider {
 		j.ByProvider[i] = itemOf(it)
 	}
@@ -195,25 +269,28 @@ func breakdownOf(b budget.Breakdown) breakdownJSON {
 	return j
 }
 
-// auditJSON is one audit entry.
+// auditJSON is one audit entry: a user's (user_id), a team's or an org's
+// (scope and budget_id), or neither (the defaults and the templates).
 type auditJSON struct {
-	ID            int64         `json:"id"`
-	UserID        string        `json:"user_id,omitempty"`
-	Type          string        `json:"type"`
-	Actor         string        `json:"actor"`
-	ActorAdmin    bool          `json:"actor_admin"`
-	Reason        string        `json:"reason,omitempty"`
-	PreviousLimit string        `json:"previous_limit_usd"`
-	NewLimit      string        `json:"new_limit_usd"`
-	PreviousSpent string        `json:"previous_spent_usd"`
-	PeriodStart   time.Time     `json:"period_start,omitzero"`
-	PeriodEnd     time.Time     `json:"period_end,omitzero"`
-	Before        *settingsJSON `json:"before,omitempty"`
-	After         *settingsJSON `json:"after,omitempty"`
-	Changes       []changeJSON  `json:"changes,omitempty"`
-	BulkID        string        `json:"bulk_id,omitempty"`
-	Template      string        `json:"template,omitempty"`
-	At            time.Time     `json:"at"`
+	ID            int64        `json:"id"`
+	UserID        string       `json:"user_id,omitempty"`
+	Scope         string       `json:"scope,omitempty"`
+	BudgetID      string       `json:"budget_id,omitempty"`
+	Type          string       `json:"type"`
+	Actor         string       `json:"actor"`
+	ActorAdmin    bool         `json:"actor_admin"`
+	Reason        string       `json:"reason,omitempty"`
+	PreviousLimit string       `json:"previous_limit_usd"`
+	NewLimit      string       `json:"new_limit_usd"`
+	PreviousSpent string       `json:"previous_spent_usd"`
+	PeriodStart   time.Time    `json:"period_start,omitzero"`
+	PeriodEnd     time.Time    `json:"period_end,omitzero"`
+	Before        any          `json:"before,omitempty"` // *settingsJSON, or *budgetJSON for a team or org
+	After         any          `json:"after,omitempty"`
+	Changes       []changeJSON `json:"changes,omitempty"`
+	BulkID        string       `json:"bulk_id,omitempty"`
+	Template      string       `json:"template,omitempty"`
+	At            time.Time    `json:"at"`
 }
 
 // auditOf renders e; admins see the settings around a change, with notes.
@@ -224,6 +301,13 @@ func auditOf(e budget.AuditEntry, admin bool) auditJSON {
 		PreviousSpent: money(e.PreviousSpent), PeriodStart: utc(e.PeriodStart), PeriodEnd: utc(e.PeriodEnd), At: utc(e.At),
 		BulkID: e.BulkID, Template: e.Template,
 	}
+	holder := false // a team's or an org's entry
+	if e.UserID != "" {
+		if sc, _ := budget.ScopeOfKey(e.UserID); sc.Kind != budget.UserScope {
+			holder = true
+			j.UserID, j.Scope, j.BudgetID = "", string(sc.Kind), sc.ID
+		}
+	}
 	for _, c := range e.Changes() {
 		if admin || c.Field != fNotes {
 			j.Changes = append(j.Changes, changeJSON{Field: c.Field, Before: c.Before, After: c.After})
@@ -232,13 +316,18 @@ func auditOf(e budget.AuditEntry, admin bool) auditJSON {
 	if admin {
 		for _, p := range [...]struct {
 			s   *budget.Settings
-			dst **settingsJSON
+			dst *any
 		}{{e.Before, &j.Before}, {e.After, &j.After}} {
-			if p.s != nil {
+			switch {
+			case p.s == nil:
+			case holder:
+				v := budgetOf(*p.s, nil, 0)
+				*p.dst = &v
+			case e.Type == budget.AuditDefaults || e.Type == budget.AuditTemplate:
+				v := defaultsJSON(budget.Defaults{Plan: p.s.Plan, Version: p.s.Version})
+				*p.dst = &v
+			default:
 				v := adminSettings(*p.s)
-				if e.Type == budget.AuditDefaults || e.Type == budget.AuditTemplate {
-					v = defaultsJSON(budget.Defaults{Plan: p.s.Plan, Version: p.s.Version})
-				}
 				*p.dst = &v
 			}
 		}
@@ -343,4 +432,142 @@ type changeJSON struct {
 	Field  string `json:"field"`
 	Before string `json:"before"`
 	After  string `json:"after"`
+}
+
+// capJSON is a model cap: its pattern and limit, and with its holder's
+// status its figures.
+type capJSON struct {
+	Pattern string `json:"pattern"`
+	Limit   string `json:"limit_usd"`
+	*spendJSON
+}
+
+// budgetJSON is a team's or an org's budget as admins see it: its
+// settings, and its figures where it is read with its status (GET
+// /admin/budgets, GET and PUT /admin/teams/{team_id} and
+// /admin/orgs/{org_id}); an audit entry's before and after have the
+// settings alone.
+type budgetJSON struct {
+	Scope string `json:"scope"`
+	ID    string `json:"id"`
+	Limit string `json:"limit_usd"`
+	*spendJSON
+	Enforce            bool      `json:"enforce_budget"`
+	Period             string    `json:"budget_period"`
+	CustomDays         int       `json:"custom_period_days,omitzero"`
+	CustomAnchor       time.Time `json:"custom_period_anchor,omitzero"`
+	Timezone           string    `json:"timezone"`
+	Yellow             string    `json:"alert_threshold_yellow"`
+	Orange             string    `json:"alert_threshold_orange"`
+	Red                string    `json:"alert_threshold_red"`
+	CurrentPeriodStart time.Time `json:"current_period_start,omitzero"`
+	CurrentPeriodEnd   time.Time `json:"current_period_end,omitzero"`
+	LastResetAt        time.Time `json:"last_reset_at,omitzero"`
+	// Org is the org a team belongs to.
+	Org       string    `json:"org,omitempty"`
+	ModelCaps []capJSON `json:"model_caps"`
+	// Members counts the direct members: a team's users; an org's users
+	// and teams. Only the views of one budget count them.
+	Members    int       `json:"members,omitempty"`
+	Version    int64     `json:"version"`
+	AdminNotes string    `json:"admin_notes"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// budgetOf renders a team's or an org's settings, with st (its status from
+// Manager.BudgetStatus, caps included) when not nil.
+func budgetOf(set budget.Settings, st *budget.Status, members int) budgetJSON {
+	sc := set.Scope()
+	tz := set.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	j := budgetJSON{
+		Scope: string(sc.Kind), ID: sc.ID, Limit: money(set.Limit), Enforce: set.Enforce,
+		Period: string(set.Period), CustomDays: set.CustomDays, CustomAnchor: utc(set.CustomAnchor), Timezone: tz,
+		Yellow: money(set.Thresholds.Yellow), Orange: money(set.Thresholds.Orange), Red: money(set.Thresholds.Red),
+		CurrentPeriodStart: utc(set.PeriodStart), CurrentPeriodEnd: utc(set.PeriodEnd), LastResetAt: utc(set.ResetAt),
+		Org: set.Org, ModelCaps: make([]capJSON, len(set.ModelCaps)), Members: members,
+		Version: set.Version, AdminNotes: set.AdminNotes, CreatedAt: utc(set.CreatedAt), UpdatedAt: utc(set.UpdatedAt),
+	}
+	if st != nil {
+		sp := spendOf(*st)
+		j.spendJSON = &sp
+		// The status is the fresher of the two on the period.
+		j.CurrentPeriodStart, j.CurrentPeriodEnd = utc(st.PeriodStart), utc(st.PeriodEnd)
+	}
+	for i, c := range set.ModelCaps {
+		j.ModelCaps[i] = capJSON{Pattern: c.Pattern, Limit: money(c.Limit)}
+		if st == nil {
+			continue
+		}
+		cs := budget.Status{Limit: c.Limit, Remaining: c.Limit} // a cap added since the status was read
+		for _, b := range st.Budgets {
+			if b.Pattern == c.Pattern && b.Scope == sc {
+				cs = b
+				break
+			}
+		}
+		sp := spendOf(cs)
+		j.ModelCaps[i].Limit, j.ModelCaps[i].spendJSON = money(cs.Limit), &sp
+	}
+	return j
+}
+
+// budgetSummaryJSON totals every budget of one kind.
+type budgetSummaryJSON struct {
+	Budgets    int    `json:"budgets"`
+	TotalLimit string `json:"total_limit_usd"`
+	TotalSpent string `json:"total_spent_usd"`
+	OverBudget int    `json:"over_budget"`
+}
+
+// budgetsJSON is GET /admin/budgets.
+type budgetsJSON struct {
+	Budgets    []budgetJSON      `json:"budgets"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+	Summary    budgetSummaryJSON `json:"summary"`
+}
+
+// memberJSON is one member of a team (a user) or of an org (a user or a
+// team).
+type memberJSON struct {
+	UserID string `json:"user_id,omitempty"`
+	TeamID string `json:"team_id,omitempty"`
+}
+
+// membersJSON is GET /admin/teams/{team_id}/members and
+// /admin/orgs/{org_id}/members.
+type membersJSON struct {
+	Members []memberJSON `json:"members"`
+}
+
+func membersOf(ms []budget.Scope) membersJSON {
+	out := membersJSON{Members: make([]memberJSON, len(ms))}
+	for i, m := range ms {
+		if m.Kind == budget.TeamScope {
+			out.Members[i].TeamID = m.ID
+		} else {
+			out.Members[i].UserID = m.ID
+		}
+	}
+	return out
+}
+
+// membershipJSON is where a user belongs: the answer to the membership
+// routes.
+type membershipJSON struct {
+	UserID  string   `json:"user_id"`
+	Teams   []string `json:"teams"`
+	Org     string   `json:"org"`
+	Version int64    `json:"version"`
+}
+
+func membershipOf(s budget.Settings) membershipJSON {
+	teams := s.Teams
+	if teams == nil {
+		teams = []string{}
+	}
+	return membershipJSON{UserID: s.UserID, Teams: teams, Org: s.Org, Version: s.Version}
 }

@@ -76,6 +76,23 @@ func ExampleNew() {
 	//   "budget_period": "monthly",
 	//   "timezone": "UTC",
 	//   "current_period_start": "2025-03-01T00:00:00Z",
-	//   "current_period_end": "2025-04-01T00:00:00Z"
+	//   "current_period_end": "2025-04-01T00:00:00Z",
+	//   "budgets": [
+	//     {
+	//       "scope": "user",
+	//       "id": "alice",
+	//       "limit_usd": "30",
+	//       "spent_usd": "12.5",
+	//       "reserved_usd": "0",
+	//       "remaining_usd": "17.5",
+	//       "percent_used": "41.66",
+	//       "alert_level": "green",
+	//       "enforce_budget": true,
+	//       "budget_period": "monthly",
+	//       "current_period_start": "2025-03-01T00:00:00Z",
+	//       "current_period_end": "2025-04-01T00:00:00Z",
+	//       "binding": true
+	//     }
+	//   ]
 	// }
 }

@@ -72,6 +72,20 @@ func New(m *budget.Manager, opts Options) (http.Handler, error) {
 	s.handle("GET /admin/templates/{name}", true, s.getTemplate)
 	s.handle("PUT /admin/templates/{name}", true, s.putTemplate)
 	s.handle("DELETE /admin/templates/{name}", true, s.deleteTemplate)
+	// Teams, orgs and who belongs to them.
+	s.handle("GET /admin/budgets", true, s.getBudgets)
+	for _, kind := range [...]budget.ScopeKind{budget.TeamScope, budget.OrgScope} {
+		at := "/admin/" + string(kind) + "s/{" + idParam(kind) + "}"
+		s.handle("GET "+at, true, s.getHolder(kind))
+		s.handle("PUT "+at, true, s.putHolder(kind))
+		s.handle("GET "+at+"/members", true, s.getMembers(kind))
+		s.handle("GET "+at+"/usage/breakdown", true, s.breakdown(s.pathHolder(kind)))
+		s.handle("GET "+at+"/usage/history", true, s.history(s.pathHolder(kind)))
+	}
+	s.handle("POST /admin/teams/{team_id}/members", true, s.postMember)
+	s.handle("DELETE /admin/teams/{team_id}/members/{user_id}", true, s.deleteMember)
+	s.handle("PUT /admin/teams/{team_id}/org", true, s.putTeamOrg)
+	s.handle("PUT /admin/users/{user_id}/membership", true, s.putMembership)
 	return s, nil
 }
 
@@ -171,6 +185,12 @@ func (c *captured) Write(b []byte) (int, error) {
 
 // writeJSON writes v as a 200 JSON response.
 func writeJSON(w http.ResponseWriter, v any) error {
+	return writeJSONStatus(w, http.StatusOK, v)
+}
+
+// writeJSONStatus writes v as a JSON response with the given status: 201
+// for a resource a PUT created.
+func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -179,7 +199,7 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	w.Write(append(b, '\n')) // an error here means the client went away
 	return nil
 }

@@ -90,6 +90,13 @@ func TestStatusShape(t *testing.T) {
 		"remaining_usd": "38.77", "percent_used": "3.07", "alert_level": "green",
 		"enforce_budget": true, "budget_period": "monthly", "timezone": "UTC",
 		"current_period_start": "2025-03-01T00:00:00Z", "current_period_end": "2025-04-01T00:00:00Z",
+		// Only pete's own budget applies: it is the one line, binding.
+		"budgets": []any{map[string]any{
+			"scope": "user", "id": "pete", "limit_usd": "40", "spent_usd": "1.23", "reserved_usd": "0",
+			"remaining_usd": "38.77", "percent_used": "3.07", "alert_level": "green",
+			"enforce_budget": true, "budget_period": "monthly", "binding": true,
+			"current_period_start": "2025-03-01T00:00:00Z", "current_period_end": "2025-04-01T00:00:00Z",
+		}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("GET /status (-want +got):\n%s", d)

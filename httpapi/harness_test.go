@@ -30,6 +30,8 @@ var apiTokens = map[string]budget.Principal{
 	"tok-hank":  {UserID: "hank"},  // hidden, though allowed to modify and reset
 	"tok-nora":  {UserID: "nora"},  // visible, no permissions
 	"tok-pete":  {UserID: "pete"},  // visible, may modify and reset
+	"tok-tina":  {UserID: "tina"},  // the default plan, in the team research (newTeamFixture)
+	"tok-otto":  {UserID: "otto"},  // the default plan, in the team ops (newTeamFixture)
 }
 
 // bearerAuth authenticates "Authorization: Bearer <token>" from apiTokens.
@@ -111,6 +113,53 @@ func newFixtureOn(t testing.TB, store budget.Store, opts httpapi.Options) *fixtu
 		}
 	}
 	clock.Advance(time.Minute)
+	return f
+}
+
+// newTeamFixture is newFixture with teams and an org: the team research
+// ($100 a month, a $1 cap on gpt-4o*, admin notes, in the org acme), the
+// team ops ($50) and the org acme ($1000); tina in research and acme, otto
+// in ops, each with some usage.
+func newTeamFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	ctx := context.Background()
+	limit := func(s string) *decimal.Decimal { d := budget.MustAmount(s); return &d }
+	caps := []budget.ModelCap{{Pattern: "gpt-4o*", Limit: budget.MustAmount("1")}}
+	for _, b := range []struct {
+		scope budget.Scope
+		u     budget.SettingsUpdate
+	}{
+		{budget.Team("research"), budget.SettingsUpdate{Limit: limit("100"), ModelCaps: &caps, AdminNotes: ptr("the lab")}},
+		{budget.Team("ops"), budget.SettingsUpdate{Limit: limit("50")}},
+		{budget.Org("acme"), budget.SettingsUpdate{Limit: limit("1000")}},
+	} {
+		if _, err := f.m.UpdateBudget(ctx, rootP, b.scope, b.u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.m.SetTeamOrg(ctx, rootP, "research", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for user, ms := range map[string]budget.Membership{
+		"tina": {Teams: []string{"research"}, Org: "acme"},
+		"otto": {Teams: []string{"ops"}},
+	} {
+		if _, err := f.m.SetMembership(ctx, rootP, user, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []struct{ user, provider, model, cost string }{
+		{"tina", "openai", "gpt-4o", "0.3"},
+		{"tina", "anthropic", "claude", "0.2"},
+		{"otto", "openai", "gpt-4o-mini", "0.15"},
+	} {
+		f.clock.Advance(time.Second)
+		if _, err := f.m.Record(ctx, u.user, budget.Usage{Provider: u.provider, Model: u.model, InputTokens: 100, OutputTokens: 10, Cost: budget.MustAmount(u.cost)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(time.Minute)
 	return f
 }
 
@@ -196,10 +245,13 @@ func serve(h http.Handler, q req) response {
 	return response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
 }
 
-// state is everything a request could change: every user's settings and
-// status, the audit log, the defaults and the templates.
+// state is everything a request could change: every user's, team's and
+// org's settings and status (memberships and model caps included), the
+// audit log, the defaults and the templates.
 type state struct {
 	Users     []budget.UserStatus
+	Teams     []budget.UserStatus
+	Orgs      []budget.UserStatus
 	Audit     []budget.AuditEntry
 	Defaults  budget.Defaults
 	Templates []budget.Template
@@ -224,7 +276,15 @@ func (f *fixture) state() state {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return state{Users: users.Users, Audit: audit.Entries, Defaults: d, Templates: ts}
+	teams, err := f.m.ListBudgets(ctx, rootP, budget.TeamScope, budget.UserQuery{Limit: budget.MaxPageSize})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	orgs, err := f.m.ListBudgets(ctx, rootP, budget.OrgScope, budget.UserQuery{Limit: budget.MaxPageSize})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return state{Users: users.Users, Teams: teams.Users, Orgs: orgs.Users, Audit: audit.Entries, Defaults: d, Templates: ts}
 }
 
 var cmpDecimal = cmp.Comparer(func(a, b decimal.Decimal) bool { return a.Equal(b) })

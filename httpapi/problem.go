@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/llmbudget/budget"
 )
@@ -44,7 +45,8 @@ const (
 	// ProblemBudgetHidden (403): an administrator has hidden the budget
 	// from its user; the problem also carries "hidden": true.
 	ProblemBudgetHidden = ProblemBase + "budget-hidden"
-	// ProblemNotFound (404): no such endpoint, user or template.
+	// ProblemNotFound (404): no such endpoint, user, team, org or
+	// template; "field", when present, names where the request named it.
 	ProblemNotFound = ProblemBase + "not-found"
 	// ProblemMethodNotAllowed (405): the endpoint exists but not with this
 	// method; the Allow header lists the methods it takes.
@@ -57,6 +59,10 @@ const (
 	// ProblemUnsupportedMediaType (415): a body was sent without a JSON
 	// Content-Type.
 	ProblemUnsupportedMediaType = ProblemBase + "unsupported-media-type"
+	// ProblemBudgetExceeded (429): a budget refused the spend; "scope",
+	// "budget_id" and, for a model cap, "pattern" name the budget that
+	// refused (the binding one), which frees up when its period ends.
+	ProblemBudgetExceeded = ProblemBase + "budget-exceeded"
 	// ProblemInternal (500): the server failed; the details are logged,
 	// never sent.
 	ProblemInternal = ProblemBase + "internal"
@@ -83,6 +89,12 @@ type Problem struct {
 	// Hidden is true when the budget is hidden from its user
 	// (ProblemBudgetHidden).
 	Hidden bool `json:"hidden,omitempty"`
+	// Scope ("user", "team" or "org"), BudgetID and Pattern name the
+	// budget that refused a spend (ProblemBudgetExceeded); Pattern is set
+	// when that budget is a model cap.
+	Scope    string `json:"scope,omitempty"`
+	BudgetID string `json:"budget_id,omitempty"`
+	Pattern  string `json:"pattern,omitempty"`
 }
 
 // Error makes a *Problem an error, so handlers can return one.
@@ -110,6 +122,7 @@ var titles = map[string]string{
 	ProblemPreconditionFailed:   "Precondition failed",
 	ProblemBodyTooLarge:         "Request body too large",
 	ProblemUnsupportedMediaType: "Unsupported media type",
+	ProblemBudgetExceeded:       "Budget exceeded",
 	ProblemInternal:             "Internal server error",
 }
 
@@ -132,10 +145,13 @@ func problemFor(err error) (p *Problem, internal bool) {
 		mb *http.MaxBytesError
 		ve *budget.ValidationError
 		pe *budget.PermissionError
+		le *budget.LimitError
 	)
 	switch {
 	case errors.As(err, &pr):
 		return pr, false
+	case errors.As(err, &le):
+		return refusal(le), false
 	case errors.As(err, &mb):
 		return problem(http.StatusRequestEntityTooLarge, ProblemBodyTooLarge, "body",
 			"the request body is over "+strconv.FormatInt(mb.Limit, 10)+" bytes"), false
@@ -167,6 +183,24 @@ func problemFor(err error) (p *Problem, internal bool) {
 			"the resource changed since you read it: read it again and retry with its current ETag"), false
 	}
 	return problem(http.StatusInternalServerError, ProblemInternal, "", "the server failed to handle the request"), true
+}
+
+// refusal is the problem of a spend a budget refused. It names the budget
+// and when it frees up, and no amounts: those are on the status of whoever
+// may see them.
+func refusal(le *budget.LimitError) *Problem {
+	sc := le.Scope
+	if sc.Kind == "" {
+		sc = budget.User(le.UserID)
+	}
+	name := "the " + string(sc.Kind) + " " + strconv.Quote(sc.ID) + " budget"
+	if le.Pattern != "" {
+		name = "the " + le.Pattern + " cap of " + name
+	}
+	p := problem(http.StatusTooManyRequests, ProblemBudgetExceeded, "",
+		name+" has too little left for this; it frees up at "+le.PeriodEnd.UTC().Format(time.RFC3339))
+	p.Scope, p.BudgetID, p.Pattern = string(sc.Kind), sc.ID, le.Pattern
+	return p
 }
 
 // refield returns err as the same problem about another field,

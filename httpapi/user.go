@@ -125,26 +125,29 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principa
 }
 
 // subject says whose usage a request reads, once the principal may read
-// it: the principal's own (the user routes) or that of the user the path
-// names (the admin routes). The user and admin routes share their code
-// through it, so they take the same parameters and answer the same JSON.
-type subject func(r *http.Request, p budget.Principal) (userID string, err error)
+// it: the principal's own (the user routes), that of the user the path
+// names, or that of the team or org the path names (the admin routes). The
+// routes share their code through it, so they take the same parameters and
+// answer the same JSON.
+type subject func(r *http.Request, p budget.Principal) (budget.Scope, error)
 
 // self is the principal, if their budget is visible to them.
-func (s *server) self(r *http.Request, p budget.Principal) (string, error) {
+func (s *server) self(r *http.Request, p budget.Principal) (budget.Scope, error) {
 	_, err := s.viewOwn(r.Context(), p)
-	return p.UserID, err
+	return budget.User(p.UserID), err
 }
 
 // pathUser is the user named by the path's {user_id}, for an admin; a user
 // without settings is a 404.
-func (s *server) pathUser(r *http.Request, p budget.Principal) (string, error) {
+func (s *server) pathUser(r *http.Request, p budget.Principal) (budget.Scope, error) {
 	set, err := s.lookup(r.Context(), p, r.PathValue("user_id"))
-	return set.UserID, err
+	return budget.User(set.UserID), err
 }
 
-// GET /usage/breakdown?from=&to= and
-// GET /admin/users/{user_id}/usage/breakdown?from=&to=
+// GET /usage/breakdown?from=&to=,
+// GET /admin/users/{user_id}/usage/breakdown?from=&to=,
+// GET /admin/teams/{team_id}/usage/breakdown?from=&to= and
+// GET /admin/orgs/{org_id}/usage/breakdown?from=&to=
 func (s *server) breakdown(of subject) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
 		q, err := readQuery(r, "from", "to")
@@ -155,20 +158,24 @@ func (s *server) breakdown(of subject) handlerFunc {
 		if err != nil {
 			return err
 		}
-		userID, err := of(r, p)
+		scope, err := of(r, p)
 		if err != nil {
 			return err
 		}
-		b, err := s.m.Breakdown(r.Context(), userID, from, to)
+		b, err := s.m.BudgetBreakdown(r.Context(), scope, from, to)
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, breakdownOf(b))
+		return writeJSON(w, breakdownOf(scope, b))
 	}
 }
 
-// GET /usage/history?limit=&cursor= and
-// GET /admin/users/{user_id}/usage/history?limit=&cursor=
+// GET /usage/history?limit=&cursor=,
+// GET /admin/users/{user_id}/usage/history?limit=&cursor=,
+// GET /admin/teams/{team_id}/usage/history?limit=&cursor= and
+// GET /admin/orgs/{org_id}/usage/history?limit=&cursor=
+//
+// A team's or an org's records name the member who spent.
 func (s *server) history(of subject) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
 		q, err := readQuery(r, "limit", "cursor")
@@ -183,14 +190,19 @@ func (s *server) history(of subject) handlerFunc {
 		if err != nil {
 			return err
 		}
-		userID, err := of(r, p)
+		scope, err := of(r, p)
 		if err != nil {
 			return err
 		}
-		page, err := s.m.History(r.Context(), budget.UsageQuery{UserID: userID, Cursor: cursor, Limit: limit})
+		uq := budget.UsageQuery{Scope: scope, Cursor: cursor, Limit: limit}
+		user := scope.Kind == budget.UserScope
+		if user {
+			uq = budget.UsageQuery{UserID: scope.ID, Cursor: cursor, Limit: limit}
+		}
+		page, err := s.m.History(r.Context(), uq)
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, historyJSON{Usage: usageOf(page.Records), NextCursor: page.Next})
+		return writeJSON(w, historyJSON{Usage: usageOf(page.Records, !user), NextCursor: page.Next})
 	}
 }

@@ -63,11 +63,21 @@ var (
 //	 "spent_usd":"27.5","limit_usd":"30","percent_used":"91.66",
 //	 "period_start":"2025-03-01T00:00:00Z","period_end":"2025-04-01T00:00:00Z",
 //	 "at":"2025-03-14T09:12:00Z"}
+//
+// An alert on another budget than the user's own (a team's, an org's, or
+// a model cap) names it with "scope", "budget_id" and "pattern" (a cap's);
+// the figures are that budget's, and "user_id" is the user whose call
+// crossed the level, or "" when a settings change did.
 type WebhookPayload struct {
 	// ID is unique per alert and the same on every retry of it.
-	ID          string       `json:"id"`
-	Type        string       `json:"type"`
-	UserID      string       `json:"user_id"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	UserID string `json:"user_id"`
+	// Scope ("user", "team" or "org"), BudgetID and Pattern name the
+	// budget, when it is not the user's own.
+	Scope       string       `json:"scope,omitempty"`
+	BudgetID    string       `json:"budget_id,omitempty"`
+	Pattern     string       `json:"pattern,omitempty"`
 	Level       budget.Level `json:"level"`
 	SpentUSD    string       `json:"spent_usd"`
 	LimitUSD    string       `json:"limit_usd"`
@@ -423,12 +433,16 @@ func newWebhookPayload(a budget.Alert) (string, []byte, error) {
 		return "", nil, err
 	}
 	id := "evt_" + hex.EncodeToString(b[:])
-	body, err := json.Marshal(WebhookPayload{
+	p := WebhookPayload{
 		ID: id, Type: WebhookEventType, UserID: a.UserID, Level: a.Level,
 		SpentUSD: a.Status.Spent.String(), LimitUSD: a.Status.Limit.String(),
 		PercentUsed: a.Status.Percent.String(),
 		PeriodStart: a.Status.PeriodStart.UTC(), PeriodEnd: a.Status.PeriodEnd.UTC(), At: a.At.UTC(),
-	})
+	}
+	if a.Scope.Kind != "" && (a.Scope != budget.User(a.UserID) || a.Pattern != "") {
+		p.Scope, p.BudgetID, p.Pattern = string(a.Scope.Kind), a.Scope.ID, a.Pattern
+	}
+	body, err := json.Marshal(p)
 	return id, body, err
 }
 

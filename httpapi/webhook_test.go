@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/httpapi"
 	"github.com/llmbudget/budget/store/memory"
@@ -250,6 +251,40 @@ func TestWebhookPayloadAndSignature(t *testing.T) {
 
 	if s := wh.Stats(); s != (httpapi.WebhookStats{Delivered: 1}) {
 		t.Errorf("Stats = %+v", s)
+	}
+}
+
+// TestWebhookNamesTheBudget: an alert on a team's, an org's or a cap's
+// budget names it; one on the user's own budget keeps the plain payload.
+func TestWebhookNamesTheBudget(t *testing.T) {
+	rc := newWHReceiver(t)
+	wh, _ := newTestWH(t, rc.URL+"/hook", httpapi.WebhookOptions{})
+	own := whAlert("alice", budget.Orange)
+	own.Scope = budget.User("alice")
+	team := whAlert("alice", budget.Red)
+	team.Scope, team.Status.Scope = budget.Team("research"), budget.Team("research")
+	ownCap := whAlert("alice", budget.Yellow)
+	ownCap.Scope, ownCap.Pattern = budget.User("alice"), "gpt-4o*"
+	orgCap := whAlert("", budget.Yellow) // a settings change crossed it
+	orgCap.Scope, orgCap.Pattern = budget.Org("acme"), "claude-*"
+	for _, a := range []budget.Alert{own, team, ownCap, orgCap} {
+		wh.OnAlert(a)
+	}
+	whClose(t, wh)
+	var got []string
+	for _, d := range rc.deliveries() {
+		var p httpapi.WebhookPayload
+		if err := json.Unmarshal(d.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.UserID+"|"+p.Scope+"|"+p.BudgetID+"|"+p.Pattern+"|"+p.Level.String())
+		if p.Scope == "" && strings.Contains(string(d.body), "scope") {
+			t.Errorf("the user's own alert: %s", d.body)
+		}
+	}
+	want := []string{"alice||||orange", "alice|team|research||red", "alice|user|alice|gpt-4o*|yellow", "|org|acme|claude-*|yellow"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("payloads (-want +got):\n%s", d)
 	}
 }
 

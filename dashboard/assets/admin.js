@@ -7,6 +7,7 @@ import {
 } from "./common.js";
 import { SETTINGS, buildFields, fill, read, restore, periodWords, permissionWords } from "./fields.js";
 import { drawBreakdown, historyRows } from "./usage.js";
+import { initGroups, loadGroups, groupDialog } from "./groups.js";
 
 const REFRESH_MS = 30000;
 const PAGE = 25;
@@ -194,6 +195,7 @@ async function loadUsers() {
     tb.appendChild(el("tr", {},
       el("td", { class: "select" }, pick),
       el("th", { scope: "row", class: "user-cell" }, el("span", { class: "uid" }, id),
+        memberOf(u),
         u.admin_notes ? el("span", { class: "hint block" }, u.admin_notes) : null),
       el("td", { "data-label": "Status" }, levelBadge(u.alert_level), " ", el("span", { class: "hint" }, Number(u.percent_used).toFixed(1) + "%"),
         flags.length ? el("span", { class: "hint block" }, flags.join(", ")) : null),
@@ -208,6 +210,16 @@ async function loadUsers() {
   $("users-next").disabled = !data.next_cursor;
   $("users-first").disabled = users.index === 0;
   renderSelection();
+}
+
+// memberOf says which teams and org a user belongs to, or nothing.
+function memberOf(u) {
+  const teams = u.teams || [];
+  if (!teams.length && !u.org) return null;
+  const parts = [];
+  if (teams.length) parts.push((teams.length === 1 ? "Team: " : "Teams: ") + teams.join(", "));
+  if (u.org) parts.push("Org: " + u.org);
+  return el("span", { class: "hint block member-of" }, parts.join(" · "));
 }
 
 // ---- selection and bulk changes ----
@@ -786,6 +798,7 @@ function whatChanged(e) {
 
 function auditUser(e) {
   if (e.user_id) return e.user_id;
+  if (e.scope && e.budget_id) return e.scope + " " + e.budget_id;
   if (e.type === "defaults") return "(defaults)";
   if (e.type === "template") return "(template)";
   return "–";
@@ -888,7 +901,7 @@ async function refresh(first) {
   $("app").hidden = false;
   if (first) showMessage("");
   // Each part shows what it can; a part that fails says so.
-  const failed = (await Promise.allSettled([loadAccess(), loadAudit(), loadDefaults(first), loadTemplates()]))
+  const failed = (await Promise.allSettled([loadAccess(), loadGroups(), loadAudit(), loadDefaults(first), loadTemplates()]))
     .filter((r) => r.status === "rejected");
   if (failed.length) report(failed[0].reason);
 }
@@ -905,7 +918,7 @@ function start() {
   $("nav-user").hidden = !getToken();
   refresh(true);
   timer = setInterval(() => {
-    if (![dlg, rdlg, udlg, tdlg, xdlg].some((d) => d.open)) refresh(false);
+    if (![dlg, rdlg, udlg, tdlg, xdlg, groupDialog].some((d) => d.open)) refresh(false);
   }, REFRESH_MS);
 }
 
@@ -949,4 +962,9 @@ $("audit-first").addEventListener("click", () => {
 
 buildDefaultsForm();
 trackDirty(dform);
+initGroups({
+  handle, report, whatChanged, typeWords: TYPE_WORDS,
+  defaults: () => defaults,
+  changed: () => loadUsers().catch(report),
+});
 setupLogin(start);

@@ -24,13 +24,49 @@ export function setToken(t) {
   }
 }
 
-// ApiError is a failed call: status and the problem document.
+// ApiError is a failed call: status and the problem document. A refusal
+// (a problem naming the budget that refused, as a 429 does) says which
+// budget it was.
 export class ApiError extends Error {
   constructor(status, problem) {
-    super((problem && (problem.detail || problem.title)) || "HTTP " + status);
+    let text = (problem && (problem.detail || problem.title)) || "HTTP " + status;
+    const by = problem ? refusedBy(problem) : "";
+    if (by) text += " " + by;
+    super(text);
     this.status = status;
     this.problem = problem || {};
   }
+}
+
+// refusedBy names the budget a refusal problem names ("scope",
+// "budget_id", "pattern"), or returns "" for any other problem.
+export function refusedBy(p) {
+  if (!p || !p.scope || !p.budget_id) return "";
+  return "Refused by " + budgetName({ scope: p.scope, id: p.budget_id, pattern: p.pattern }, true) + ".";
+}
+
+// budgetName names a budget of GET /status "budgets" (or of an admin
+// list): "Your budget", "Team “research”", "Org “acme”", with "cap on
+// gpt-4o*" for a model cap. lower starts it in lower case, for inside a
+// sentence.
+export function budgetName(b, lower) {
+  let s;
+  if (b.scope === "team" || b.scope === "org") {
+    s = (b.scope === "team" ? "Team" : "Org") + " “" + b.id + "”";
+    if (b.pattern) s += ": cap on " + b.pattern;
+  } else {
+    s = b.pattern ? "Your cap on " + b.pattern : "Your budget";
+  }
+  return lower ? s.charAt(0).toLowerCase() + s.slice(1) : s;
+}
+
+// amountSign returns the sign (-1, 0 or 1) of a decimal string of the
+// API, without turning it into a float; NaN when it is not one.
+export function amountSign(s) {
+  const m = /^\s*([+-]?)(\d*)(?:\.(\d*))?\s*$/.exec(String(s ?? ""));
+  if (!m || (m[2] === "" && (m[3] === undefined || m[3] === ""))) return NaN;
+  if (!/[1-9]/.test(m[2] + (m[3] || ""))) return 0;
+  return m[1] === "-" ? -1 : 1;
 }
 
 // api calls the budget API; it resolves to {data, etag}.
@@ -128,6 +164,19 @@ export function fmtDate(iso, withTime) {
 export function daysUntil(iso) {
   const ms = new Date(iso) - Date.now();
   return Math.max(0, Math.ceil(ms / 86400000));
+}
+
+// progressBar draws how much of a budget is used (percent_used, a
+// decimal string: only the bar's width comes from it as a number).
+export function progressBar(percent, level, label) {
+  const pct = Math.max(0, parseFloat(percent) || 0);
+  const info = LEVELS[level] || LEVELS.green;
+  const bar = el("div", { class: "progress progress-" + (LEVELS[level] ? level : "green"), role: "progressbar",
+    "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.min(100, pct)),
+    "aria-valuetext": pct.toFixed(1) + "% used, " + info.word, "aria-label": label || null },
+  el("div", { class: "progress-fill" }));
+  bar.firstChild.style.width = Math.min(100, pct) + "%";
+  return bar;
 }
 
 // The levels: a word and an icon with every colour, never colour alone.

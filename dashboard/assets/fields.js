@@ -17,13 +17,19 @@ export const SETTINGS = [
   ["user_can_reset_budget", "User can reset the budget", "bool"],
 ];
 
+// The settings only users' budgets have: a team's or an org's budget has
+// no user to show it to.
+export const PERMISSIONS = ["budget_visible_to_user", "user_can_modify_limit", "user_can_reset_budget"];
+
 // buildFields fills container with one labelled input per setting; ids
 // take prefix. labels overrides labels by member; hints adds a hint under
-// a field, by member (its id is prefix-member-hint).
-export function buildFields(container, prefix, labels, hints) {
+// a field, by member (its id is prefix-member-hint); skip lists members
+// left out (fill and read then ignore them too).
+export function buildFields(container, prefix, labels, hints, skip) {
   clear(container);
   const grid = el("div", { class: "grid" });
   for (const [member, label, kind] of SETTINGS) {
+    if (skip && skip.includes(member)) continue;
     const id = prefix + "-" + member;
     let input;
     if (kind === "period") {
@@ -59,6 +65,7 @@ export function buildFields(container, prefix, labels, hints) {
 export function fill(container, s) {
   for (const [member, , kind] of SETTINGS) {
     const input = container.querySelector('[name="' + member + '"]');
+    if (!input) continue;
     const v = s[member];
     if (kind === "bool") input.checked = !!v;
     else input.value = v === undefined || v === null ? "" : String(v);
@@ -72,6 +79,7 @@ export function read(container, base) {
   const out = {};
   for (const [member, , kind] of SETTINGS) {
     const input = container.querySelector('[name="' + member + '"]');
+    if (!input) continue;
     let v;
     if (kind === "bool") v = input.checked;
     else if (kind === "int") {

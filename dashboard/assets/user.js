@@ -1,7 +1,7 @@
 // The user's page: status, settings, breakdown and history of their own
 // budget, or the off state when an administrator has turned it off.
 import {
-  api, query, el, clear, setText, fmtUSD, fmtDate, daysUntil, LEVELS, levelBadge,
+  api, query, el, clear, setText, fmtUSD, fmtDate, daysUntil, LEVELS, levelBadge, budgetName, amountSign, progressBar,
   showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, whoAmI,
 } from "./common.js";
 import { drawBreakdown, historyRows } from "./usage.js";
@@ -58,32 +58,75 @@ function stop() {
   timer = null;
 }
 
+// budgetsOf returns the budgets that apply to the user's calls (GET
+// /status "budgets"), the binding one first; a status without the list
+// has only the user's own budget, which is the status itself.
+function budgetsOf(s) {
+  const own = Object.assign({ scope: "user", id: s.user_id }, s);
+  const list = Array.isArray(s.budgets) && s.budgets.length ? s.budgets : [own];
+  // The API lists the binding one first; keep to that whatever it sends.
+  return list.map((b, i) => [b, i]).sort((a, b) => (b[0].binding ? 1 : 0) - (a[0].binding ? 1 : 0) || a[1] - b[1]).map(([b]) => b);
+}
+
+// isOwn reports whether b is the user's own budget (not a cap of it).
+const isOwn = (b) => (!b.scope || b.scope === "user") && !b.pattern;
+
+// budgetCard shows one budget: its level, bar, figures and reset time.
+function budgetCard(b, s, n, several) {
+  const pct = Math.max(0, parseFloat(b.percent_used) || 0);
+  const own = isOwn(b);
+  const name = budgetName(b);
+  const hid = "budget-" + n + "-h";
+  const days = daysUntil(b.current_period_end);
+  const resets = "Resets " + fmtDate(b.current_period_end, true) + " (in " + days + (days === 1 ? " day)." : " days).");
+  const level = LEVELS[b.alert_level] ? b.alert_level : "green";
+  const card = el("article", { class: "budget-card lvl-" + level + (b.binding && several ? " binding" : ""), "aria-labelledby": hid },
+    several ? el("h3", { id: hid }, name,
+      b.binding ? el("span", { class: "binding-badge" }, "Binding") : null) : null,
+    several && b.binding ? el("p", { class: "hint" }, "The budget with the least room left: it decides whether your next call fits.") : null,
+    el("p", { class: "level-line" }, levelBadge(b.alert_level), " ", el("span", { class: "pct" }, pct.toFixed(1) + "% used")),
+    progressBar(b.percent_used, b.alert_level, several ? name : null),
+    el("dl", { class: "figures" },
+      el("div", {}, el("dt", {}, "Spent"), el("dd", {}, fmtUSD(b.spent_usd))),
+      el("div", {}, el("dt", {}, "Limit"), el("dd", {}, fmtUSD(b.limit_usd))),
+      el("div", {}, el("dt", {}, "Remaining"), el("dd", { class: "remaining" }, fmtUSD(b.remaining_usd))),
+      amountSign(b.reserved_usd) > 0 ? el("div", {}, el("dt", {}, "In flight"), el("dd", {}, fmtUSD(b.reserved_usd))) : null),
+    own
+      ? el("p", { class: "period" },
+        "Period: " + fmtDate(s.current_period_start) + " – " + fmtDate(s.current_period_end) +
+        " (" + s.budget_period + ", " + s.timezone + "). Resets in " + days + (days === 1 ? " day." : " days."))
+      : el("p", { class: "period" }, "Period: " + fmtDate(b.current_period_start) + " – " + fmtDate(b.current_period_end) +
+        (b.budget_period ? " (" + b.budget_period + ")" : "") + ". " + resets),
+    el("p", { class: "hint" }, b.enforce_budget === false
+      ? "This limit is not enforced: calls are allowed past it."
+      : own ? "Calls that would go over the limit are refused."
+        : b.pattern ? "Calls to models matching " + b.pattern + " that would go over this cap are refused."
+          : "Shared with the other members: calls that would go over it are refused."));
+  return card;
+}
+
 async function loadStatus() {
   const { data: s } = await api("/status");
   const body = $("status-body");
   clear(body);
-  const pct = Math.max(0, Number(s.percent_used) || 0);
-  const info = LEVELS[s.alert_level] || LEVELS.green;
-  const bar = el("div", { class: "progress progress-" + s.alert_level, role: "progressbar",
-    "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.min(100, pct)),
-    "aria-valuetext": pct.toFixed(1) + "% used, " + info.word },
-  el("div", { class: "progress-fill" }));
-  bar.firstChild.style.width = Math.min(100, pct) + "%";
-  const days = daysUntil(s.current_period_end);
-  body.append(
-    el("p", { class: "level-line" }, levelBadge(s.alert_level), " ", el("span", { class: "pct" }, pct.toFixed(1) + "% used")),
-    bar,
-    el("dl", { class: "figures" },
-      el("div", {}, el("dt", {}, "Spent"), el("dd", {}, fmtUSD(s.spent_usd))),
-      el("div", {}, el("dt", {}, "Limit"), el("dd", {}, fmtUSD(s.limit_usd))),
-      el("div", {}, el("dt", {}, "Remaining"), el("dd", {}, fmtUSD(s.remaining_usd))),
-      Number(s.reserved_usd) > 0 ? el("div", {}, el("dt", {}, "In flight"), el("dd", {}, fmtUSD(s.reserved_usd))) : null),
-    el("p", { class: "period" },
-      "Period: " + fmtDate(s.current_period_start) + " – " + fmtDate(s.current_period_end) +
-      " (" + s.budget_period + ", " + s.timezone + "). Resets in " + days + (days === 1 ? " day." : " days.")),
-    el("p", { class: "hint" }, s.enforce_budget
-      ? "Calls that would go over the limit are refused."
-      : "The limit is not enforced: calls are allowed past it."));
+  const list = budgetsOf(s);
+  const several = list.length > 1;
+  setText("status-h", several ? "Budgets this period" : "Current period");
+  // Nothing left in the binding budget: calls are refused, and this
+  // says by which budget.
+  const bind = list.find((b) => b.binding) || (several ? null : list[0]);
+  if (bind && bind.enforce_budget !== false && amountSign(bind.remaining_usd) === 0) {
+    body.appendChild(el("p", { class: "refusal", id: "refusal" },
+      el("strong", {}, "Calls are being refused. "),
+      (several ? budgetName(bind) + " has" : "Your budget has") + " nothing left until " + fmtDate(bind.current_period_end, true) +
+      (several ? "; it is the budget that binds." : ".")));
+  }
+  if (several) {
+    body.appendChild(el("p", { class: "hint" }, list.length + " budgets apply to your calls, and a call must fit in each. " +
+      "The binding one, with the least room left, comes first."));
+  }
+  body.appendChild(el("ul", { class: "budget-cards" + (several ? " several" : ""), role: "list" },
+    list.map((b, i) => el("li", {}, budgetCard(b, s, i, several)))));
 }
 
 function fillSettings(s) {

@@ -78,6 +78,26 @@ func (tb *tab) rows(id string) [][]string {
 	return eval[[][]string](tb, `[...document.getElementById(`+js(id)+`).rows].map((r) => [...r.cells].map((c) => c.innerText.trim()))`)
 }
 
+// reachable scrolls a control into view and checks that it is inside the
+// viewport and not covered (at the phone's width, in the tests that use
+// it).
+func (tb *tab) reachable(sel string) {
+	tb.t.Helper()
+	ok := eval[bool](tb, `(() => {
+  const e = document.querySelector(`+js(sel)+`);
+  if (!e) return false;
+  e.scrollIntoView({block: "center"});
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.left < 0 || r.right > document.documentElement.clientWidth || r.top < 0 || r.bottom > innerHeight) return false;
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return hit === e || e.contains(hit);
+})()`)
+	if !ok {
+		w := eval[int](tb, `document.documentElement.clientWidth`)
+		tb.t.Errorf("%s is out of reach at %d px", sel, w)
+	}
+}
+
 // settings reads a user's settings through the Manager.
 func settingsOf(t *testing.T, srv *browserServer, user string) budget.Settings {
 	t.Helper()
@@ -537,23 +557,7 @@ func testNarrowLastUser(t *testing.T, browser context.Context) {
 	if last == "" {
 		t.Fatal("no users")
 	}
-	// reachable scrolls a control into view and checks that it is inside
-	// the viewport and not covered.
-	reachable := func(sel string) {
-		t.Helper()
-		ok := eval[bool](tb, `(() => {
-  const e = document.querySelector(`+js(sel)+`);
-  if (!e) return false;
-  e.scrollIntoView({block: "center"});
-  const r = e.getBoundingClientRect();
-  if (r.width === 0 || r.left < 0 || r.right > document.documentElement.clientWidth || r.top < 0 || r.bottom > innerHeight) return false;
-  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-  return hit === e || e.contains(hit);
-})()`)
-		if !ok {
-			t.Errorf("%s is out of reach at %d px", sel, narrowW)
-		}
-	}
+	reachable := tb.reachable
 	for _, action := range []string{"Select", "Configure", "Reset", "Usage of", "Audit log of"} {
 		reachable(`[aria-label="` + action + ` ` + last + `"]`)
 	}

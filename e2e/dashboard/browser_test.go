@@ -408,6 +408,31 @@ func (tb *tab) screenshot(name string) {
 	if err != nil {
 		tb.t.Fatal(err)
 	}
+	tb.savePNG(name, png)
+}
+
+// screenshotDialog saves the open dialog #id whole, at the desktop width,
+// as name (where screenshot saves): the viewport grows for the time of
+// the shot so that the dialog need not scroll.
+func (tb *tab) screenshotDialog(id, name string) {
+	tb.t.Helper()
+	// The page at its top: the dialog is fixed, and the shot's clip is
+	// the element's box in the page.
+	h := eval[int](tb, `(() => { window.scrollTo(0, 0); const d = document.getElementById(`+strconv.Quote(id)+`); d.scrollTop = 0; return d.scrollHeight; })()`)
+	tb.run(chromedp.EmulateViewport(desktopW, int64(max(desktopH, h+40))))
+	defer tb.run(chromedp.EmulateViewport(desktopW, desktopH))
+	tb.waitFor("the dialog unscrolled", `(() => { const d = document.getElementById(`+strconv.Quote(id)+`); return d.scrollHeight <= d.clientHeight; })()`)
+	png, err := chromedp.Run(tb.ctx, chromedp.Screenshot(chromedp.ID(id)))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.savePNG(name, png)
+}
+
+// savePNG writes a screenshot: in screenshotDir with -update-screenshots,
+// else outside the tree (logged).
+func (tb *tab) savePNG(name string, png []byte) {
+	tb.t.Helper()
 	dir := screenshotDir
 	if !*updateScreenshots {
 		dir = filepath.Join(os.TempDir(), "budget-dashboard-screenshots")
@@ -616,9 +641,23 @@ func TestBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// A team, with bob in it and a cap he spent some of, for the
+		// teams' section.
+		forty := budget.MustAmount("40")
+		caps := []budget.ModelCap{{Pattern: "gpt-4o*", Limit: budget.MustAmount("10")}}
+		if _, err := srv.m.UpdateBudget(ctx, root, budget.Team("research"), budget.SettingsUpdate{Limit: &forty, ModelCaps: &caps}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.m.SetMembership(ctx, root, "bob", budget.Membership{Teams: []string{"research"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.m.Record(ctx, "bob", budget.Usage{Provider: "openai", Model: "gpt-4o", InputTokens: 400000, OutputTokens: 20000, Cost: budget.MustAmount("1.2")}); err != nil {
+			t.Fatal(err)
+		}
 		tb := newTab(t, browser, srv)
 		tb.open("/dashboard/admin/budget", "tok-root")
 		tb.waitFor("every user", `document.querySelectorAll("#users-body tr").length === 6 && document.querySelectorAll("#audit-body tr").length > 1`)
+		tb.waitFor("the team", `document.querySelector('#groups-body tr[data-id="research"]')`)
 		if got := tb.text("#sum-over"); got != "1" {
 			t.Errorf("users over budget: %q, want 1 (erin)", got)
 		}
@@ -782,5 +821,9 @@ func TestBrowser(t *testing.T) {
 	t.Run("TemplateApplied", func(t *testing.T) { testTemplates(t, browser) })
 	t.Run("AdminSeesOneUsersUsage", func(t *testing.T) { testUserUsage(t, browser) })
 	t.Run("NarrowAdminReachesLastUser", func(t *testing.T) { testNarrowLastUser(t, browser) })
+	// Teams, orgs and model caps (browser_teams_test.go).
+	t.Run("TeamWithModelCap", func(t *testing.T) { testTeamWithModelCap(t, browser) })
+	t.Run("NarrowTeams", func(t *testing.T) { testNarrowTeams(t, browser) })
+	t.Run("TeamsByKeyboard", func(t *testing.T) { testTeamsKeyboard(t, browser) })
 	t.Logf("browser tests took %v", time.Since(start).Round(time.Millisecond))
 }

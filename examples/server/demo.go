@@ -74,6 +74,75 @@ func demoTemplates() map[string]budget.SettingsUpdate {
 	}
 }
 
+// demoGroup is a team or an org -demo creates when it is absent: its
+// plan and model caps, its org (a team's) and its users.
+type demoGroup struct {
+	scope  budget.Scope
+	update budget.SettingsUpdate
+	org    string
+	users  []string
+}
+
+// demoGroups are the org and the team -demo creates, the org first (a
+// team's org must exist): alice and bob share the research team's $40 a
+// month, with at most $12 of it on gpt-4o and gpt-4o-mini; the team and
+// dave are in the org acme, whose $100 a month allows at most $40 on
+// claude-sonnet models. The limits leave room for the traffic demoUsers
+// describes, so that each user ends at their level; alice ends near the
+// team's cap on gpt-4o*, which binds her (the user's page puts it first).
+func demoGroups() []demoGroup {
+	amount := func(s string) *decimal.Decimal { d := budget.MustAmount(s); return &d }
+	caps := func(pattern, limit string) *[]budget.ModelCap {
+		return &[]budget.ModelCap{{Pattern: pattern, Limit: budget.MustAmount(limit)}}
+	}
+	notes := func(s string) *string { return &s }
+	return []demoGroup{
+		{scope: budget.Org("acme"), users: []string{"dave"},
+			update: budget.SettingsUpdate{Limit: amount("100"), ModelCaps: caps("claude-sonnet-*", "40"), AdminNotes: notes("demo: the whole company")}},
+		{scope: budget.Team("research"), org: "acme", users: []string{"alice", "bob"},
+			update: budget.SettingsUpdate{Limit: amount("40"), ModelCaps: caps("gpt-4o*", "12"), AdminNotes: notes("demo: shared by alice and bob")}},
+	}
+}
+
+// seedDemoGroups creates each demo team and org that does not exist yet,
+// and puts its members in it; one that exists is left as it is, so that
+// an admin's edits survive a restart with -demo.
+func seedDemoGroups(ctx context.Context, m *budget.Manager, admin budget.Principal) error {
+	for _, g := range demoGroups() {
+		_, err := m.BudgetSettings(ctx, admin, g.scope)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, budget.ErrNotFound) {
+			return err
+		}
+		if _, err := m.UpdateBudget(ctx, admin, g.scope, g.update); err != nil {
+			return fmt.Errorf("demo %s: %w", g.scope, err)
+		}
+		if g.org != "" {
+			if _, err := m.SetTeamOrg(ctx, admin, g.scope.ID, g.org); err != nil {
+				return fmt.Errorf("demo %s in org %q: %w", g.scope, g.org, err)
+			}
+		}
+		for _, u := range g.users {
+			s, err := m.BudgetSettings(ctx, admin, budget.User(u))
+			if err != nil && !errors.Is(err, budget.ErrNotFound) {
+				return err
+			}
+			ms := budget.Membership{Teams: s.Teams, Org: s.Org}
+			if g.scope.Kind == budget.TeamScope {
+				ms.Teams = append(slices.Clone(ms.Teams), g.scope.ID)
+			} else if ms.Org == "" {
+				ms.Org = g.scope.ID
+			}
+			if _, err := m.SetMembership(ctx, admin, u, ms); err != nil {
+				return fmt.Errorf("demo %s in %s: %w", u, g.scope, err)
+			}
+		}
+	}
+	return nil
+}
+
 // saveDemoTemplates saves each demo template that does not exist yet, so
 // that an admin's edits survive a restart with -demo.
 func saveDemoTemplates(ctx context.Context, m *budget.Manager, admin budget.Principal) error {
@@ -108,7 +177,7 @@ func seedDemo(ctx context.Context, m *budget.Manager, clock *demoClock, now time
 	}
 	if len(page.Records) > 0 {
 		logger.Info("demo: the database already has demo traffic; not adding more")
-		return nil
+		return seedDemoGroups(ctx, m, admin)
 	}
 	defer clock.Set(time.Time{})
 
@@ -122,6 +191,11 @@ func seedDemo(ctx context.Context, m *budget.Manager, clock *demoClock, now time
 		if _, err := m.UpdateSettings(ctx, admin, u.id, *u.update); err != nil {
 			return err
 		}
+	}
+	// The team and the org from the start of the week, so that their
+	// members' traffic counts in them.
+	if err := seedDemoGroups(ctx, m, admin); err != nil {
+		return err
 	}
 
 	// The week: small calls at random times of each past day, in time
@@ -221,7 +295,7 @@ func demoCall(ctx context.Context, m *budget.Manager, user string, rng *rand.Ran
 		in = max(1000, min(200_000, (int64(cost)-out*mdl.out)/mdl.in))
 	}
 	estimate := budget.Nanos(in*mdl.in + maxOut*mdl.out).Decimal()
-	r, err := m.Reserve(ctx, user, estimate)
+	r, err := m.Reserve(ctx, user, estimate, budget.WithModel(mdl.name))
 	if errors.Is(err, budget.ErrBudgetExceeded) {
 		return false, budget.Status{}, nil
 	}

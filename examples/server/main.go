@@ -21,7 +21,10 @@
 // -demo records a week of simulated LLM traffic for a few users (on the
 // first run against a database only), so that the endpoints have something
 // to show, and saves two templates if they are absent: "intern" ($5 a
-// week, view-only) and "researcher" ($200 a month, may modify). -webhook URL and -webhook-secret post every alert, signed, to a
+// week, view-only) and "researcher" ($200 a month, may modify). It also
+// creates, if absent, the team "research" (alice and bob; $40 a month, at
+// most $12 of it on gpt-4o*) in the org "acme" (with dave; $100 a month,
+// at most $40 on claude-sonnet-*). -webhook URL and -webhook-secret post every alert, signed, to a
 // URL (see httpapi.Webhook).
 //
 // For operators: GET /healthz answers 200 while the process serves, and
@@ -108,7 +111,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN (postgres://user@host/db); when set, budgets live there instead of -db, shared by every replica")
 	fs.StringVar(&c.postgresSchema, "postgres-schema", postgres.DefaultSchema, "PostgreSQL schema the budget tables live in, created if absent; replicas sharing budgets name the same one")
 	fs.StringVar(&c.tokens, "tokens", "", `JSON file of bearer tokens: {"<token>": {"user_id": "...", "admin": true}}; without it, two tokens are generated and printed`)
-	fs.BoolVar(&c.demo, "demo", false, "record simulated LLM traffic for a few users (skipped if the database already has it)")
+	fs.BoolVar(&c.demo, "demo", false, "record simulated LLM traffic for a few users (skipped if the database already has it), and create a demo team and org with model caps")
 	fs.StringVar(&c.webhook, "webhook", "", "URL to POST every alert to, signed (optional)")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "secret that signs webhook deliveries (required with -webhook; default $BUDGET_WEBHOOK_SECRET)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")

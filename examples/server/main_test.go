@@ -433,6 +433,86 @@ func TestDemoLevels(t *testing.T) {
 	}
 }
 
+// TestDemoGroups: -demo creates a team and an org with a model cap each,
+// their members see them on their status, and a later start with -demo
+// keeps an admin's edits to them.
+func TestDemoGroups(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	clock := &demoClock{}
+	m := budget.NewManager(store, budget.Options{Now: clock.Now})
+	admin := budget.Principal{UserID: "root", Admin: true}
+	logger := slog.New(slog.DiscardHandler)
+	now := time.Date(2026, time.June, 15, 13, 17, 0, 0, time.UTC)
+	if err := seedDemo(ctx, m, clock, now, logger); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(now)
+	defer clock.Set(time.Time{})
+	team, err := m.BudgetSettings(ctx, admin, budget.Team("research"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if team.Org != "acme" || len(team.ModelCaps) != 1 || team.ModelCaps[0].Pattern != "gpt-4o*" || !team.ModelCaps[0].Limit.Equal(budget.MustAmount("12")) {
+		t.Errorf("the demo team: org %q, caps %+v", team.Org, team.ModelCaps)
+	}
+	org, err := m.BudgetSettings(ctx, admin, budget.Org("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(org.ModelCaps) != 1 || org.ModelCaps[0].Pattern != "claude-sonnet-*" {
+		t.Errorf("the demo org's caps: %+v", org.ModelCaps)
+	}
+	members, err := m.Members(ctx, admin, budget.Team("research"))
+	if err != nil || len(members) != 2 || members[0] != budget.User("alice") || members[1] != budget.User("bob") {
+		t.Errorf("the demo team's members: %v, %v", members, err)
+	}
+	// The binding budget: alice's is the team's cap on gpt-4o*, which has
+	// the least room left; the others' their own.
+	type binding struct {
+		scope   budget.Scope
+		pattern string
+	}
+	for user, want := range map[string]struct {
+		n    int
+		bind binding
+	}{
+		"alice": {5, binding{budget.Team("research"), "gpt-4o*"}},
+		"bob":   {5, binding{budget.User("bob"), ""}},
+		"dave":  {3, binding{budget.User("dave"), ""}},
+		"carol": {0, binding{}},
+	} {
+		st, err := m.Status(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Budgets) != want.n {
+			t.Errorf("%s has %d budgets, want %d: %+v", user, len(st.Budgets), want.n, st.Budgets)
+		}
+		for _, b := range st.Budgets {
+			if b.Binding != (binding{b.Scope, b.Pattern} == want.bind) {
+				t.Errorf("%s: %s %q binding %v; want %v binding", user, b.Scope, b.Pattern, b.Binding, want.bind)
+			}
+			if b.Scope != budget.User(user) && b.Spent.IsZero() {
+				t.Errorf("%s: nothing spent on %s %q", user, b.Scope, b.Pattern)
+			}
+		}
+	}
+
+	// An admin raises the team's limit; the next -demo start keeps it.
+	fifty := budget.MustAmount("50")
+	if _, err := m.UpdateBudget(ctx, admin, budget.Team("research"), budget.SettingsUpdate{Limit: &fifty}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seedDemo(ctx, m, clock, now, logger); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := m.BudgetSettings(ctx, admin, budget.Team("research")); err != nil || !s.Limit.Equal(fifty) {
+		t.Errorf("the team after a second -demo start: %v, %v; want the admin's $50", s.Limit, err)
+	}
+}
+
 // TestDemoTemplates: -demo saves the two templates the admin page offers,
 // and a later start with -demo keeps an admin's edits to them.
 func TestDemoTemplates(t *testing.T) {
@@ -684,8 +764,9 @@ func BenchmarkDashboardLoad(b *testing.B) {
 			"/api/v1/budget/status", "/api/v1/budget/me", "/api/v1/budget/settings",
 			"/api/v1/budget/usage/breakdown", "/api/v1/budget/usage/history?limit=20"}},
 		{adminToken, []string{"/dashboard/admin/budget", "/dashboard/assets/style.css", "/dashboard/assets/common.js",
-			"/dashboard/assets/charts.js", "/dashboard/assets/usage.js", "/dashboard/assets/fields.js", "/dashboard/assets/admin.js",
-			"/api/v1/budget/admin/list?limit=25", "/api/v1/budget/admin/access", "/api/v1/budget/admin/audit?limit=25",
+			"/dashboard/assets/charts.js", "/dashboard/assets/usage.js", "/dashboard/assets/fields.js", "/dashboard/assets/groups.js",
+			"/dashboard/assets/admin.js", "/api/v1/budget/admin/list?limit=25", "/api/v1/budget/admin/access",
+			"/api/v1/budget/admin/budgets?kind=team&limit=25", "/api/v1/budget/admin/audit?limit=25",
 			"/api/v1/budget/admin/defaults", "/api/v1/budget/admin/templates"}},
 	}
 	fetch := func(path, token string) {
