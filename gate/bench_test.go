@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/gate"
+	"github.com/llmbudget/budget/internal/interleave"
 	"github.com/llmbudget/budget/store/memory"
 )
 
@@ -189,5 +190,29 @@ func TestGateOverhead(t *testing.T) {
 		if overhead > limit {
 			t.Errorf("%s: the gate adds %v per call at the median, more than %v", c.name, overhead, limit)
 		}
+	}
+}
+
+// BenchmarkGateInterleaved measures the speed target at 1 KB with the bare
+// transport and the gate taking turns every 50 ms, so that both see the
+// same machine however loaded it is (see internal/interleave): "x-bare" is
+// the gate's time per call over the bare transport's, and "over-target-ns"
+// the gate's time per call minus the target, twice the bare transport's
+// plus 10 µs (met when at most 0).
+func BenchmarkGateInterleaved(b *testing.B) {
+	for _, c := range benchCases() {
+		if !strings.HasSuffix(c.name, "/1KB") {
+			continue
+		}
+		b.Run(c.name, func(b *testing.B) {
+			ctx := gate.WithUser(context.Background(), "bench-user")
+			gated := gateFor(b, c.upstream)
+			bare := &interleave.Side{Goroutines: 1, Unit: "bare-calls/s", Op: func(int) error { oneCall(b, c.upstream, ctx, c); return nil }}
+			gate := &interleave.Side{Goroutines: 1, Unit: "gate-calls/s", Op: func(int) error { oneCall(b, gated, ctx, c); return nil }}
+			interleave.Alternate(b, 50*time.Millisecond, bare, gate)
+			bareNs, gateNs := 1e9/bare.Rate(), 1e9/gate.Rate()
+			b.ReportMetric(gateNs/bareNs, "x-bare")
+			b.ReportMetric(gateNs-(2*bareNs+10e3), "over-target-ns")
+		})
 	}
 }

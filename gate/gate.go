@@ -444,12 +444,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	sent := &st.sent
 	sent.r.Reset(body)
 	sent.n = int64(len(body))
-	out := req.Clone(ctx)
+	out := st.forward(ctx, req)
 	out.Body = sent
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
 	out.TransferEncoding = nil
-	out.Header.Del("Content-Length")
 
 	mb := &st.mb
 	*mb = meteredBody{
@@ -670,6 +669,7 @@ func (t *transport) readBody(req *http.Request) ([]byte, error) {
 // callState holds what one metered call needs for its lifetime, in one
 // allocation.
 type callState struct {
+	out    http.Request // the request sent upstream (see forward)
 	call   call
 	sent   sentBody
 	mb     meteredBody
@@ -677,6 +677,26 @@ type callState struct {
 	filter sseFilter
 	jp     jsonParser
 	keep   keepAlive
+}
+
+// forward returns the request to send upstream in req's place, with ctx:
+// a shallow copy of req in st, which shares req's URL and header (the
+// RoundTripper contract lets neither the gate nor the base transport
+// change them), but for a header with a Content-Length, copied without it
+// (the body the gate sends has its own length). Unlike req.Clone, it
+// allocates nothing in the common case.
+func (st *callState) forward(ctx context.Context, req *http.Request) *http.Request {
+	out := &st.out
+	if ctx == req.Context() {
+		*out = *req
+	} else {
+		out = req.WithContext(ctx)
+	}
+	if _, ok := req.Header["Content-Length"]; ok {
+		out.Header = req.Header.Clone()
+		out.Header.Del("Content-Length")
+	}
+	return out
 }
 
 // sentBody is the outgoing request body; it records whether the transport

@@ -533,6 +533,7 @@ type sseEvent struct {
 
 var (
 	usageKey         = []byte(`"usage"`)
+	nullUsageEnd     = []byte(`"usage":null}`)
 	usageMetadataKey = []byte(`"usageMetadata"`)
 	doneData         = []byte("[DONE]")
 	messageStop      = []byte(`"message_stop"`)
@@ -550,6 +551,12 @@ func (s *sseParser) dispatch() {
 	case chatCompletions, completions:
 		if bytes.Equal(data, doneData) {
 			s.over = true
+			return
+		}
+		// A chunk has one usage field, at its top level; OpenAI writes it
+		// last, null in every chunk but the usage one. Such a chunk needs
+		// no search through its content.
+		if bytes.HasSuffix(data, nullUsageEnd) {
 			return
 		}
 	case messages:
