@@ -121,31 +121,8 @@ func (m *Manager) updateKey(ctx context.Context, actor Principal, userID string,
 			scope, _ := ScopeOfKey(userID)
 			return Settings{}, false, fmt.Errorf("%w: %s %q has no settings", ErrNotFound, scope.Kind, scope.ID)
 		}
-		if err := CanUpdate(actor, s, u); err != nil {
-			return Settings{}, false, err
-		}
-		if u.IfVersion != 0 && u.IfVersion != s.Version {
-			return Settings{}, false, fmt.Errorf("%w: settings of %q are at version %d, not %d", ErrConflict, userID, s.Version, u.IfVersion)
-		}
-		next := s
-		loc, err := m.zones.load(derefOr(u.Timezone, s.Timezone))
+		next, err := m.nextSettings(actor, s, u, h, now)
 		if err != nil {
-			return Settings{}, false, err
-		}
-		next.Plan = anchorCustom(u.apply(s.Plan), loc, now)
-		if u.AdminNotes != nil {
-			next.AdminNotes = *u.AdminNotes
-		}
-		if u.ModelCaps != nil {
-			next.ModelCaps = slices.Clone(*u.ModelCaps)
-		}
-		if h.edit != nil {
-			next.Teams = slices.Clone(s.Teams)
-			if err := h.edit(s, &next); err != nil {
-				return Settings{}, false, err
-			}
-		}
-		if err := next.Plan.validate(&m.zones); err != nil {
 			return Settings{}, false, err
 		}
 		if !stored {
@@ -194,6 +171,40 @@ func (m *Manager) updateKey(ctx context.Context, actor Principal, userID string,
 		m.fire(newStatus(m.remember(next, nxt), t), t.Alerts, now)
 		return withPeriod(next, nxt.Window), true, nil
 	}
+}
+
+// nextSettings returns what the settings s become under u on behalf of
+// actor at now, as UpdateSettings applies it: permission-checked with
+// CanUpdate, checked against u.IfVersion, and validated. It writes nothing.
+func (m *Manager) nextSettings(actor Principal, s Settings, u SettingsUpdate, h how, now time.Time) (Settings, error) {
+	if err := CanUpdate(actor, s, u); err != nil {
+		return Settings{}, err
+	}
+	if u.IfVersion != 0 && u.IfVersion != s.Version {
+		return Settings{}, fmt.Errorf("%w: settings of %q are at version %d, not %d", ErrConflict, s.UserID, s.Version, u.IfVersion)
+	}
+	next := s
+	loc, err := m.zones.load(derefOr(u.Timezone, s.Timezone))
+	if err != nil {
+		return Settings{}, err
+	}
+	next.Plan = anchorCustom(u.apply(s.Plan), loc, now)
+	if u.AdminNotes != nil {
+		next.AdminNotes = *u.AdminNotes
+	}
+	if u.ModelCaps != nil {
+		next.ModelCaps = slices.Clone(*u.ModelCaps)
+	}
+	if h.edit != nil {
+		next.Teams = slices.Clone(s.Teams)
+		if err := h.edit(s, &next); err != nil {
+			return Settings{}, err
+		}
+	}
+	if err := next.Plan.validate(&m.zones); err != nil {
+		return Settings{}, err
+	}
+	return next, nil
 }
 
 // storedVersion is the version a store holds for d: 0 when none is stored.

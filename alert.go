@@ -167,6 +167,10 @@ func thresholdNanos(limit Nanos, bp uint64) Nanos {
 // Alert is what Options.OnAlert receives when a user's settled spend first
 // reaches a level in a period.
 type Alert struct {
+	// Kind says what the alert reports: AlertLevel, a level reached, or,
+	// with Options.AlertOnProjection, AlertProjection, the forecast
+	// passing the limit.
+	Kind AlertKind
 	// UserID is the user whose call crossed the level; empty when a
 	// settings change did, on a team's or org's budget.
 	UserID string

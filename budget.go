@@ -139,6 +139,12 @@ type Options struct {
 	// keep it fast or hand the alert off.
 	OnAlert func(Alert)
 
+	// AlertOnProjection also calls OnAlert, once per budget and period,
+	// with Kind AlertProjection, when a Status (Status, StatusFor,
+	// BudgetStatus) finds the budget's forecast passing its limit for the
+	// first time in the period (see Forecast). Off by default.
+	AlertOnProjection bool
+
 	// MeterProvider receives the Manager's metrics: spend by provider and
 	// model, reserves by outcome, alerts by level, Reserve and Settle
 	// latency (see Observability in the package doc). No metric carries a
@@ -177,7 +183,9 @@ type Manager struct {
 	adminPlan Plan
 	userPlan  Plan
 	onAlert   func(Alert)
-	zones     zoneCache
+	// alertProjection is Options.AlertOnProjection.
+	alertProjection bool
+	zones           zoneCache
 
 	// cache holds the last settings and policy seen per user. A stale
 	// entry is harmless: every store call carries the settings version,
@@ -200,6 +208,9 @@ type cached struct {
 	// that the next such call, while every holder's entry is unchanged,
 	// neither looks them up nor allocates their lists (see spentBy).
 	spends atomic.Pointer[spends]
+	// pace remembers the last forecast's read of the rollups (see
+	// Manager.forecast).
+	pace atomic.Pointer[paceMemo]
 }
 
 // maxRetries bounds how often a call re-reads settings after losing a
@@ -215,6 +226,7 @@ func NewManager(store Store, opts Options) *Manager {
 	m := &Manager{
 		store: store, raw: store, tel: newTelemetry(opts), now: opts.Now, ttl: opts.HoldTTL, isAdmin: opts.IsAdmin,
 		adminPlan: DefaultAdminPlan(), userPlan: DefaultUserPlan(), onAlert: opts.OnAlert,
+		alertProjection: opts.AlertOnProjection,
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -344,6 +356,12 @@ type Status struct {
 	// their own first, the binding one marked; nil when only their own
 	// applies. Caps are listed whatever the model.
 	Budgets []Status
+	// Forecast projects the budget's spend to the end of the period at its
+	// recent pace (see Forecast). Status, StatusFor and BudgetStatus fill
+	// it in for the budget they are asked about (not for Budgets, nor on
+	// the results of Reserve, Settle and Record, which stay cheap); nil
+	// elsewhere.
+	Forecast *Forecast
 }
 
 func newStatus(c *cached, t Totals) Status {
@@ -578,7 +596,7 @@ func (m *Manager) fireFor(userID string, st Status, levels LevelSet, at time.Tim
 		return
 	}
 	for _, l := range levels.Levels() {
-		m.onAlert(Alert{UserID: userID, Scope: st.Scope, Pattern: st.Pattern, Level: l, Status: st, At: at})
+		m.onAlert(Alert{Kind: AlertLevel, UserID: userID, Scope: st.Scope, Pattern: st.Pattern, Level: l, Status: st, At: at})
 	}
 }
 
@@ -917,6 +935,9 @@ func (m *Manager) Status(ctx context.Context, userID string) (_ Status, err erro
 	m.fire(st, t.Alerts, now)
 	m.fireHeld(userID, hs, t, now)
 	st.Budgets = budgetsOf(st, hs, t)
+	if err := m.withForecast(ctx, c, t, &st, userID, now); err != nil {
+		return Status{}, err
+	}
 	return st, nil
 }
 
@@ -961,6 +982,9 @@ func (m *Manager) StatusFor(ctx context.Context, actor Principal, userID string)
 		m.fire(st, t.Alerts, now)
 		m.fireHeld(userID, hs, t, now)
 		st.Budgets = budgetsOf(st, hs, t)
+		if err := m.withForecast(ctx, c, t, &st, userID, now); err != nil {
+			return Status{}, err
+		}
 		return st, nil
 	}
 }

@@ -529,6 +529,9 @@ func (m *Manager) BudgetStatus(ctx context.Context, scope Scope) (_ Status, err 
 		m.fireFor("", st, t.Alerts, now)
 		m.fireHeld("", caps, t, now)
 		st.Budgets = budgetsOf(st, caps, t)
+		if err := m.withForecast(ctx, c, t, &st, "", now); err != nil {
+			return Status{}, err
+		}
 		return st, nil
 	}
 }

@@ -195,6 +195,29 @@ type Store interface {
 	// at most.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 
+	// Daily returns q.UserID's usage in [q.From, q.To) summed per zone
+	// span, local day, provider and model (see DayTotalsQuery), in any
+	// order: nothing for a budget without usage. Its cost must not grow
+	// with the usage rows of the range: a store keeps quarter-hour rollups
+	// (or any finer grain that divides a quarter hour), written in the same
+	// step as each usage row, and reads usage rows only for the pieces of
+	// q.Parts of grain 0 (the pieces of grain 24 hours it may read from its
+	// quarter-hour rollups too). Rollups outlive pruned rows, so whole
+	// quarter hours stay exact after a prune.
+	Daily(ctx context.Context, q DayTotalsQuery) ([]DayTotals, error)
+
+	// Import writes the items of req in one atomic step over all of them:
+	// for each item, in order, what CreateSettings does with Initial and
+	// Current when Create is set, then what UpdateSettings does with its
+	// Settings, Current, Next and Audit; then it appends req.Audit, in
+	// order. If any item fails, nothing of the request is written: an item
+	// whose version is no longer Current.Version, or, with Create, whose
+	// budget has settings by then, is ErrConflict; a late one a
+	// *LateError; an item that is not Create and has no settings
+	// ErrNotFound. It returns each item's totals after its step, in the
+	// items' order, with the alerts it marked.
+	Import(ctx context.Context, req ImportRequest) ([]Totals, error)
+
 	// Close releases the store's resources. Calls after Close fail.
 	Close() error
 }
@@ -214,6 +237,10 @@ type Policy struct {
 	Enforce bool
 	// Levels hold the spend at which Yellow, Orange and Red begin.
 	Levels [3]Nanos
+	// MarkProjection asks for ProjectedOver to be marked with the levels:
+	// the Manager sets it, on a Totals request only, when the window's
+	// forecast passes its limit (see Options.AlertOnProjection).
+	MarkProjection bool
 }
 
 // Allows reports whether a hold of amount may be placed when spent is settled
@@ -244,14 +271,19 @@ func (p Policy) Level(spent Nanos) Level {
 	return Green
 }
 
-// Alerts returns the levels that spent reaches and that are not in marked:
-// the alerts to fire. The store stores marked|result as the new marks.
+// Alerts returns the levels that spent reaches and that are not in marked,
+// with ProjectedOver when p.MarkProjection asks for it and it is not
+// marked: the alerts to fire. The store stores marked|result as the new
+// marks.
 func (p Policy) Alerts(marked LevelSet, spent Nanos) LevelSet {
 	var fire LevelSet
 	for l := Yellow; l <= p.Level(spent); l++ {
 		if !marked.Has(l) {
 			fire = fire.With(l)
 		}
+	}
+	if p.MarkProjection && marked&ProjectedOver == 0 {
+		fire |= ProjectedOver
 	}
 	return fire
 }
@@ -300,8 +332,8 @@ type Totals struct {
 	Spent Nanos
 	// Held is the sum of live (pending, unexpired) holds.
 	Held Nanos
-	// Alerts are the levels this call marked first; the Manager reports
-	// them to Options.OnAlert.
+	// Alerts are the levels this call marked first (and ProjectedOver,
+	// when it marked that); the Manager reports them to Options.OnAlert.
 	Alerts LevelSet
 	// Also are the totals of the request's Also budgets, in its order.
 	Also []Totals

@@ -155,5 +155,17 @@ func (ts tracedStore) Audit(ctx context.Context, q AuditQuery) (_ []AuditEntry, 
 	return ts.s.Audit(ctx, q)
 }
 
+func (ts tracedStore) Daily(ctx context.Context, q DayTotalsQuery) (_ []DayTotals, err error) {
+	ctx, span := ts.start(ctx, "budget.store.Daily", q.UserID)
+	defer ts.end(span, &err)
+	return ts.s.Daily(ctx, q)
+}
+
+func (ts tracedStore) Import(ctx context.Context, req ImportRequest) (_ []Totals, err error) {
+	ctx, span := ts.start(ctx, "budget.store.Import", "")
+	defer ts.end(span, &err)
+	return ts.s.Import(ctx, req)
+}
+
 // Close is the store's own: a Manager never closes its store.
 func (ts tracedStore) Close() error { return ts.s.Close() }

@@ -74,12 +74,14 @@ var (
 	migrateV2 string
 	//go:embed migrate_v3.sql
 	migrateV3 string
+	//go:embed migrate_v4.sql
+	migrateV4 string
 )
 
 // migrations[i] moves a schema from version i to i+1. They only ever run
 // forward; a schema at a higher version than len(migrations) was written by
 // a newer library and is refused.
-var migrations = []string{schemaV1, migrateV2, migrateV3}
+var migrations = []string{schemaV1, migrateV2, migrateV3, migrateV4}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)

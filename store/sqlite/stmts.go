@@ -29,7 +29,9 @@ type stmts struct {
 	accounts, accountsIn, liveHeld, defaults, templates         *sql.Stmt
 	countersManyR                                               *sql.Stmt
 	auditUser, auditUserType, auditType, auditAll               *sql.Stmt
-	all                                                         []*sql.Stmt
+	// readers, for the insights (daily.go)
+	daily, dailySlots *sql.Stmt
+	all               []*sql.Stmt
 }
 
 func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
@@ -128,6 +130,8 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{r, &s.auditAll, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.defaults, `SELECT plan, version, updated_at FROM defaults WHERE one = 1`},
 		{r, &s.templates, `SELECT ` + sqlcodec.TemplateCols + ` FROM templates ORDER BY name`},
+		{r, &s.daily, dailySQL},
+		{r, &s.dailySlots, dailySlotsSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.sql)
 		if err != nil {

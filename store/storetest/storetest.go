@@ -41,7 +41,10 @@ func Run(t *testing.T, newStore func(testing.TB) budget.Store) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.run(t, newStore(t))
+			s := newStore(t)
+			makers.Store(s, newStore) // for cases that need a second store
+			t.Cleanup(func() { makers.Delete(s) })
+			c.run(t, s)
 		})
 	}
 	t.Run("TwoManagers", func(t *testing.T) {

@@ -1,0 +1,62 @@
+-- Schema version 4 of the budget PostgreSQL store: quarter-hour rollups.
+--
+-- Usage summed per budget key, UTC quarter hour (the 15-minute slots
+-- counted from the Unix epoch), provider and model. Every UTC offset in use
+-- is a whole number of quarter hours, so the spend of a local day in any
+-- time zone, across any DST change, is a sum of whole slots (see
+-- budget.DayTotalsQuery): Daily reads here, never a scan of usage rows.
+--
+-- A row trigger keeps it, in the statement that inserts each usage row,
+-- however the row is inserted (one budget, several, the fast path's single
+-- statement): no write path needs to know. Like the daily rollups, it is
+-- never pruned.
+CREATE TABLE usage_quarter (
+	user_id       text COLLATE "C" NOT NULL,
+	slot          bigint NOT NULL, -- Unix nanoseconds / 900e9, floored
+	provider      text COLLATE "C" NOT NULL,
+	model         text COLLATE "C" NOT NULL,
+	cost          bigint NOT NULL,
+	requests      bigint NOT NULL,
+	input_tokens  bigint NOT NULL,
+	output_tokens bigint NOT NULL,
+	PRIMARY KEY (user_id, slot, provider, model)
+);
+
+-- The usage rows already there.
+INSERT INTO usage_quarter (user_id, slot, provider, model, cost, requests, input_tokens, output_tokens)
+	SELECT user_id, (at - ((at % 900000000000) + 900000000000) % 900000000000) / 900000000000,
+		provider, model, SUM(cost)::bigint, COUNT(*), SUM(input_tokens)::bigint, SUM(output_tokens)::bigint
+	FROM usage GROUP BY 1, 2, 3, 4;
+
+-- Usage that a Prune deleted before this version lives on only in the daily
+-- rollups: what a day's rollup holds beyond its slots goes to the day's
+-- first slot, so that whole UTC days sum as before.
+INSERT INTO usage_quarter AS x (user_id, slot, provider, model, cost, requests, input_tokens, output_tokens)
+	SELECT d.user_id, d.day * 96, d.provider, d.model, d.cost - COALESCE(q.cost, 0),
+		d.requests - COALESCE(q.requests, 0), d.input_tokens - COALESCE(q.input_tokens, 0),
+		d.output_tokens - COALESCE(q.output_tokens, 0)
+	FROM usage_daily AS d LEFT JOIN (
+		SELECT user_id, (slot - ((slot % 96) + 96) % 96) / 96 AS day, provider, model,
+			SUM(cost)::bigint AS cost, SUM(requests)::bigint AS requests,
+			SUM(input_tokens)::bigint AS input_tokens, SUM(output_tokens)::bigint AS output_tokens
+		FROM usage_quarter GROUP BY 1, 2, 3, 4) AS q USING (user_id, day, provider, model)
+	WHERE d.requests > COALESCE(q.requests, 0)
+	ON CONFLICT (user_id, slot, provider, model) DO UPDATE SET cost = x.cost + excluded.cost,
+		requests = x.requests + excluded.requests, input_tokens = x.input_tokens + excluded.input_tokens,
+		output_tokens = x.output_tokens + excluded.output_tokens;
+
+-- The trigger's function runs with the store's schema as its search_path
+-- (FROM CURRENT: the migration's), whatever the caller's.
+CREATE FUNCTION usage_quarter_rollup() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	INSERT INTO usage_quarter AS q (user_id, slot, provider, model, cost, requests, input_tokens, output_tokens)
+	VALUES (NEW.user_id, (NEW.at - ((NEW.at % 900000000000) + 900000000000) % 900000000000) / 900000000000,
+		NEW.provider, NEW.model, NEW.cost, 1, NEW.input_tokens, NEW.output_tokens)
+	ON CONFLICT (user_id, slot, provider, model) DO UPDATE SET cost = q.cost + excluded.cost,
+		requests = q.requests + 1, input_tokens = q.input_tokens + excluded.input_tokens,
+		output_tokens = q.output_tokens + excluded.output_tokens;
+	RETURN NULL;
+END $$;
+
+CREATE TRIGGER usage_quarter_rollup AFTER INSERT ON usage
+	FOR EACH ROW EXECUTE FUNCTION usage_quarter_rollup();
