@@ -29,6 +29,17 @@
 // 600 px wide the tables become stacked cards, so every action stays
 // within reach on a phone.
 //
+// Insights: the user's page warns in a banner at its top when the budget
+// that binds is at orange ("Calls will be refused when …") or red ("Calls
+// are being refused until …", with the reset time), states the forecast
+// (GET /status "forecast") in one sentence, and draws the spend per day of
+// the current period (GET /usage/daily) as an SVG bar chart with the
+// previous period behind and the limit's even pace as a line. The admin
+// page shows the same chart and sentence in a user's usage dialog. Both
+// offer CSV downloads (the history; the admin's audit log with its
+// filters, and a user's history), fetched with the token and saved from a
+// blob, so that the token never goes in a URL.
+//
 // The pages put user IDs and template names in API paths percent-encoded,
 // "." included. An ID that is only "." or ".." cannot be sent in a path
 // from a browser at all (URL parsing reads "%2E" as a dot segment), so

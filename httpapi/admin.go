@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/llmbudget/budget"
@@ -118,12 +119,19 @@ func (s *server) postAdminReset(w http.ResponseWriter, r *http.Request, p budget
 	return s.reset(w, r, p, userID, true)
 }
 
-// GET /admin/audit?user_id=&scope=&type=&limit=&cursor=
+// GET /admin/audit?user_id=&scope=&type=&limit=&cursor=&format=
+//
+// With ?format=csv, or Accept: text/csv, the answer is every entry the
+// filters select as a CSV download (budget.AuditColumns), streamed.
 //
 // scope names a budget holder ("team:research"); "user:alice" is the same
 // as user_id=alice.
 func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "user_id", "scope", "type", "limit", "cursor")
+	q, err := readQuery(r, "user_id", "scope", "type", "limit", "cursor", "format")
+	if err != nil {
+		return err
+	}
+	csv, err := wantsCSV(r, q)
 	if err != nil {
 		return err
 	}
@@ -150,6 +158,15 @@ func (s *server) getAudit(w http.ResponseWriter, r *http.Request, p budget.Princ
 		if typ, err = budget.ParseAuditType(t); err != nil {
 			return err
 		}
+	}
+	if csv {
+		if err := noPaging(q); err != nil {
+			return err
+		}
+		aq := budget.AuditLogQuery{UserID: userID, Scope: scope, Type: typ}
+		return s.streamCSV(w, r, fileName("audit"), func(out io.Writer) error {
+			return s.m.ExportAudit(r.Context(), p, out, aq)
+		})
 	}
 	limit, err := q.limit()
 	if err != nil {
@@ -184,7 +201,7 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request, p budget.Princi
 		return err
 	}
 	setETag(w, u.Settings.Version)
-	return writeJSON(w, userDetailJSON{userJSON: userOf(u), RecentUsage: usageOf(h.Records, false)})
+	return writeJSON(w, userDetailJSON{userJSON: userOf(u), RecentUsage: usageOf(h.Records, false), Forecast: forecastOf(u.Status.Forecast)})
 }
 
 // GET /admin/defaults

@@ -110,6 +110,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"org breakdown", "GET", "/admin/orgs/acme/usage/breakdown?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, teamAdmin},
 		{"audit of a team", "GET", "/admin/audit?scope=team:research", "", false, teamAdmin},
 		{"audit of a user by scope", "GET", "/admin/audit?scope=user:tina&type=settings", "", false, teamAdmin},
+
+		// Insights: spend per day, CSV exports and imports.
+		{"daily", "GET", "/usage/daily", "", false, read},
+		{"daily range", "GET", "/usage/daily?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, read},
+		{"history csv", "GET", "/usage/history?format=csv", "", false, read},
+		{"history csv range", "GET", "/usage/history?format=csv&from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, read},
+		{"history json range", "GET", "/usage/history?format=json&from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, read},
+		{"user daily", "GET", "/admin/users/pete/usage/daily", "", false, admin},
+		{"hidden user daily", "GET", "/admin/users/hank/usage/daily?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, admin},
+		{"user history csv", "GET", "/admin/users/pete/usage/history?format=csv", "", false, admin},
+		{"team history csv", "GET", "/admin/teams/research/usage/history?format=csv", "", false, teamAdmin},
+		{"team daily", "GET", "/admin/teams/research/usage/daily", "", false, teamAdmin},
+		{"org daily", "GET", "/admin/orgs/acme/usage/daily?from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, teamAdmin},
+		{"org history csv", "GET", "/admin/orgs/acme/usage/history?format=csv&from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z", "", false, teamAdmin},
+		{"audit csv", "GET", "/admin/audit?format=csv", "", false, admin},
+		{"audit csv of a user", "GET", "/admin/audit?format=csv&user_id=tess&type=settings", "", false, admin},
+		{"import settings dry run", "POST", "/admin/import/settings?dry_run=true", importSettingsCSV, false, admin},
+		{"import settings", "POST", "/admin/import/settings?reason=migration", importSettingsCSV, true, admin},
+		{"import seed dry run", "POST", "/admin/import/seed?dry_run=true", seedBody, false, admin},
+		{"import seed", "POST", "/admin/import/seed", seedBody, true, admin},
 	}
 	for _, ep := range endpoints {
 		codes := strings.Fields(ep.want)
@@ -124,7 +144,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Run(ep.name+"/"+role.name, func(t *testing.T) {
 				f := newTeamFixture(t)
 				before := f.state()
-				r := f.do(req{method: ep.method, path: ep.path, token: role.token, body: ep.body})
+				r := f.do(req{method: ep.method, path: ep.path, token: role.token, body: ep.body, contentType: contentTypeFor(ep.path)})
 				if got := r.status; want[i] != strconv.Itoa(got) {
 					t.Fatalf("%s %s as %s: status %d, want %s; body %s", ep.method, ep.path, role.name, got, want[i], r.body)
 				}
@@ -180,8 +200,40 @@ func checkHeaders(t *testing.T, r response) {
 		t.Errorf("Cache-Control %q", got)
 	}
 	if r.status == http.StatusOK {
-		if got := r.header.Get("Content-Type"); got != "application/json; charset=utf-8" {
-			t.Errorf("Content-Type %q", got)
+		want := "application/json; charset=utf-8"
+		if r.header.Get("Content-Disposition") != "" { // a CSV download
+			want = "text/csv; charset=utf-8"
+		}
+		if got := r.header.Get("Content-Type"); got != want {
+			t.Errorf("Content-Type %q, want %q", got, want)
 		}
 	}
+}
+
+// The bodies of the imports in the matrix.
+const (
+	importSettingsCSV = "user_id,limit_usd,admin_notes\r\ntess,61,imported\r\n"
+	seedBoundary      = "seedboundary"
+	seedBody          = "--" + seedBoundary + "\r\n" +
+		"Content-Disposition: form-data; name=\"user_budget_settings\"; filename=\"user_budget_settings.csv\"\r\n" +
+		"Content-Type: text/csv\r\n\r\n" +
+		"id,user_id,monthly_limit_usd,budget_period,enforce_budget\n1,carol,12.5,monthly,1\n\r\n" +
+		"--" + seedBoundary + "\r\n" +
+		"Content-Disposition: form-data; name=\"budget_reset_log\"; filename=\"budget_reset_log.csv\"\r\n" +
+		"Content-Type: text/csv\r\n\r\n" +
+		"id,user_id,reset_type,reset_by,previous_limit,new_limit,previous_spent,reset_at,reason\n" +
+		"1,tess,manual,root,50,50,3.2,2025-02-01 00:00:00,seed reset\n\r\n" +
+		"--" + seedBoundary + "--\r\n"
+)
+
+// contentTypeFor is the Content-Type of a matrix request's body: CSV for
+// the settings import, multipart for the seed import, JSON elsewhere.
+func contentTypeFor(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/admin/import/settings"):
+		return "text/csv"
+	case strings.HasPrefix(path, "/admin/import/seed"):
+		return "multipart/form-data; boundary=" + seedBoundary
+	}
+	return ""
 }

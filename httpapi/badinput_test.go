@@ -387,6 +387,51 @@ func TestBadInput(t *testing.T) {
 		{"audit scope bad id", admin("GET", "/admin/audit?scope=org:a%01b", ""), 400, invalid, "scope"},
 		{"audit scope capitals", admin("GET", "/admin/audit?scope=Team:research", ""), 400, invalid, "scope"},
 		{"audit scope and user", admin("GET", "/admin/audit?scope=user:tess&user_id=tess", ""), 400, invalid, "scope"},
+
+		// Insights: spend per day.
+		{"daily from only", req{method: "GET", path: "/usage/daily?from=2025-03-10T00:00:00Z"}, 400, invalid, "to"},
+		{"daily from after to", req{method: "GET", path: "/usage/daily?from=2025-03-10T00:00:00Z&to=2025-03-01T00:00:00Z"}, 400, invalid, "from"},
+		{"daily bad to", req{method: "GET", path: "/usage/daily?from=2025-03-01T00:00:00Z&to=tomorrow"}, 400, invalid, "to"},
+		{"daily year 9999", req{method: "GET", path: "/usage/daily?from=2025-03-01T00:00:00Z&to=9999-01-01T00:00:00Z"}, 400, invalid, "to"},
+		{"daily unknown parameter", req{method: "GET", path: "/usage/daily?days=7"}, 400, unknown, "days"},
+		{"daily limit", req{method: "GET", path: "/usage/daily?limit=7"}, 400, unknown, "limit"},
+		{"user daily unknown user", admin("GET", "/admin/users/ghost/usage/daily", ""), 404, notFound, "user_id"},
+		{"unknown team daily", admin("GET", "/admin/teams/ghost/usage/daily", ""), 404, notFound, "team_id"},
+		{"unknown org daily", admin("GET", "/admin/orgs/ghost/usage/daily", ""), 404, notFound, "org_id"},
+		{"team daily to only", admin("GET", "/admin/teams/research/usage/daily?to=2025-03-10T00:00:00Z", ""), 400, invalid, "from"},
+		{"user daily bad user id", admin("GET", "/admin/users/a%01b/usage/daily", ""), 400, invalid, "user_id"},
+		{"user daily from only", admin("GET", "/admin/users/pete/usage/daily?from=2025-03-10T00:00:00Z", ""), 400, invalid, "to"},
+
+		// CSV exports.
+		{"history format xml", req{method: "GET", path: "/usage/history?format=xml"}, 400, invalid, "format"},
+		{"history format empty", req{method: "GET", path: "/usage/history?format="}, 400, invalid, "format"},
+		{"history format twice", req{method: "GET", path: "/usage/history?format=csv&format=csv"}, 400, invalid, "format"},
+		{"history csv with limit", req{method: "GET", path: "/usage/history?format=csv&limit=5"}, 400, invalid, "limit"},
+		{"history csv with cursor", req{method: "GET", path: "/usage/history?cursor=x", header: map[string]string{"Accept": "text/csv"}}, 400, invalid, "cursor"},
+		{"history csv from only", req{method: "GET", path: "/usage/history?format=csv&from=2025-03-10T00:00:00Z"}, 400, invalid, "to"},
+		{"history json to only", req{method: "GET", path: "/usage/history?to=2025-03-10T00:00:00Z"}, 400, invalid, "from"},
+		{"user history csv unknown user", admin("GET", "/admin/users/ghost/usage/history?format=csv", ""), 404, notFound, "user_id"},
+		{"audit csv with cursor", admin("GET", "/admin/audit?format=csv&cursor=5", ""), 400, invalid, "cursor"},
+		{"audit csv bad type", admin("GET", "/admin/audit?format=csv&type=nope", ""), 400, invalid, "type"},
+		{"audit format pdf", admin("GET", "/admin/audit?format=pdf", ""), 400, invalid, "format"},
+
+		// CSV imports: the request's shape. Rows in error are in TestImport*.
+		{"import settings as JSON", admin("POST", "/admin/import/settings", `{"user_id": "tess"}`), 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"import settings no content type", req{method: "POST", path: "/admin/import/settings", token: "tok-root", body: "user_id\ntess\n", contentType: "-"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"import settings latin-1", req{method: "POST", path: "/admin/import/settings", token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv; charset=iso-8859-1"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"import settings dry run maybe", req{method: "POST", path: "/admin/import/settings?dry_run=maybe", token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv"}, 400, invalid, "dry_run"},
+		{"import settings dry run empty", req{method: "POST", path: "/admin/import/settings?dry_run=", token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv"}, 400, invalid, "dry_run"},
+		{"import settings unknown parameter", req{method: "POST", path: "/admin/import/settings?force=1", token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv"}, 400, unknown, "force"},
+		{"import settings long reason", req{method: "POST", path: "/admin/import/settings?reason=" + strings.Repeat("r", 1025), token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv"}, 400, invalid, "reason"},
+		{"import settings bad amount", req{method: "POST", path: "/admin/import/settings", token: "tok-root", body: "user_id,limit_usd\ntess,-1\n", contentType: "text/csv"}, 400, httpapi.ProblemImportRejected, "body"},
+		{"import settings empty", req{method: "POST", path: "/admin/import/settings", token: "tok-root", body: "", contentType: "text/csv"}, 400, httpapi.ProblemImportRejected, "body"},
+		{"import seed as CSV", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: "user_id\ntess\n", contentType: "text/csv"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"import seed no boundary", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: "x", contentType: "multipart/form-data"}, 415, httpapi.ProblemUnsupportedMediaType, "Content-Type"},
+		{"import seed not multipart", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: "garbage", contentType: "multipart/form-data; boundary=b"}, 400, body, "body"},
+		{"import seed no parts", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: "--b--\r\n", contentType: "multipart/form-data; boundary=b"}, 400, invalid, "user_budget_settings"},
+		{"import seed unknown part", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: multipartBody("b", "users", "user_id\ntess\n"), contentType: "multipart/form-data; boundary=b"}, 400, unknown, "users"},
+		{"import seed part twice", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: multipartBody("b", "budget_reset_log", "user_id\n", "budget_reset_log", "user_id\n"), contentType: "multipart/form-data; boundary=b"}, 400, invalid, "budget_reset_log"},
+		{"import seed bad reset", req{method: "POST", path: "/admin/import/seed", token: "tok-root", body: multipartBody("b", "budget_reset_log", "user_id,reset_type,previous_limit,new_limit,previous_spent,reset_at\ntess,sometimes,1,1,1,2025-01-01 00:00:00\n"), contentType: "multipart/form-data; boundary=b"}, 400, httpapi.ProblemImportRejected, "budget_reset_log"},
 		{"audit scope twice", admin("GET", "/admin/audit?scope=team:ops&scope=team:research", ""), 400, invalid, "scope"},
 		{"team history parameter", admin("GET", "/admin/teams/research/usage/history?scope=team:ops", ""), 400, unknown, "scope"},
 		{"team history limit 0", admin("GET", "/admin/teams/research/usage/history?limit=0", ""), 400, invalid, "limit"},
@@ -559,4 +604,16 @@ func TestAnchorRange(t *testing.T) {
 			t.Errorf("breakdown %s – %s: %d %s", c.from, c.to, r.status, r.body)
 		}
 	}
+}
+
+// multipartBody builds a multipart/form-data body with the boundary b of
+// the parts given as name, content pairs.
+func multipartBody(b string, parts ...string) string {
+	var sb strings.Builder
+	for i := 0; i+1 < len(parts); i += 2 {
+		sb.WriteString("--" + b + "\r\nContent-Disposition: form-data; name=\"" + parts[i] + "\"; filename=\"" + parts[i] + ".csv\"\r\n")
+		sb.WriteString("Content-Type: text/csv\r\n\r\n" + parts[i+1] + "\r\n")
+	}
+	sb.WriteString("--" + b + "--\r\n")
+	return sb.String()
 }

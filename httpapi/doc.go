@@ -27,17 +27,23 @@
 //	                                 "can reset", and "can modify" too for a new limit
 //	GET    /usage/breakdown          by provider and model; ?from=&to= (RFC 3339, both or neither:
 //	                                 the current period)
-//	GET    /usage/history            newest first; ?limit= (1–500, default 50) &cursor=
+//	GET    /usage/history            newest first; ?limit= (1–500, default 50) &cursor= &from=&to=
+//	                                 (both or neither: unbounded); ?format=csv or Accept: text/csv
+//	                                 for every record in the range as a CSV download
+//	GET    /usage/daily              spend per day of the user's time zone, by provider and model;
+//	                                 ?from=&to= (both or neither: the current period)
 //	PUT    /admin/configure          {"user_id": ..., settings..., "admin_notes": ...};
 //	                                 creates the user's settings if absent (If-Match, ETag)
 //	GET    /admin/list               ?q= (user ID contains, any case) &level= &limit= &cursor=
 //	POST   /admin/reset/{user_id}    {"reason": "...", "limit_usd": ...}; 404 for a user without
 //	                                 settings
 //	GET    /admin/audit              ?user_id= (empty: everything) &scope= ("team:research";
-//	                                 "user:alice" is user_id=alice) &type= &limit= &cursor=
+//	                                 "user:alice" is user_id=alice) &type= &limit= &cursor=;
+//	                                 ?format=csv or Accept: text/csv for a CSV download
 //	GET    /admin/users/{user_id}    settings, status and the 20 newest usage records (ETag)
 //	GET    /admin/users/{user_id}/usage/breakdown
 //	GET    /admin/users/{user_id}/usage/history
+//	GET    /admin/users/{user_id}/usage/daily
 //	                                 as the user's own routes, for any user with settings (404
 //	                                 otherwise), hidden or not
 //	GET    /admin/defaults           what new regular users start with (ETag)
@@ -46,6 +52,10 @@
 //	                                 "visible_users"}
 //	PUT    /admin/access             {"enabled": false}: budgets off (or on) for every regular user
 //	POST   /admin/bulk               one change to many users, with a result per user
+//	POST   /admin/import/settings    a CSV file of settings (text/csv), one row per user;
+//	                                 ?dry_run=true &reason= (see Imports)
+//	POST   /admin/import/seed        the seed system's two tables (multipart/form-data, parts
+//	                                 user_budget_settings and budget_reset_log); ?dry_run= &reason=
 //	GET    /admin/templates          every template, by name
 //	GET    /admin/templates/{name}   one template (ETag)
 //	PUT    /admin/templates/{name}   partial update, creating it from the defaults if absent
@@ -64,9 +74,11 @@
 //	                                 {"org": "acme"}, or "" to take the team out of its org
 //	GET    /admin/teams/{team_id}/usage/breakdown
 //	GET    /admin/teams/{team_id}/usage/history
+//	GET    /admin/teams/{team_id}/usage/daily
 //	                                 as a user's, each record naming the member who spent
 //	GET    /admin/orgs/{org_id}, PUT /admin/orgs/{org_id}, GET /admin/orgs/{org_id}/members,
-//	GET    /admin/orgs/{org_id}/usage/breakdown, GET /admin/orgs/{org_id}/usage/history
+//	GET    /admin/orgs/{org_id}/usage/breakdown, GET /admin/orgs/{org_id}/usage/history,
+//	GET    /admin/orgs/{org_id}/usage/daily
 //	                                 the same for an org (its members: users, then teams)
 //	PUT    /admin/users/{user_id}/membership
 //	                                 {"teams": [...], "org": "..."}: the whole membership of a user
@@ -136,6 +148,22 @@
 //	 "alert_level", "enforce_budget", "budget_period", "current_period_start",
 //	 "current_period_end", "binding": true (the binding one only)}
 //
+// Each status also has "forecast": the spend at the end of the period at
+// the recent pace (budget.Forecast; GET /admin/users/{user_id} has it too):
+//
+//	{"method": "recent_pace", "pace_days": 7, "pace_from": "...", "pace_to": "...",
+//	 "pace_spent_usd": "8.44", "spend_per_day_usd": "1.2", "projected_spent_usd": "21.3",
+//	 "limit_reached_at": "..." (null: not before the period ends), "projected_over_limit": false}
+//
+// The pace is the settled spend (holds never count) from pace_from to
+// pace_to, per day over a window of at least one day.
+//
+// Spend per day (GET /usage/daily): {"user_id", "timezone", "from", "to",
+// "total", "days"}, each day {"date": "2025-03-14" (local), "start", "end"
+// (its bounds within the range, in UTC), "total", "by_model"} with the
+// lines of a breakdown; days without usage are left out. The days sum
+// exactly to "total", and over the current period to the status's spend.
+//
 // One user for admins (each of GET /admin/list's "users", and GET
 // /admin/users/{user_id}, which adds "recent_usage"): the settings with
 // admin_notes, "teams" and "org" (when set), plus spent_usd, reserved_usd,
@@ -194,6 +222,35 @@
 // and "template" (the template saved, deleted or applied) are left out
 // when empty. A reset answers {"reset": its audit entry, "status": the new
 // status}.
+//
+// # CSV
+//
+// The CSV downloads (history and audit) are RFC 4180 with a header row
+// (budget.UsageColumns, budget.AuditColumns), money as exact decimals,
+// times in RFC 3339, text cells a spreadsheet would run as a formula
+// escaped with a leading apostrophe; Content-Type text/csv;
+// charset=utf-8, Content-Disposition attachment with a filename. They are
+// streamed: a failure once the download has begun aborts the response
+// rather than end a partial file cleanly. limit and cursor are refused
+// with CSV, which has every row.
+//
+// # Imports
+//
+// POST /admin/import/settings takes a CSV file whose header names user_id
+// and any of the other columns of budget.SettingsColumns (the settings
+// members above); POST /admin/import/seed the seed system's tables (see
+// budget.Manager.ImportSeed), at most MaxImportBytes. Every row is checked
+// first; then all rows are applied in one atomic step of the store, or
+// none. Both answer
+//
+//	{"dry_run", "applied", "bulk_id", "changed", "created", "audit_entries", "errors",
+//	 "rows": [{"file" (seed only), "line", "user_id", "ok", "created", "changes", "notes",
+//	           "problem" (a row in error: its "field" is the column)}]}
+//
+// with 200 for a dry run (?dry_run=true: nothing changes, rows in error
+// or not) and for an import applied. A real run with any row in error
+// imports nothing and is refused with 400 ProblemImportRejected, whose
+// "rows" are the same report.
 //
 // # Access and bulk changes
 //
@@ -257,5 +314,6 @@
 // failure whose details go to Options.Logger and never to the client.
 //
 // Every response carries Cache-Control: no-store and X-Content-Type-Options:
-// nosniff; success bodies are application/json; charset=utf-8.
+// nosniff; success bodies are application/json; charset=utf-8, but for
+// the CSV downloads.
 package httpapi

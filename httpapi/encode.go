@@ -119,6 +119,39 @@ type statusJSON struct {
 	// binding one first: the only view a user has of a team's or an org's
 	// figures.
 	Budgets []budgetLineJSON `json:"budgets"`
+	// Forecast projects the spend to the end of the period.
+	Forecast *forecastJSON `json:"forecast,omitempty"`
+}
+
+// forecastJSON is a budget's forecast (budget.Forecast): the spend at the
+// end of the period at the recent pace, when the limit is reached at that
+// pace (null: not before the period ends), and the method's inputs.
+type forecastJSON struct {
+	// Method names how the forecast is made: "recent_pace", the settled
+	// spend of the last pace_days days (holds never count), per day over
+	// a window of at least one day, extrapolated to the period's end.
+	Method    string     `json:"method"`
+	PaceDays  int        `json:"pace_days"`
+	PaceFrom  time.Time  `json:"pace_from"`
+	PaceTo    time.Time  `json:"pace_to"`
+	PaceSpent string     `json:"pace_spent_usd"`
+	PerDay    string     `json:"spend_per_day_usd"`
+	Projected string     `json:"projected_spent_usd"`
+	LimitAt   *time.Time `json:"limit_reached_at"`
+	Exceeds   bool       `json:"projected_over_limit"`
+}
+
+func forecastOf(f *budget.Forecast) *forecastJSON {
+	if f == nil {
+		return nil
+	}
+	j := &forecastJSON{Method: "recent_pace", PaceDays: budget.ForecastDays, PaceFrom: utc(f.PaceFrom), PaceTo: utc(f.PaceTo),
+		PaceSpent: money(f.PaceSpend), PerDay: money(f.PerDay), Projected: money(f.Projected), Exceeds: f.Exceeds}
+	if f.LimitAt != nil {
+		at := f.LimitAt.UTC()
+		j.LimitAt = &at
+	}
+	return j
 }
 
 func statusOf(st budget.Status) statusJSON {
@@ -126,7 +159,7 @@ func statusOf(st budget.Status) statusJSON {
 		UserID: st.UserID, Limit: money(st.Limit), spendJSON: spendOf(st),
 		Enforce: st.Enforced, Period: string(st.Period), CustomDays: st.CustomDays, Timezone: st.Timezone,
 		CurrentPeriodStart: utc(st.PeriodStart), CurrentPeriodEnd: utc(st.PeriodEnd),
-		Budgets: linesOf(st),
+		Budgets: linesOf(st), Forecast: forecastOf(st.Forecast),
 	}
 }
 
@@ -366,6 +399,8 @@ type listJSON struct {
 type userDetailJSON struct {
 	userJSON
 	RecentUsage []usageJSON `json:"recent_usage"`
+	// Forecast is the user's forecast, as in GET /status.
+	Forecast *forecastJSON `json:"forecast,omitempty"`
 }
 
 // meJSON is GET /me: who the caller is, for a client's navigation.

@@ -93,6 +93,17 @@ func ExampleNew() {
 	//       "current_period_end": "2025-04-01T00:00:00Z",
 	//       "binding": true
 	//     }
-	//   ]
+	//   ],
+	//   "forecast": {
+	//     "method": "recent_pace",
+	//     "pace_days": 7,
+	//     "pace_from": "2025-03-14T09:00:00Z",
+	//     "pace_to": "2025-03-14T09:00:00Z",
+	//     "pace_spent_usd": "12.5",
+	//     "spend_per_day_usd": "12.5",
+	//     "projected_spent_usd": "232.8125",
+	//     "limit_reached_at": "2025-03-15T18:36:00Z",
+	//     "projected_over_limit": true
+	//   }
 	// }
 }

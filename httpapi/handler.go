@@ -55,6 +55,7 @@ func New(m *budget.Manager, opts Options) (http.Handler, error) {
 	s.handle("POST /reset", false, s.postReset)
 	s.handle("GET /usage/breakdown", false, s.breakdown(s.self))
 	s.handle("GET /usage/history", false, s.history(s.self))
+	s.handle("GET /usage/daily", false, s.daily(s.self))
 	// Administration.
 	s.handle("PUT /admin/configure", true, s.putConfigure)
 	s.handle("GET /admin/list", true, s.getList)
@@ -63,6 +64,9 @@ func New(m *budget.Manager, opts Options) (http.Handler, error) {
 	s.handle("GET /admin/users/{user_id}", true, s.getUser)
 	s.handle("GET /admin/users/{user_id}/usage/breakdown", true, s.breakdown(s.pathUser))
 	s.handle("GET /admin/users/{user_id}/usage/history", true, s.history(s.pathUser))
+	s.handle("GET /admin/users/{user_id}/usage/daily", true, s.daily(s.pathUser))
+	s.handle("POST /admin/import/settings", true, s.postImportSettings)
+	s.handle("POST /admin/import/seed", true, s.postImportSeed)
 	s.handle("GET /admin/defaults", true, s.getDefaults)
 	s.handle("PUT /admin/defaults", true, s.putDefaults)
 	s.handle("GET /admin/access", true, s.getAccess)
@@ -81,6 +85,7 @@ func New(m *budget.Manager, opts Options) (http.Handler, error) {
 		s.handle("GET "+at+"/members", true, s.getMembers(kind))
 		s.handle("GET "+at+"/usage/breakdown", true, s.breakdown(s.pathHolder(kind)))
 		s.handle("GET "+at+"/usage/history", true, s.history(s.pathHolder(kind)))
+		s.handle("GET "+at+"/usage/daily", true, s.daily(s.pathHolder(kind)))
 	}
 	s.handle("POST /admin/teams/{team_id}/members", true, s.postMember)
 	s.handle("DELETE /admin/teams/{team_id}/members/{user_id}", true, s.deleteMember)

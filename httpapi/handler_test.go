@@ -97,6 +97,14 @@ func TestStatusShape(t *testing.T) {
 			"enforce_budget": true, "budget_period": "monthly", "binding": true,
 			"current_period_start": "2025-03-01T00:00:00Z", "current_period_end": "2025-04-01T00:00:00Z",
 		}},
+		// pete's settings are 78 seconds old: the pace is $1.23 over a
+		// window of one day (the least), projected over the 16.6 days left.
+		"forecast": map[string]any{
+			"method": "recent_pace", "pace_days": json.Number("7"),
+			"pace_from": "2025-03-14T09:00:00Z", "pace_to": "2025-03-14T09:01:18Z",
+			"pace_spent_usd": "1.23", "spend_per_day_usd": "1.23", "projected_spent_usd": "22.907639583",
+			"limit_reached_at": nil, "projected_over_limit": false,
+		},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("GET /status (-want +got):\n%s", d)

@@ -63,6 +63,11 @@ const (
 	// "budget_id" and, for a model cap, "pattern" name the budget that
 	// refused (the binding one), which frees up when its period ends.
 	ProblemBudgetExceeded = ProblemBase + "budget-exceeded"
+	// ProblemImportRejected (400): a CSV import had rows in error and
+	// imported nothing; "rows" reports every row, each bad one with its
+	// own problem naming the column at fault, and "field" names the file
+	// ("body", or a part of a multipart import) of the first bad row.
+	ProblemImportRejected = ProblemBase + "import-rejected"
 	// ProblemInternal (500): the server failed; the details are logged,
 	// never sent.
 	ProblemInternal = ProblemBase + "internal"
@@ -95,6 +100,8 @@ type Problem struct {
 	Scope    string `json:"scope,omitempty"`
 	BudgetID string `json:"budget_id,omitempty"`
 	Pattern  string `json:"pattern,omitempty"`
+	// Rows is every row of a rejected import (ProblemImportRejected).
+	Rows []ImportRowJSON `json:"rows,omitempty"`
 }
 
 // Error makes a *Problem an error, so handlers can return one.
@@ -123,6 +130,7 @@ var titles = map[string]string{
 	ProblemBodyTooLarge:         "Request body too large",
 	ProblemUnsupportedMediaType: "Unsupported media type",
 	ProblemBudgetExceeded:       "Budget exceeded",
+	ProblemImportRejected:       "Import rejected",
 	ProblemInternal:             "Internal server error",
 }
 

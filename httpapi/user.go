@@ -170,17 +170,37 @@ func (s *server) breakdown(of subject) handlerFunc {
 	}
 }
 
-// GET /usage/history?limit=&cursor=,
-// GET /admin/users/{user_id}/usage/history?limit=&cursor=,
-// GET /admin/teams/{team_id}/usage/history?limit=&cursor= and
-// GET /admin/orgs/{org_id}/usage/history?limit=&cursor=
+// GET /usage/history?limit=&cursor=&from=&to=&format=,
+// GET /admin/users/{user_id}/usage/history?limit=&cursor=&from=&to=&format=,
+// GET /admin/teams/{team_id}/usage/history?limit=&cursor=&from=&to=&format= and
+// GET /admin/orgs/{org_id}/usage/history?limit=&cursor=&from=&to=&format=
 //
-// A team's or an org's records name the member who spent.
+// A team's or an org's records name the member who spent. With
+// ?format=csv, or Accept: text/csv, the answer is every record in the
+// range as a CSV download (budget.UsageColumns), streamed.
 func (s *server) history(of subject) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-		q, err := readQuery(r, "limit", "cursor")
+		q, err := readQuery(r, "limit", "cursor", "from", "to", "format")
 		if err != nil {
 			return err
+		}
+		csv, err := wantsCSV(r, q)
+		if err != nil {
+			return err
+		}
+		from, to, err := q.timeRange()
+		if err != nil {
+			return err
+		}
+		if csv {
+			if err := noPaging(q); err != nil {
+				return err
+			}
+			scope, err := of(r, p)
+			if err != nil {
+				return err
+			}
+			return s.exportHistory(w, r, p, scope, from, to)
 		}
 		limit, err := q.limit()
 		if err != nil {
@@ -194,10 +214,10 @@ func (s *server) history(of subject) handlerFunc {
 		if err != nil {
 			return err
 		}
-		uq := budget.UsageQuery{Scope: scope, Cursor: cursor, Limit: limit}
+		uq := budget.UsageQuery{Scope: scope, From: from, To: to, Cursor: cursor, Limit: limit}
 		user := scope.Kind == budget.UserScope
 		if user {
-			uq = budget.UsageQuery{UserID: scope.ID, Cursor: cursor, Limit: limit}
+			uq = budget.UsageQuery{UserID: scope.ID, From: from, To: to, Cursor: cursor, Limit: limit}
 		}
 		page, err := s.m.History(r.Context(), uq)
 		if err != nil {

@@ -3,8 +3,9 @@
 // usage, templates, the audit log and the defaults for new users.
 import {
   api, query, segment, el, clear, setText, fmtUSD, fmtDate, fmtNum, plural, levelBadge, LEVELS,
-  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, getToken,
+  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, getToken, download,
 } from "./common.js";
+import { loadDaily, drawDaily, forecastSentence } from "./insights.js";
 import { SETTINGS, buildFields, fill, read, restore, periodWords, permissionWords } from "./fields.js";
 import { drawBreakdown, historyRows } from "./usage.js";
 import { initGroups, loadGroups, groupDialog } from "./groups.js";
@@ -723,6 +724,9 @@ async function openUsage(userId) {
   setText("usage-h", "Usage of " + userId);
   setText("usage-summary", "Loading…");
   setText("usage-error", "");
+  setText("u-forecast", "");
+  $("usage-csv").dataset.csv = "/admin/users/" + segment(userId) + "/usage/history?format=csv";
+  for (const n of [...$("u-daily").childNodes]) if (n.nodeName.toLowerCase() !== "figcaption") n.remove();
   clear($("usage-body"));
   udlg.showModal();
   $("usage-close").focus();
@@ -732,6 +736,10 @@ async function openUsage(userId) {
     setText("usage-summary", "This period (" + fmtDate(data.from) + " – " + fmtDate(data.to) + "): " +
       fmtUSD(t.cost_usd) + " over " + plural(t.requests || 0, "call") + ".");
     drawBreakdown($("u-by-provider"), $("u-by-model"), data);
+    // The user's status (with the forecast) and spend per day.
+    const { data: u } = await api("/admin/users/" + segment(userId));
+    setText("u-forecast", forecastSentence(u, userId));
+    drawDaily($("u-daily"), u, await loadDaily(api, "/admin/users/" + segment(userId) + "/usage/daily", u));
     await loadUsageHistory();
   } catch (err) {
     if (!handle(err)) {
@@ -760,6 +768,21 @@ $("usage-first").addEventListener("click", () => {
   loadUsageHistory().catch((e) => handle(e) || setText("usage-error", e.message));
 });
 $("usage-close").addEventListener("click", () => udlg.close());
+$("usage-csv").addEventListener("click", () => {
+  setText("usage-error", "");
+  download($("usage-csv").dataset.csv, "usage.csv").catch((e) => handle(e) || setText("usage-error", "Could not download: " + e.message));
+});
+// The audit log as CSV, with the filters shown.
+$("audit-csv").addEventListener("click", () => {
+  setText("audit-csv-error", "");
+  $("audit-csv").dataset.csv = auditCSV();
+  download($("audit-csv").dataset.csv, "audit.csv").catch((e) => handle(e) || setText("audit-csv-error", "Could not download the audit log: " + e.message));
+});
+
+// auditCSV is the CSV URL of the audit log with its current filters.
+function auditCSV() {
+  return "/admin/audit" + query({ format: "csv", user_id: audit.user, type: audit.type });
+}
 
 // ---- audit log ----
 
@@ -808,6 +831,7 @@ async function loadAudit() {
   const { data } = await api("/admin/audit" + query({
     user_id: audit.user, type: audit.type, limit: PAGE, cursor: audit.cursors[audit.index],
   }));
+  $("audit-csv").dataset.csv = auditCSV();
   const tb = $("audit-body");
   clear(tb);
   const list = data.entries || [];

@@ -308,3 +308,32 @@ export function trackDirty(form) {
     form.dataset.dirty = "true";
   });
 }
+
+// download fetches path from the API as CSV (with the token, which never
+// goes in a URL) and saves it as a file, named as the answer's
+// Content-Disposition says, else fallback. It resolves to the file name.
+export async function download(path, fallback) {
+  const headers = { Accept: "text/csv" };
+  const tok = getToken();
+  if (tok) headers.Authorization = "Bearer " + tok;
+  let res;
+  try {
+    res = await fetch(apiBase + path, { headers, cache: "no-store", credentials: "same-origin" });
+  } catch (e) {
+    throw new ApiError(0, { title: "Network error", detail: "The budget service could not be reached." });
+  }
+  if (!res.ok) {
+    const data = (res.headers.get("Content-Type") || "").includes("json") ? await res.json().catch(() => null) : null;
+    throw new ApiError(res.status, data || { title: res.statusText });
+  }
+  const blob = await res.blob();
+  const m = /filename="?([^";]+)"?/.exec(res.headers.get("Content-Disposition") || "");
+  const name = m ? m[1] : fallback;
+  const url = URL.createObjectURL(blob);
+  const a = el("a", { href: url, download: name, hidden: true });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
+}

@@ -2,9 +2,10 @@
 // budget, or the off state when an administrator has turned it off.
 import {
   api, query, el, clear, setText, fmtUSD, fmtDate, daysUntil, LEVELS, levelBadge, budgetName, amountSign, progressBar,
-  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, whoAmI,
+  showMessage, showProblem, clearErrors, setupLogin, askLogin, isDirty, trackDirty, whoAmI, download,
 } from "./common.js";
 import { drawBreakdown, historyRows } from "./usage.js";
+import { loadDaily, drawDaily, forecastSentence, levelBanner, showBanner } from "./insights.js";
 
 const REFRESH_MS = 30000;
 const PAGE = 20;
@@ -16,6 +17,7 @@ let etag = null;
 let shownVersion = null; // the version the form shows
 let timer = null;
 let me = null; // GET /me: {user_id, admin}, once known
+let status = null; // the last status read (GET /status)
 const history = { cursors: [""], index: 0 };
 
 // The settings a user may change, all of them only with "can modify"
@@ -127,6 +129,17 @@ async function loadStatus() {
   }
   body.appendChild(el("ul", { class: "budget-cards" + (several ? " several" : ""), role: "list" },
     list.map((b, i) => el("li", {}, budgetCard(b, s, i, several)))));
+  // The banner warns about the budget that binds, at orange and red.
+  const top = bind || list[0];
+  showBanner($("banner"), top ? levelBanner(top, budgetName(top), isOwn(top) ? s.forecast : null) : null);
+  setText("forecast", forecastSentence(s));
+  status = s;
+}
+
+async function loadDailyChart() {
+  if (!status) return;
+  const daily = await loadDaily(api, "/usage/daily", status);
+  drawDaily($("daily-chart"), status, daily);
 }
 
 function fillSettings(s) {
@@ -242,7 +255,7 @@ async function refresh(first) {
   try {
     await loadStatus();
     await loadSettings(first);
-    await Promise.all([loadBreakdown(), loadHistory()]);
+    await Promise.all([loadBreakdown(), loadHistory(), loadDailyChart()]);
     $("hidden-page").hidden = true;
     $("login").hidden = true;
     $("app").hidden = false;
@@ -282,6 +295,14 @@ $("settings-revert").addEventListener("click", () => {
 $("history-next").addEventListener("click", () => {
   if (history.index + 1 < history.cursors.length) history.index++;
   loadHistory().catch((e) => handle(e) || showMessage(e.message, "error"));
+});
+$("history-csv").addEventListener("click", async () => {
+  setText("history-csv-error", "");
+  try {
+    await download($("history-csv").dataset.csv, "usage.csv");
+  } catch (err) {
+    if (!handle(err)) setText("history-csv-error", "Could not download the history: " + err.message);
+  }
 });
 $("history-first").addEventListener("click", () => {
   history.index = 0;

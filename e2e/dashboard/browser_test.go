@@ -47,6 +47,9 @@ var browserTokens = map[string]budget.Principal{
 	"tok-carol": {UserID: "carol"},
 	"tok-dave":  {UserID: "dave"},
 	"tok-grace": {UserID: "grace"},
+	"tok-wendy": {UserID: "wendy"}, // a week of usage (browser_insights_test.go)
+	"tok-olga":  {UserID: "olga"},  // at orange
+	"tok-rita":  {UserID: "rita"},  // at red, refused
 }
 
 // The sessionStorage key of the token (common.js's TOKEN_KEY).
@@ -89,6 +92,13 @@ type browserServer struct {
 
 func newBrowserServer(t *testing.T) *browserServer {
 	t.Helper()
+	return newBrowserServerAt(t, nil)
+}
+
+// newBrowserServerAt is newBrowserServer with the Manager's clock now
+// (nil: the time), for tests that record usage in the past.
+func newBrowserServerAt(t *testing.T, now func() time.Time) *browserServer {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "budget.db"), sqlite.Options{Durability: sqlite.DurabilityNormal})
 	if err != nil {
@@ -99,7 +109,7 @@ func newBrowserServer(t *testing.T) *browserServer {
 			t.Error(err)
 		}
 	})
-	m := budget.NewManager(st, budget.Options{IsAdmin: func(id string) bool { return id == "root" }})
+	m := budget.NewManager(st, budget.Options{Now: now, IsAdmin: func(id string) bool { return id == "root" }})
 	api, err := httpapi.New(m, httpapi.Options{
 		Authenticate: func(r *http.Request) (budget.Principal, error) {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -820,6 +830,9 @@ func TestBrowser(t *testing.T) {
 	t.Run("BulkLimitOnThreeUsers", func(t *testing.T) { testBulkLimit(t, browser) })
 	t.Run("TemplateApplied", func(t *testing.T) { testTemplates(t, browser) })
 	t.Run("AdminSeesOneUsersUsage", func(t *testing.T) { testUserUsage(t, browser) })
+	t.Run("SpendPerDayAndForecast", func(t *testing.T) { testSpendPerDay(t, browser) })
+	t.Run("BannerAtOrangeAndRed", func(t *testing.T) { testBanner(t, browser) })
+	t.Run("CSVDownloads", func(t *testing.T) { testCSVDownloads(t, browser) })
 	t.Run("NarrowAdminReachesLastUser", func(t *testing.T) { testNarrowLastUser(t, browser) })
 	// Teams, orgs and model caps (browser_teams_test.go).
 	t.Run("TeamWithModelCap", func(t *testing.T) { testTeamWithModelCap(t, browser) })
