@@ -1219,6 +1219,12 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 		return budget.HistoryPage{}, err
 	}
 	curAt, curSeq := before.At, before.Seq
+	// The rows before the cursor have at <= curAt: bounding at by it too
+	// lets the index scan start at the cursor, where SQLite otherwise
+	// starts at to and walks every newer row of a deep page.
+	if curAt < math.MaxInt64 && curAt+1 < to {
+		to = curAt + 1
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = math.MaxInt32
