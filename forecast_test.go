@@ -291,3 +291,40 @@ func TestForecastFollowsSpend(t *testing.T) {
 		t.Errorf("a week later: pace spend %s, want 0", got)
 	}
 }
+
+// TestListProjectedOver: the admin list's ProjectedOver filter keeps the
+// users whose forecast passes their limit, and the summary still counts
+// everyone.
+func TestListProjectedOver(t *testing.T) {
+	now := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	m := testManager(memory.New(), &now, budget.Options{})
+	for user, cost := range map[string]string{"fast": "10", "slow": "1", "idle": "0"} {
+		if _, err := m.UpdateSettings(ctx, admin, user, budget.SettingsUpdate{Limit: ptr(budget.MustAmount("100"))}); err != nil {
+			t.Fatal(err)
+		}
+		if cost != "0" {
+			if _, err := m.Record(ctx, user, budget.Usage{Cost: budget.MustAmount(cost)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	now = now.Add(24 * time.Hour) // fast: 10 a day, 20 days left → 210 > 100; slow: 21
+	page, err := m.ListUsers(ctx, admin, budget.UserQuery{ProjectedOver: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, u := range page.Users {
+		ids = append(ids, u.Settings.UserID)
+	}
+	if !reflect.DeepEqual(ids, []string{"fast"}) {
+		t.Errorf("projected over budget: %v, want [fast]", ids)
+	}
+	if page.Summary.Users < 3 {
+		t.Errorf("the summary counts %d users, want every one", page.Summary.Users)
+	}
+	all, err := m.ListUsers(ctx, admin, budget.UserQuery{})
+	if err != nil || len(all.Users) < 3 {
+		t.Errorf("without the filter: %d users (%v)", len(all.Users), err)
+	}
+}

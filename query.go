@@ -222,6 +222,11 @@ type UserQuery struct {
 	Search string
 	// Level, when set, keeps users at that alert level.
 	Level *Level
+	// ProjectedOver keeps only those whose Forecast projects their spend
+	// past their limit by the end of the period (Forecast.Exceeds). It
+	// costs one read of the pace rollups per holder the other filters
+	// keep.
+	ProjectedOver bool
 	// Cursor continues from a previous page's Next.
 	Cursor string
 	// Limit is the page size: 1 to 500, default 50.
@@ -306,6 +311,15 @@ func (m *Manager) ListBudgets(ctx context.Context, actor Principal, kind ScopeKi
 		sum.add(p, t)
 		if u.Settings.UserID <= after || !q.matches(u) {
 			return nil
+		}
+		if q.ProjectedOver {
+			f, err := m.forecast(ctx, &cached{s: u.Settings, p: p}, t.Spent, p.Window.End, m.now())
+			if err != nil {
+				return err
+			}
+			if !f.Exceeds {
+				return nil
+			}
 		}
 		if len(page.Users) == n {
 			page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Users[n-1].Settings.UserID))

@@ -56,13 +56,20 @@ func (s *server) putConfigure(w http.ResponseWriter, r *http.Request, p budget.P
 
 // GET /admin/list?q=&level=&limit=&cursor=
 func (s *server) getList(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "q", "level", "limit", "cursor")
+	q, err := readQuery(r, "q", "level", "projected", "limit", "cursor")
 	if err != nil {
 		return err
 	}
 	uq, err := q.userQuery()
 	if err != nil {
 		return err
+	}
+	switch pr, _ := q.get("projected"); pr {
+	case "":
+	case "over":
+		uq.ProjectedOver = true
+	default:
+		return invalid("projected", `must be "over": keep the users whose forecast passes their limit`)
 	}
 	page, err := s.m.ListUsers(r.Context(), p, uq)
 	if err != nil {

@@ -72,6 +72,7 @@ func TestBadInput(t *testing.T) {
 		{"breakdown year 9999", req{method: "GET", path: "/usage/breakdown?from=2025-03-01T00:00:00Z&to=9999-01-01T00:00:00Z"}, 400, invalid, "to"},
 		{"status unknown parameter", req{method: "GET", path: "/status?verbose=1"}, 400, unknown, "verbose"},
 		{"list level purple", req{method: "GET", path: "/admin/list?level=purple", token: "tok-root"}, 400, invalid, "level"},
+		{"list projected under", req{method: "GET", path: "/admin/list?projected=under", token: "tok-root"}, 400, invalid, "projected"},
 		{"list limit 0", req{method: "GET", path: "/admin/list?limit=0", token: "tok-root"}, 400, invalid, "limit"},
 		{"list limit 501", req{method: "GET", path: "/admin/list?limit=501", token: "tok-root"}, 400, invalid, "limit"},
 		{"list bad cursor", req{method: "GET", path: "/admin/list?cursor=!!!", token: "tok-root"}, 400, invalid, "cursor"},

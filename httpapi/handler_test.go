@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,6 +323,25 @@ func TestListAndSummary(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"carol", "hank", "nora", "pete", "root", "tess"}, ids); d != "" {
 		t.Errorf("paged list (-want +got):\n%s", d)
+	}
+	// projected=over keeps exactly the users whose forecast passes their
+	// limit: nora spends her 10 in a day of a month.
+	if _, err := f.m.Record(context.Background(), "nora", budget.Usage{Cost: budget.MustAmount("9")}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(24 * time.Hour)
+	var over, forecastOver []string
+	for _, u := range f.do(req{method: "GET", path: "/admin/list?projected=over", token: "tok-root"}).json(t)["users"].([]any) {
+		over = append(over, u.(map[string]any)["user_id"].(string))
+	}
+	for _, id := range ids {
+		fc, _ := f.do(req{method: "GET", path: "/admin/users/" + id, token: "tok-root"}).json(t)["forecast"].(map[string]any)
+		if fc["projected_over_limit"] == true {
+			forecastOver = append(forecastOver, id)
+		}
+	}
+	if !slices.Contains(over, "nora") || !slices.Equal(over, forecastOver) {
+		t.Errorf("projected=over: %v; the users whose forecast passes their limit: %v", over, forecastOver)
 	}
 	// Filters.
 	got = f.do(req{method: "GET", path: "/admin/list?q=E", token: "tok-root"}).json(t)

@@ -19,7 +19,7 @@ let timer = null;
 let access = null; // GET /admin/access
 let accessWanted = null; // what the open confirmation turns the switch to
 let templates = []; // GET /admin/templates
-const users = { cursors: [""], index: 0, q: "", level: "", rows: [] };
+const users = { cursors: [""], index: 0, q: "", level: "", projected: false, rows: [] };
 // The selection for bulk changes: user IDs picked one by one (across
 // pages and searches), or every user matching a search and level.
 const selection = { ids: new Set(), match: null };
@@ -154,7 +154,8 @@ $("access-apply").addEventListener("click", async () => {
 
 async function loadUsers() {
   const { data } = await api("/admin/list" + query({
-    q: users.q, level: users.level, limit: PAGE, cursor: users.cursors[users.index],
+    q: users.q, level: users.level, projected: users.projected ? "over" : "",
+    limit: PAGE, cursor: users.cursors[users.index],
   }));
   const s = data.summary || {};
   setText("sum-users", String(s.users ?? "–"));
@@ -286,7 +287,13 @@ $("select-page").addEventListener("change", () => {
 
 $("select-matching").addEventListener("click", () => {
   selection.ids.clear();
-  selection.match = { q: users.q, level: users.level };
+  if (users.projected) {
+    // A bulk change matches by search and level only: with the forecast
+    // filter on, pick the users shown rather than more than are listed.
+    for (const id of users.rows) selection.ids.add(id);
+  } else {
+    selection.match = { q: users.q, level: users.level };
+  }
   renderSelection();
 });
 
@@ -950,6 +957,7 @@ $("filter-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   users.q = $("f-q").value.trim();
   users.level = $("f-level").value;
+  users.projected = $("f-projected").checked;
   users.cursors = [""];
   users.index = 0;
   // "Every user matching" meant the old search: picked users stay.
@@ -957,6 +965,7 @@ $("filter-form").addEventListener("submit", (ev) => {
   loadUsers().catch(report);
 });
 $("f-level").addEventListener("change", () => $("filter-form").requestSubmit());
+$("f-projected").addEventListener("change", () => $("filter-form").requestSubmit());
 $("users-next").addEventListener("click", () => {
   if (users.index + 1 < users.cursors.length) users.index++;
   loadUsers().catch(report);

@@ -103,6 +103,15 @@ func testSpendPerDay(t *testing.T, b context.Context) {
 	}
 	tb.screenshotDialog("usage", "insights-admin.png")
 	tb.click("#usage-close")
+
+	// The admin's filter for the users projected over budget: not wendy
+	// yet (her pace ends the period at 11.25 of 20), then wendy, once a
+	// burst puts her pace past her limit.
+	tb.click("#f-projected")
+	tb.waitFor("the projected list without wendy", `document.getElementById("f-projected").checked && document.querySelectorAll("#users-body tr").length > 0 && !document.querySelector('button[aria-label="Usage of wendy"]')`)
+	record("8") // 16.75 spent; the last week's pace takes her past 20
+	tb.click(`#filter-form button[type="submit"]`)
+	tb.waitFor("wendy, projected over", `!!document.querySelector('button[aria-label="Usage of wendy"]')`)
 }
 
 // testBanner: the banner warns at orange that calls will be refused, and
