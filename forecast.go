@@ -64,9 +64,10 @@ type Forecast struct {
 }
 
 // forecastOf computes the forecast of a budget from its spent, limit and
-// period end, and the settled spend paceSpend in [from, now).
-func forecastOf(spent, limit Nanos, end time.Time, from, now time.Time, paceSpend Nanos) *Forecast {
-	f := &Forecast{PaceFrom: from, PaceTo: now, PaceSpend: dec(paceSpend)}
+// period end, and the settled spend paceSpend in [from, now) (paceDec: the
+// same as a decimal, which the pace memo keeps).
+func forecastOf(spent, limit Nanos, end time.Time, from, now time.Time, paceSpend Nanos, paceDec decimal.Decimal) *Forecast {
+	f := &Forecast{PaceFrom: from, PaceTo: now, PaceSpend: paceDec}
 	window := uint64(max(now.Sub(from), 24*time.Hour))
 	pace := uint64(max(paceSpend, 0))
 	f.PerDay = dec(Nanos(mulDiv(pace, uint64(24*time.Hour), window)))
@@ -112,15 +113,13 @@ func (m *Manager) forecast(ctx context.Context, c *cached, spent Nanos, end, now
 	}
 	from = earliest(from, now).Truncate(QuarterHour)
 	slot := now.Truncate(QuarterHour)
-	var pace Nanos
-	if pm := c.pace.Load(); pm != nil && pm.slot.Equal(slot) && pm.from.Equal(from) && pm.spent == spent && pm.end.Equal(end) {
-		// The same quarter hours, and no spend since: usage is recorded
-		// at its call's instant, so any new usage would be in the
-		// period, and in spent (but for a call of a process whose clock
-		// is behind, recorded before the period began: the next quarter
-		// hour counts it).
-		pace = pm.pace
-	} else {
+	// The memo serves while the quarter hours and the spend are the same:
+	// usage is recorded at its call's instant, so any new usage would be
+	// in the period, and in spent (but for a call of a process whose clock
+	// is behind, recorded before the period began: the next quarter hour
+	// counts it).
+	pm := c.pace.Load()
+	if pm == nil || !pm.slot.Equal(slot) || !pm.from.Equal(from) || pm.spent != spent || !pm.end.Equal(end) {
 		// Whole quarter hours, through the one holding now (usage at this
 		// very instant is settled, and counts in Spent too): the store
 		// reads rollups alone, however many calls the last minutes had.
@@ -129,15 +128,17 @@ func (m *Manager) forecast(ctx context.Context, c *cached, spent Nanos, end, now
 		if err != nil {
 			return nil, fmt.Errorf("budget: forecast of %q: %w", c.s.UserID, err)
 		}
+		var pace Nanos
 		for _, g := range groups {
 			var ok bool
 			if pace, ok = pace.Add(g.Cost); !ok {
 				return nil, fmt.Errorf("budget: forecast of %q: spend exceeds %s", c.s.UserID, MaxNanos)
 			}
 		}
-		c.pace.Store(&paceMemo{slot: slot, from: from, end: end, spent: spent, pace: pace})
+		pm = &paceMemo{slot: slot, from: from, end: end, spent: spent, pace: pace, paceDec: dec(pace)}
+		c.pace.Store(pm)
 	}
-	return forecastOf(spent, c.p.Limit, end, from, now, pace), nil
+	return forecastOf(spent, c.p.Limit, end, from, now, pm.pace, pm.paceDec), nil
 }
 
 // paceMemo is the pace window's spend as a forecast last read it: reused
@@ -147,6 +148,7 @@ func (m *Manager) forecast(ctx context.Context, c *cached, spent Nanos, end, now
 type paceMemo struct {
 	slot, from, end time.Time
 	spent, pace     Nanos
+	paceDec         decimal.Decimal // pace as a decimal, made once
 }
 
 // ProjectedOver is, in a LevelSet, the mark that a window's forecast

@@ -658,6 +658,24 @@ const (
 	benchOpusCap   = "claude-opus-*"
 )
 
+// benchHolders opens a Manager over a store of its own at durability d
+// with n users named prefix0, prefix1, …, each with a limit no benchmark
+// reaches; with scoped they are members of benchScopes' team, and with
+// full also of its org, under its cap on benchOpusCap.
+func benchHolders(b *testing.B, d sqlite.Durability, prefix string, n int, scoped, full bool) (*budget.Manager, []string) {
+	b.Helper()
+	m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), "budget.db"), d), budget.Options{Now: benchClock()})
+	users := make([]string, n)
+	for i := range users {
+		users[i] = prefix + strconv.Itoa(i)
+	}
+	benchUsers(b, m, users...)
+	if scoped {
+		benchScopes(b, m, full, full, users...)
+	}
+	return m, users
+}
+
 // benchScopes creates team "t" and, with org set, org "o", each with a
 // limit no benchmark reaches, the team with a model cap on benchOpusCap
 // when capped is set, and puts users in them.
@@ -806,15 +824,7 @@ func BenchmarkHotTeam(b *testing.B) {
 			}
 			b.Run(d.name+"/"+name, func(b *testing.B) {
 				ctx := context.Background()
-				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), "budget.db"), d.d), budget.Options{Now: benchClock()})
-				users := make([]string, benchHotUsers)
-				for i := range users {
-					users[i] = "hot-" + strconv.Itoa(i)
-				}
-				benchUsers(b, m, users...)
-				if team {
-					benchScopes(b, m, false, false, users...)
-				}
+				m, users := benchHolders(b, d.d, "hot-", benchHotUsers, team, false)
 				var next atomic.Int64
 				procs := runtime.GOMAXPROCS(0)
 				b.SetParallelism((benchParallelism + procs - 1) / procs)
@@ -855,15 +865,7 @@ func BenchmarkScopesInterleaved(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
 				side := func(scoped bool, unit string) *interleave.Side {
-					m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", scoped)), d.d), budget.Options{Now: benchClock()})
-					users := make([]string, g)
-					for i := range users {
-						users[i] = "user-" + strconv.Itoa(i)
-					}
-					benchUsers(b, m, users...)
-					if scoped {
-						benchScopes(b, m, true, true, users...)
-					}
+					m, users := benchHolders(b, d.d, "user-", g, scoped, true)
 					return &interleave.Side{Goroutines: g, Unit: unit, Op: func(i int) error { return benchModelPair(ctx, m, users[i]) }}
 				}
 				own, scoped := side(false, "own-pairs/s"), side(true, "scoped-pairs/s")
@@ -883,15 +885,7 @@ func BenchmarkHotTeamInterleaved(b *testing.B) {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
 			side := func(team bool, unit string) *interleave.Side {
-				m := budget.NewManager(benchOpen(b, filepath.Join(b.TempDir(), fmt.Sprintf("budget-%v.db", team)), d.d), budget.Options{Now: benchClock()})
-				users := make([]string, benchHotUsers)
-				for i := range users {
-					users[i] = "hot-" + strconv.Itoa(i)
-				}
-				benchUsers(b, m, users...)
-				if team {
-					benchScopes(b, m, false, false, users...)
-				}
+				m, users := benchHolders(b, d.d, "hot-", benchHotUsers, team, false)
 				var next atomic.Int64
 				return &interleave.Side{Goroutines: benchParallelism, Unit: unit, Op: func(int) error {
 					return benchPair(ctx, m, users[int(next.Add(1)%benchHotUsers)])

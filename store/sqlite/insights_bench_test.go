@@ -129,12 +129,16 @@ func buildInsights(path string, l insightsLayout, rows int) error {
 	return err
 }
 
-// removeInsights removes the fixtures once every benchmark has run.
+// removeInsights removes the fixtures when a benchmark that used them
+// ends, and forgets them, so that a later benchmark of the same process
+// (BenchmarkExportUsage after BenchmarkDaily) builds them again rather
+// than open a file that is gone.
 func removeInsights() {
-	for _, f := range insightsFixtures {
+	for name, f := range insightsFixtures {
 		if f.dir != "" {
 			os.RemoveAll(f.dir)
 		}
+		insightsFixtures[name] = &insightsFixture{}
 	}
 }
 

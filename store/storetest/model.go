@@ -1205,22 +1205,7 @@ func (r *seqRun) doUpdate(op mop, now time.Time) (bool, error) {
 		}
 		return false, diffSettings(s, r.ref, u, now)
 	}
-	f := r.effective(op.fault)
-	want := r.expectFault(f)
-	switch {
-	case f.before():
-	case f.after():
-		r.ref.update(u, next, sc, modelRoot.UserID, now, false)
-	default:
-		r.ref.update(u, next, sc, modelRoot.UserID, now, true)
-	}
-	if err := wantKind(err, want); err != nil {
-		return true, err
-	}
-	if want == refOK {
-		return true, diffSettings(s, r.ref, u, now)
-	}
-	return true, nil
+	return r.change(u, next, sc, op, s, err, now)
 }
 
 func (r *seqRun) doList(op mop, now time.Time) error {
