@@ -161,11 +161,19 @@ func (s *Store) beginMany(tx *sql.Tx, c *call, now time.Time) error {
 	}
 	// One prepared single-key read per budget: cheaper here, for the few
 	// budgets of a call, than one join over json_each of their keys.
-	counters := tx.Stmt(s.st.counters)
+	var counters *sql.Stmt
 	for _, a := range c.accts {
+		if s.cc.load(a) {
+			a.found = true
+			continue
+		}
+		if counters == nil {
+			counters = tx.Stmt(s.st.counters)
+		}
 		switch err := a.scan(counters.QueryRow(a.user)); {
 		case err == nil:
 			a.found = true
+			s.cc.keep(a)
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
@@ -211,6 +219,7 @@ func (s *Store) createCap(tx *sql.Tx, a *acct, now time.Time) error {
 		return err
 	}
 	a.c, a.found = budget.Counter{Window: a.p.Window}, true
+	s.cc.keep(a)
 	return nil
 }
 
@@ -239,7 +248,7 @@ func (s *Store) stepMany(ctx context.Context, user string, p budget.Policy, also
 		return budget.Totals{}, err
 	}
 	var t budget.Totals
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeCounters(ctx, func(tx *sql.Tx) error {
 		if err := s.beginMany(tx, c, now); err != nil {
 			return err
 		}

@@ -118,6 +118,8 @@ type Store struct {
 	ops    chan *op
 	done   chan struct{}
 
+	cc *counterCache // the writer's (cache.go)
+
 	log       *slog.Logger
 	batchSize metric.Int64Histogram // nil without a MeterProvider
 	batchOpts []metric.RecordOption
@@ -127,10 +129,11 @@ var _ budget.Store = (*Store)(nil)
 
 // op is one write operation waiting for the writer.
 type op struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	err  error
-	done chan struct{}
+	ctx      context.Context
+	fn       func(*sql.Tx) error
+	counters bool // fn changes counters only through begin/finish (cache.go)
+	err      error
+	done     chan struct{}
 }
 
 // Open opens or creates the database at path and migrates it to
@@ -180,7 +183,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
-	s := &Store{w: w, r: r, max: opts.MaxBatch, ops: make(chan *op, 4*opts.MaxBatch), done: make(chan struct{}), log: opts.Logger}
+	s := &Store{w: w, r: r, max: opts.MaxBatch, ops: make(chan *op, 4*opts.MaxBatch), done: make(chan struct{}),
+		cc: newCounterCache(), log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -314,10 +318,20 @@ func (s *Store) reading(ctx context.Context) error {
 // batch's commit error. It returns only once the outcome is durable or
 // failed; a context cancelled before fn starts skips fn.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	return s.enqueue(&op{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// writeCounters is write for fn that changes counters only through
+// begin/finish (step, stepMany), which may then use the writer's cache.
+func (s *Store) writeCounters(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.enqueue(&op{ctx: ctx, fn: fn, counters: true, done: make(chan struct{})})
+}
+
+// enqueue hands o to the writer and waits for its outcome.
+func (s *Store) enqueue(o *op) error {
+	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -387,6 +401,10 @@ func (s *Store) commit(batch []*op) {
 // run runs a batch in one transaction, each operation in a savepoint when
 // isolate is set. Without isolation it gives up and returns false, having
 // rolled back, when an operation of a batch of several fails.
+//
+// Without isolation, operations flagged counters use the writer's counter
+// cache (cache.go); with isolation, where a savepoint may undo an
+// operation's writes, none does.
 func (s *Store) run(batch []*op, isolate bool) bool {
 	fail := func(err error) bool {
 		for _, o := range batch {
@@ -396,8 +414,20 @@ func (s *Store) run(batch []*op, isolate bool) bool {
 		}
 		return true
 	}
+	cc := s.cc
+	rollback := func(tx *sql.Tx) {
+		tx.Rollback()
+		cc.reset()
+	}
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
+		cc.reset()
+		return fail(interpret(err))
+	}
+	if isolate {
+		cc.reset()
+	} else if err := s.validate(tx); err != nil {
+		rollback(tx)
 		return fail(interpret(err))
 	}
 	for _, o := range batch {
@@ -406,8 +436,20 @@ func (s *Store) run(batch []*op, isolate bool) bool {
 			continue
 		}
 		if !isolate {
-			if o.err = o.fn(tx); o.err != nil {
-				tx.Rollback()
+			if !o.counters {
+				// It reads and writes rows itself: save the cache's
+				// changes first, and read them again after.
+				if err := s.flush(tx); err != nil {
+					rollback(tx)
+					return fail(interpret(err))
+				}
+				cc.reset()
+			}
+			cc.on = o.counters
+			o.err = o.fn(tx)
+			cc.on = false
+			if o.err != nil {
+				rollback(tx)
 				return len(batch) == 1 // a lone operation's error is final
 			}
 			continue
@@ -430,9 +472,16 @@ func (s *Store) run(batch []*op, isolate bool) bool {
 			return fail(interpret(err))
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		tx.Rollback()
+	if err := s.flush(tx); err != nil {
+		rollback(tx)
 		return fail(interpret(err))
+	}
+	if err := tx.Commit(); err != nil {
+		rollback(tx)
+		return fail(interpret(err))
+	}
+	if len(cc.rows) > maxCached {
+		cc.reset()
 	}
 	return true
 }
@@ -643,11 +692,14 @@ func (a *acct) scan(row sqlcodec.Scanner) error {
 // policy-carrying call starts with: version check, window advance, expiry.
 func (s *Store) begin(tx *sql.Tx, user string, p budget.Policy, now time.Time) (*acct, error) {
 	a := &acct{user: user}
-	if err := a.scan(tx.Stmt(s.st.counters).QueryRow(user)); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, user)
+	if !s.cc.load(a) {
+		if err := a.scan(tx.Stmt(s.st.counters).QueryRow(user)); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("%w: no settings for user %q", budget.ErrNotFound, user)
+			}
+			return nil, err
 		}
-		return nil, err
+		s.cc.keep(a)
 	}
 	if err := a.c.Check(user, a.version, p); err != nil {
 		return nil, err
@@ -714,9 +766,13 @@ func (s *Store) expire(tx *sql.Tx, a *acct, now time.Time) error {
 	return tx.Stmt(s.st.nextExpiry).QueryRow(a.user).Scan(&a.nextExp)
 }
 
-// finish marks the alerts p calls for, saves the counters and returns them.
+// finish marks the alerts p calls for, saves the counters (in the cache
+// when it holds them) and returns them.
 func (s *Store) finish(tx *sql.Tx, a *acct, p budget.Policy) (budget.Totals, error) {
 	t := a.c.Finish(p)
+	if s.cc.save(a) {
+		return t, nil
+	}
 	c := &a.c
 	_, err := tx.Stmt(s.st.saveCounters).Exec(c.Window.Start.UnixNano(), c.Window.End.UnixNano(),
 		int64(c.Spent), int64(c.Held), a.nextExp, int64(c.Marked), a.user)
@@ -815,7 +871,7 @@ func (s *Store) addUsage(tx *sql.Tx, a *acct, r budget.UsageRow) error {
 // p. do may be nil.
 func (s *Store) step(ctx context.Context, user string, p budget.Policy, now time.Time, do func(*sql.Tx, *acct) error) (budget.Totals, error) {
 	var t budget.Totals
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeCounters(ctx, func(tx *sql.Tx) error {
 		a, err := s.begin(tx, user, p, now)
 		if err != nil {
 			return err

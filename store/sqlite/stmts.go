@@ -20,7 +20,7 @@ type stmts struct {
 	insertUsage, rollup                                *sql.Stmt
 	insertAudit, lastID, defaultsVersion, saveDefaults *sql.Stmt
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
-	savepoint, rollbackTo, release                     *sql.Stmt
+	savepoint, rollbackTo, release, dataVersion        *sql.Stmt
 	// writer, for a step over several budgets (see scopes.go)
 	createCap, holdsMany                        *sql.Stmt
 	insertHoldMany, insertUsageMany, rollupMany *sql.Stmt
@@ -73,6 +73,7 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.savepoint, `SAVEPOINT op`},
 		{w, &s.rollbackTo, `ROLLBACK TO op`},
 		{w, &s.release, `RELEASE op`},
+		{w, &s.dataVersion, `PRAGMA data_version`},
 		{w, &s.defaultsVersion, `SELECT version FROM defaults WHERE one = 1`},
 		{w, &s.saveDefaults, `INSERT INTO defaults (one, plan, version, updated_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET plan = excluded.plan, version = excluded.version, updated_at = excluded.updated_at`},
