@@ -8,28 +8,32 @@ import (
 	"github.com/llmbudget/budget/internal/sqlcodec"
 )
 
-// dailySQL sums a budget's usage per zone span and local day, for user ?3:
-// the whole quarter hours ?1 from the quarter-hour rollups (schema version
-// 4), the slivers ?2 from usage rows, and the whole UTC days ?4 of UTC
-// spans from the daily rollups, each a JSON array of [zone, lo, hi, shift]
-// (sqlcodec.Pieces). Each piece is one index range: the pieces are the
-// outer loop (CROSS JOIN keeps them there), so a range of ten years costs a
-// seek per DST change, not a scan. dailySlotsSQL is its first part, for a
-// range of quarter hours alone (days in a zone other than UTC).
-var (
-	dailySlotsSQL = `WITH s (zone, lo, hi, k) AS MATERIALIZED (
+// dailySlotsSQL sums a budget's usage per zone span and local day, for
+// user ?3, over the whole quarter hours ?1 from the quarter-hour rollups
+// (schema version 4); dailySQL adds the rest. ?1 and the other pieces are
+// JSON arrays of [zone, lo, hi, shift] (sqlcodec.Pieces). Each piece is one
+// index range: the pieces are the outer loop (CROSS JOIN keeps them there),
+// so a range of ten years costs a seek per DST change, not a scan.
+// dailySlotsSQL alone serves a range of quarter hours (days in a zone other
+// than UTC).
+var dailySlotsSQL = `WITH s (zone, lo, hi, k) AS MATERIALIZED (
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1))
 	SELECT s.zone, ` + sqlcodec.QuarterDayExpr("q.slot", "s.k") + `, q.provider, q.model,
 		SUM(q.cost), SUM(q.requests), SUM(q.input_tokens), SUM(q.output_tokens)
 		FROM s CROSS JOIN usage_quarter AS q
 		WHERE q.user_id = ?3 AND q.slot >= s.lo AND q.slot < s.hi
 		GROUP BY 1, 2, 3, 4`
-	dailySQL = dailySlotsSQL + `
+
+// dailySQL returns dailySlotsSQL followed by the slivers ?2 from the usage
+// rows in table (usage or usage_charged, see stmts.usageOf) and the whole
+// UTC days ?4 of UTC spans from the daily rollups.
+func dailySQL(table string) string {
+	return dailySlotsSQL + `
 	UNION ALL
 	SELECT r.zone, ` + sqlcodec.RowDayExpr("u.at", "r.k") + `, u.provider, u.model,
 		SUM(u.cost), COUNT(*), SUM(u.input_tokens), SUM(u.output_tokens)
 		FROM (SELECT value ->> 0 AS zone, value ->> 1 AS lo, value ->> 2 AS hi, value ->> 3 AS k FROM json_each(?2)) AS r
-		CROSS JOIN usage AS u
+		CROSS JOIN ` + table + ` AS u
 		WHERE u.user_id = ?3 AND u.at >= r.lo AND u.at < r.hi
 		GROUP BY 1, 2, 3, 4
 	UNION ALL
@@ -37,7 +41,7 @@ var (
 		FROM (SELECT value ->> 0 AS zone, value ->> 1 AS lo, value ->> 2 AS hi FROM json_each(?4)) AS d
 		CROSS JOIN usage_daily AS ud
 		WHERE ud.user_id = ?3 AND ud.day >= d.lo AND ud.day < d.hi`
-)
+}
 
 // Daily implements budget.Store: one statement, reading the daily rollups
 // for whole UTC days of a UTC span, the quarter-hour rollups for the other
@@ -58,7 +62,7 @@ func (s *Store) Daily(ctx context.Context, q budget.DayTotalsQuery) ([]budget.Da
 	case p.Days.Len()+p.Rows.Len() == 0:
 		rows, err = s.st.dailySlots.QueryContext(ctx, p.Slots.JSON(), nil, q.UserID)
 	default:
-		rows, err = s.st.daily.QueryContext(ctx, p.Slots.JSON(), p.Rows.JSON(), q.UserID, p.Days.JSON())
+		rows, err = s.st.usageOf(q.UserID).daily.QueryContext(ctx, p.Slots.JSON(), p.Rows.JSON(), q.UserID, p.Days.JSON())
 	}
 	if err != nil {
 		return nil, interpret(err)

@@ -97,17 +97,20 @@ func ftRaw(tb testing.TB, path string) *sql.DB {
 	return db
 }
 
-// ftCheckCounters checks, for every user in the file, that the stored
+// ftCheckCounters checks, for every budget in the file, that the stored
 // counters equal what the rows say: spent is the SUM of the usage in the
-// stored window, held the SUM of the holds still counted, and the daily
+// stored window (in usage for a user's own budget, in usage_charged for
+// the others), held the SUM of the holds still counted, and the daily
 // rollups add up to the usage rows. It returns the number of users.
 func ftCheckCounters(tb testing.TB, path string) int {
 	tb.Helper()
-	rows, err := ftRaw(tb, path).Query(`SELECT u.user_id, u.spent, u.held,
-		(SELECT COALESCE(SUM(cost), 0) FROM usage WHERE user_id = u.user_id AND at >= u.win_start AND at < u.win_end),
+	rows, err := ftRaw(tb, path).Query(`WITH rows AS (SELECT user_id, at, cost FROM usage
+			UNION ALL SELECT user_id, at, cost FROM usage_charged)
+		SELECT u.user_id, u.spent, u.held,
+		(SELECT COALESCE(SUM(cost), 0) FROM rows WHERE user_id = u.user_id AND at >= u.win_start AND at < u.win_end),
 		(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = u.user_id AND counted = 1),
-		(SELECT COALESCE(SUM(cost), 0) FROM usage WHERE user_id = u.user_id),
-		(SELECT COUNT(*) FROM usage WHERE user_id = u.user_id),
+		(SELECT COALESCE(SUM(cost), 0) FROM rows WHERE user_id = u.user_id),
+		(SELECT COUNT(*) FROM rows WHERE user_id = u.user_id),
 		(SELECT COALESCE(SUM(cost), 0) FROM usage_daily WHERE user_id = u.user_id),
 		(SELECT COALESCE(SUM(requests), 0) FROM usage_daily WHERE user_id = u.user_id)
 		FROM users u ORDER BY u.user_id`)

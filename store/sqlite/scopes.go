@@ -351,9 +351,10 @@ func (s *Store) closeHolds(tx *sql.Tx, c *call, id string, hs []heldHold, state 
 }
 
 // addUsageMany records r on every budget of c, each row with its daily
-// rollup: under the user's key as r, under the others' with UserID set to
-// the key and ID to budget.UsageKeyID(r.UserID, r.ID). A usage ID the user
-// already has is ErrDuplicate.
+// rollup: under the user's key as r, in usage; under the others' in
+// usage_charged, with UserID set to the key, ID to
+// budget.UsageKeyID(r.UserID, r.ID) and the user's row's seq. A usage ID
+// the user already has is ErrDuplicate.
 func (s *Store) addUsageMany(tx *sql.Tx, c *call, r budget.UsageRow) error {
 	at, err := unix(r.At)
 	if err != nil {
@@ -364,14 +365,21 @@ func (s *Store) addUsageMany(tx *sql.Tx, c *call, r budget.UsageRow) error {
 			return err
 		}
 	}
-	keys := c.keys()
-	res, err := tx.Stmt(s.st.insertUsageMany).Exec(r.ID, budget.UsageKeyID(r.UserID, r.ID), r.HoldID, r.Provider, r.Model,
-		r.InputTokens, r.OutputTokens, int64(r.Cost), at, keys)
+	res, err := tx.Stmt(s.st.insertUsage).Exec(r.UserID, r.ID, r.HoldID, r.Provider, r.Model, r.InputTokens, r.OutputTokens, int64(r.Cost), at)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n != int64(len(c.accts)) {
+	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%w: usage %q of user %q", budget.ErrDuplicate, r.ID, r.UserID)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	keys := c.keys()
+	if _, err := tx.Stmt(s.st.insertCharged).Exec(budget.UsageKeyID(r.UserID, r.ID), seq, at, r.HoldID, r.Provider, r.Model,
+		r.InputTokens, r.OutputTokens, int64(r.Cost), keys); err != nil {
+		return err
 	}
 	_, err = tx.Stmt(s.st.rollupMany).Exec(sqlcodec.DayOf(at), r.Provider, r.Model, int64(r.Cost), r.InputTokens, r.OutputTokens, keys)
 	return err

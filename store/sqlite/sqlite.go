@@ -52,12 +52,14 @@ var (
 	migrateV3 string
 	//go:embed migrate_v4.sql
 	migrateV4 string
+	//go:embed migrate_v5.sql
+	migrateV5 string
 )
 
 // migrations[i] moves a database from schema version i to i+1. They only
 // ever run forward; a database at a higher version than len(migrations) was
 // written by a newer library and is refused.
-var migrations = []string{schemaV1, migrateV2, migrateV3, migrateV4}
+var migrations = []string{schemaV1, migrateV2, migrateV3, migrateV4, migrateV5}
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations)
@@ -740,7 +742,7 @@ func (s *Store) moveTo(tx *sql.Tx, a *acct, p budget.Policy, now time.Time) erro
 		return err
 	}
 	var spent int64
-	if err := tx.Stmt(s.st.sumWindow).QueryRow(a.user, ws, we).Scan(&spent); err != nil {
+	if err := tx.Stmt(s.st.usageOf(a.user).sumWindow).QueryRow(a.user, ws, we).Scan(&spent); err != nil {
 		return err
 	}
 	if e, ok := a.c.MoveTo(a.user, p, budget.Nanos(spent), now); ok && !a.cap {
@@ -1285,7 +1287,7 @@ func (s *Store) History(ctx context.Context, q budget.HistoryQuery) (budget.Hist
 	if limit <= 0 {
 		limit = math.MaxInt32
 	}
-	rows, err := s.st.history.QueryContext(ctx, q.UserID, from, to, curAt, curSeq, limit+1)
+	rows, err := s.st.usageOf(q.UserID).history.QueryContext(ctx, q.UserID, from, to, curAt, curSeq, limit+1)
 	if err != nil {
 		return budget.HistoryPage{}, interpret(err)
 	}
@@ -1343,7 +1345,7 @@ func (s *Store) Breakdown(ctx context.Context, q budget.BreakdownQuery) ([]budge
 		if sp[0] >= sp[1] {
 			continue
 		}
-		rows, err := s.st.breakdownRows.QueryContext(ctx, q.UserID, sp[0], sp[1])
+		rows, err := s.st.usageOf(q.UserID).breakdownRows.QueryContext(ctx, q.UserID, sp[0], sp[1])
 		if err != nil {
 			return nil, interpret(err)
 		}
@@ -1437,13 +1439,17 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	}
 	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM usage WHERE at < ?
-			AND at < (SELECT win_start FROM users WHERE users.user_id = usage.user_id)`, c)
-		if err != nil {
-			return err
+		n = 0
+		for _, table := range []string{"usage", "usage_charged"} {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` AS u WHERE at < ?
+				AND at < (SELECT win_start FROM users WHERE users.user_id = u.user_id)`, c)
+			if err != nil {
+				return err
+			}
+			d, _ := res.RowsAffected()
+			n += d
 		}
-		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `DELETE FROM holds WHERE state <> 0 AND expires < ?`, c)
+		_, err := tx.ExecContext(ctx, `DELETE FROM holds WHERE state <> 0 AND expires < ?`, c)
 		return err
 	})
 	return n, interpret(err)

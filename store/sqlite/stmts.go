@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/llmbudget/budget"
 	"github.com/llmbudget/budget/internal/sqlcodec"
 )
 
@@ -14,7 +15,7 @@ import (
 type stmts struct {
 	// writer
 	settings, create, updateSettings                   *sql.Stmt
-	counters, saveCounters, sumWindow                  *sql.Stmt
+	counters, saveCounters                             *sql.Stmt
 	sumExpired, expire, nextExpiry                     *sql.Stmt
 	insertHold, hold, closeHold, extendHold            *sql.Stmt
 	insertUsage, rollup                                *sql.Stmt
@@ -22,16 +23,36 @@ type stmts struct {
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release, dataVersion        *sql.Stmt
 	// writer, for a step over several budgets (see scopes.go)
-	createCap, holdsMany                        *sql.Stmt
-	insertHoldMany, insertUsageMany, rollupMany *sql.Stmt
+	createCap, holdsMany                      *sql.Stmt
+	insertHoldMany, insertCharged, rollupMany *sql.Stmt
 	// readers
-	settingsR, countersR, history, breakdownDays, breakdownRows *sql.Stmt
-	accounts, accountsIn, liveHeld, defaults, templates         *sql.Stmt
-	countersManyR                                               *sql.Stmt
-	auditUser, auditUserType, auditType, auditAll               *sql.Stmt
+	settingsR, countersR, breakdownDays           *sql.Stmt
+	accounts, accountsIn, liveHeld, defaults      *sql.Stmt
+	templates, countersManyR                      *sql.Stmt
+	auditUser, auditUserType, auditType, auditAll *sql.Stmt
 	// readers, for the insights (daily.go)
-	daily, dailySlots *sql.Stmt
-	all               []*sql.Stmt
+	dailySlots *sql.Stmt
+	// the statements that read usage rows, for a user's own budget and
+	// for the others (see usageOf)
+	own, charged usageStmts
+	all          []*sql.Stmt
+}
+
+// usageStmts are the statements that read a budget's usage rows, prepared
+// for each of the two tables that hold them.
+type usageStmts struct {
+	sumWindow                     *sql.Stmt // writer
+	history, breakdownRows, daily *sql.Stmt // readers
+}
+
+// usageOf returns the statements that read the usage rows of the budget
+// under key: a user's own budget keeps them in usage, the others (a
+// team's, an org's, a model cap's) in usage_charged (migrate_v5.sql).
+func (s *stmts) usageOf(key string) *usageStmts {
+	if scope, pattern := budget.ScopeOfKey(key); scope.Kind == budget.UserScope && pattern == "" {
+		return &s.own
+	}
+	return &s.charged
 }
 
 func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
@@ -50,7 +71,6 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 			WHERE user_id = ?`},
 		{w, &s.counters, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
 		{w, &s.saveCounters, `UPDATE users SET win_start = ?, win_end = ?, spent = ?, held = ?, next_expiry = ?, marked = ? WHERE user_id = ?`},
-		{w, &s.sumWindow, `SELECT COALESCE(SUM(cost), 0) FROM usage WHERE user_id = ? AND at >= ? AND at < ?`},
 		{w, &s.sumExpired, `SELECT COALESCE(SUM(amount), 0) FROM holds WHERE user_id = ? AND counted = 1 AND expires <= ?`},
 		{w, &s.expire, `UPDATE holds SET counted = 0 WHERE user_id = ? AND counted = 1 AND expires <= ?`},
 		{w, &s.nextExpiry, `SELECT MIN(expires) FROM holds WHERE user_id = ? AND counted = 1`},
@@ -92,10 +112,10 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &s.holdsMany, `SELECT user_id, amount, expires, state, counted FROM holds WHERE hold_id = ?`},
 		{w, &s.insertHoldMany, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted)
 			SELECT value, ?, ?, ?, 0, 1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`},
-		// The user's row keeps its ID; the others' take UsageKeyID.
-		{w, &s.insertUsageMany, `INSERT INTO usage (user_id, id, hold_id, provider, model, input_tokens, output_tokens, cost, at)
-			SELECT value, CASE key WHEN 0 THEN ? ELSE ? END, ?, ?, ?, ?, ?, ?, ? FROM json_each(?) WHERE true
-			ON CONFLICT (user_id, id) DO NOTHING`},
+		// The rows of the user's usage row ?2 (ID ?1) under the other
+		// budgets: every key but the user's (json_each's key 0).
+		{w, &s.insertCharged, `INSERT INTO usage_charged (user_id, at, seq, id, hold_id, provider, model, input_tokens, output_tokens, cost)
+			SELECT value, ?3, ?2, ?1, ?4, ?5, ?6, ?7, ?8, ?9 FROM json_each(?10) WHERE key > 0`},
 		{w, &s.rollupMany, `INSERT INTO usage_daily (user_id, day, provider, model, cost, requests, input_tokens, output_tokens)
 			SELECT value, ?, ?, ?, ?, 1, ?, ? FROM json_each(?) WHERE true
 			ON CONFLICT (user_id, day, provider, model) DO UPDATE SET cost = cost + excluded.cost,
@@ -111,12 +131,8 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		// so one snapshot of them all.
 		{r, &s.countersManyR, `SELECT ` + countersManyCols + ` FROM json_each(?) AS k CROSS JOIN users ON users.user_id = k.value`},
 		{r, &s.countersR, `SELECT version, limit_nanos, win_start, win_end, spent, held, next_expiry, marked FROM users WHERE user_id = ?`},
-		{r, &s.history, `SELECT ` + sqlcodec.UsageCols + ` FROM usage
-			WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
 		{r, &s.breakdownDays, `SELECT provider, model, SUM(cost), SUM(requests), SUM(input_tokens), SUM(output_tokens)
 			FROM usage_daily WHERE user_id = ? AND day >= ? AND day < ? GROUP BY provider, model`},
-		{r, &s.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
-			FROM usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
 		// Users' keys sort after every team's and org's (see accountsRange);
 		// a user's model caps sort among users and are left out by cap.
 		{r, &s.accounts, `SELECT ` + settingsCols + `, win_start, win_end, spent, held, next_expiry FROM users
@@ -131,7 +147,6 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		{r, &s.auditAll, `SELECT ` + sqlcodec.AuditCols + ` FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`},
 		{r, &s.defaults, `SELECT plan, version, updated_at FROM defaults WHERE one = 1`},
 		{r, &s.templates, `SELECT ` + sqlcodec.TemplateCols + ` FROM templates ORDER BY name`},
-		{r, &s.daily, dailySQL},
 		{r, &s.dailySlots, dailySlotsSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.sql)
@@ -140,6 +155,30 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		}
 		*p.dst = st
 		s.all = append(s.all, st)
+	}
+	for _, u := range []struct {
+		dst   *usageStmts
+		table string
+	}{{&s.own, "usage"}, {&s.charged, "usage_charged"}} {
+		for _, p := range []struct {
+			db  *sql.DB
+			dst **sql.Stmt
+			sql string
+		}{
+			{w, &u.dst.sumWindow, `SELECT COALESCE(SUM(cost), 0) FROM ` + u.table + ` WHERE user_id = ? AND at >= ? AND at < ?`},
+			{r, &u.dst.history, `SELECT ` + sqlcodec.UsageCols + ` FROM ` + u.table + `
+				WHERE user_id = ? AND at >= ? AND at < ? AND (at, seq) < (?, ?) ORDER BY at DESC, seq DESC LIMIT ?`},
+			{r, &u.dst.breakdownRows, `SELECT provider, model, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)
+				FROM ` + u.table + ` WHERE user_id = ? AND at >= ? AND at < ? GROUP BY provider, model`},
+			{r, &u.dst.daily, dailySQL(u.table)},
+		} {
+			st, err := p.db.PrepareContext(ctx, p.sql)
+			if err != nil {
+				return err
+			}
+			*p.dst = st
+			s.all = append(s.all, st)
+		}
 	}
 	return nil
 }
