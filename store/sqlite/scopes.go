@@ -300,14 +300,16 @@ func (s *Store) reserveMany(ctx context.Context, req budget.ReserveRequest) (bud
 }
 
 // openHolds reads the pending hold id on every budget of c, in request
-// order, or says why it cannot be closed.
-func (s *Store) openHolds(tx *sql.Tx, c *call, id string) ([]heldHold, error) {
+// order, or says why it cannot be closed. only reports whether the hold
+// has rows under no other budget.
+func (s *Store) openHolds(tx *sql.Tx, c *call, id string) (hs []heldHold, only bool, err error) {
 	rows, err := tx.Stmt(s.st.holdsMany).Query(id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rows.Close()
-	hs := make([]heldHold, len(c.accts))
+	only = true
+	hs = make([]heldHold, len(c.accts))
 	state := make([]int64, len(c.accts))
 	for i := range state {
 		state[i] = -1 // no row
@@ -318,33 +320,47 @@ func (s *Store) openHolds(tx *sql.Tx, c *call, id string) ([]heldHold, error) {
 			amount, expires, st, counted int64
 		)
 		if err := rows.Scan(&key, &amount, &expires, &st, &counted); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if i := c.index(key); i >= 0 {
 			hs[i], state[i] = heldHold{amount, expires, counted == 1}, st
+		} else {
+			only = false
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for i, a := range c.accts {
 		switch state[i] {
 		case 0:
 		case -1:
-			return nil, fmt.Errorf("%w: no hold %q for %q", budget.ErrNotFound, id, a.user)
+			return nil, false, fmt.Errorf("%w: no hold %q for %q", budget.ErrNotFound, id, a.user)
 		default:
-			return nil, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
+			return nil, false, fmt.Errorf("%w: hold %q", budget.ErrReservationClosed, id)
 		}
 	}
-	return hs, nil
+	return hs, only, nil
 }
 
 // closeHolds gives the hold its final state on every budget of c, taking
-// it out of the live sums where it still counted.
-func (s *Store) closeHolds(tx *sql.Tx, c *call, id string, hs []heldHold, state int) error {
+// it out of the live sums where it still counted: with one statement when
+// the hold has rows under c's budgets only (openHolds' only).
+func (s *Store) closeHolds(tx *sql.Tx, c *call, id string, hs []heldHold, only bool, state int) error {
+	if !only {
+		for i, a := range c.accts {
+			if err := s.closeHold(tx, a, id, hs[i], state); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, err := tx.Stmt(s.st.closeHoldAll).Exec(state, id); err != nil {
+		return err
+	}
 	for i, a := range c.accts {
-		if err := s.closeHold(tx, a, id, hs[i], state); err != nil {
-			return err
+		if hs[i].counted {
+			a.c.Unhold(budget.Nanos(hs[i].amount))
 		}
 	}
 	return nil
@@ -388,25 +404,25 @@ func (s *Store) addUsageMany(tx *sql.Tx, c *call, r budget.UsageRow) error {
 // settleMany is Settle with Also.
 func (s *Store) settleMany(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
 	return s.stepMany(ctx, req.Usage.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
-		hs, err := s.openHolds(tx, c, req.HoldID)
+		hs, only, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
 		}
 		if err := s.addUsageMany(tx, c, req.Usage); err != nil {
 			return err
 		}
-		return s.closeHolds(tx, c, req.HoldID, hs, 1)
+		return s.closeHolds(tx, c, req.HoldID, hs, only, 1)
 	})
 }
 
 // releaseMany is Release with Also.
 func (s *Store) releaseMany(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
-		hs, err := s.openHolds(tx, c, req.HoldID)
+		hs, only, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
 		}
-		return s.closeHolds(tx, c, req.HoldID, hs, 2)
+		return s.closeHolds(tx, c, req.HoldID, hs, only, 2)
 	})
 }
 
@@ -414,7 +430,7 @@ func (s *Store) releaseMany(ctx context.Context, req budget.ReleaseRequest) (bud
 // budget, and moves its expiry on each as Extend does on one.
 func (s *Store) extendMany(ctx context.Context, req budget.ExtendRequest, exp int64) (budget.Totals, error) {
 	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
-		hs, err := s.openHolds(tx, c, req.HoldID)
+		hs, _, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,7 @@ type stmts struct {
 	templateVersion, saveTemplate, deleteTemplate      *sql.Stmt
 	savepoint, rollbackTo, release, dataVersion        *sql.Stmt
 	// writer, for a step over several budgets (see scopes.go)
-	createCap, holdsMany                      *sql.Stmt
+	createCap, holdsMany, closeHoldAll        *sql.Stmt
 	insertHoldMany, insertCharged, rollupMany *sql.Stmt
 	// readers
 	settingsR, countersR, breakdownDays           *sql.Stmt
@@ -110,6 +110,7 @@ func (s *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
 		// Holds are keyed by hold first: one range of the primary key
 		// holds the hold's rows under every budget.
 		{w, &s.holdsMany, `SELECT user_id, amount, expires, state, counted FROM holds WHERE hold_id = ?`},
+		{w, &s.closeHoldAll, `UPDATE holds SET state = ?, counted = 0 WHERE hold_id = ?`},
 		{w, &s.insertHoldMany, `INSERT INTO holds (user_id, hold_id, amount, expires, state, counted)
 			SELECT value, ?, ?, ?, 0, 1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`},
 		// The rows of the user's usage row ?2 (ID ?1) under the other
