@@ -25,10 +25,14 @@ type member struct {
 	value span
 }
 
-// members returns the members of the object at b[s.start:s.end] and the
-// position of its closing brace.
-func members(b []byte, s span) (ms []member, closing int) {
-	ms = make([]member, 0, 8) // most objects: one allocation
+// members returns the members of the object at b[s.start:s.end], appended
+// to buf[:0], and the position of its closing brace. A nil buf is
+// allocated with room for most objects.
+func members(b []byte, s span, buf []member) (ms []member, closing int) {
+	ms = buf[:0]
+	if ms == nil {
+		ms = make([]member, 0, 8)
+	}
 	i := s.start + 1
 	for {
 		i = skipSpace(b, i)
@@ -134,15 +138,33 @@ type edit struct {
 	text    string
 }
 
-// apply returns body with the edits made, in one copy.
+// apply returns body with the edits made. When no edit shortens the body
+// and its capacity has room for the result (readBody leaves bodySlack), it
+// edits body in place, from the end, so that every byte moves right and
+// no byte is overwritten before it moved; otherwise it makes one copy.
 func apply(body []byte, edits []edit) []byte {
 	if len(edits) == 0 {
 		return body
 	}
 	slices.SortStableFunc(edits, func(a, b edit) int { return a.at - b.at })
-	n := len(body)
+	n, grows := len(body), true
 	for _, e := range edits {
-		n += len(e.text) - (e.end - e.at)
+		d := len(e.text) - (e.end - e.at)
+		n += d
+		grows = grows && d >= 0
+	}
+	if grows && n <= cap(body) {
+		out := body[:n]
+		end, dst := len(body), n // body[:end] has not moved; out[dst:] is done
+		for i := len(edits) - 1; i >= 0; i-- {
+			e := edits[i]
+			dst -= end - e.end
+			copy(out[dst:], body[e.end:end])
+			dst -= len(e.text)
+			copy(out[dst:], e.text)
+			end = e.at
+		}
+		return out
 	}
 	out := make([]byte, 0, n)
 	prev := 0
@@ -161,9 +183,11 @@ type topLevel struct {
 	closing int // position of the final '}'
 }
 
-func parseTop(body []byte) topLevel {
+// parseTop parses body's top-level object, its members appended to
+// buf[:0] (see members).
+func parseTop(body []byte, buf []member) topLevel {
 	start := skipSpace(body, 0)
-	ms, closing := members(body, span{start, len(body)})
+	ms, closing := members(body, span{start, len(body)}, buf)
 	return topLevel{body: body, ms: ms, closing: closing}
 }
 
@@ -191,7 +215,7 @@ func includeUsage(t topLevel) ([]edit, bool, error) {
 	case t.body[so.start] != '{':
 		return nil, false, errStreamOptions
 	}
-	ms, closing := members(t.body, so)
+	ms, closing := members(t.body, so, nil)
 	iu, _ := last(ms, "include_usage")
 	switch {
 	case !iu.ok():
@@ -228,7 +252,7 @@ func limitEdits(t topLevel, a api, n int64) []edit {
 			}
 			return []edit{t.insert("generationConfig", `{"maxOutputTokens":`+val+`}`)}
 		}
-		ms, _ := members(t.body, gc)
+		ms, _ := members(t.body, gc, nil)
 		if s, _ := last(ms, "maxOutputTokens", "max_output_tokens"); s.ok() {
 			return lower(s)
 		}

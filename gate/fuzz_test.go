@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,6 +300,56 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 		if choices != want {
 			t.Fatalf("decoded %q: %d choices, encoding/json %d", data, choices, want)
+		}
+	})
+}
+
+// FuzzApply checks apply against a plain rebuild of the body, for edits
+// drawn from seed (insertions, replacements that grow and that shrink),
+// on a body with cap spare bytes: in place or copied, the bytes come out
+// the same, and the caller's body is not changed when it was copied.
+//
+//	go test ./gate -run '^$' -fuzz FuzzApply
+func FuzzApply(f *testing.F) {
+	f.Add(`{"model":"gpt-4o","stream":true}`, uint64(1), uint8(64))
+	f.Add(`{"max_tokens":500,"messages":[]}`, uint64(7), uint8(0))
+	f.Add(`{}`, uint64(3), uint8(40))
+	f.Fuzz(func(t *testing.T, body string, seed uint64, spare uint8) {
+		r := rand.New(rand.NewPCG(seed, seed>>1))
+		var edits []edit
+		at := 0
+		for at <= len(body) && len(edits) < 4 {
+			at += r.IntN(len(body) - at + 1)
+			end := at + r.IntN(min(4, len(body)-at)+1)
+			edits = append(edits, edit{at: at, end: end, text: strings.Repeat("x", r.IntN(6))})
+			at = end
+			if r.IntN(3) == 0 {
+				break
+			}
+		}
+		var want strings.Builder
+		prev := 0
+		for _, e := range edits {
+			want.WriteString(body[prev:e.at])
+			want.WriteString(e.text)
+			prev = e.end
+		}
+		want.WriteString(body[prev:])
+		buf := append(make([]byte, 0, len(body)+int(spare)), body...)
+		got := apply(buf, slices.Clone(edits))
+		if string(got) != want.String() {
+			t.Fatalf("apply(%q, %+v) = %q, want %q", body, edits, got, want.String())
+		}
+		grows := true
+		for _, e := range edits {
+			grows = grows && len(e.text) >= e.end-e.at
+		}
+		inPlace := cap(got) > 0 && cap(buf) > 0 && &got[:cap(got)][0] == &buf[:cap(buf)][0]
+		switch {
+		case !inPlace && string(buf) != body:
+			t.Fatalf("apply copied the body but changed the original to %q", buf)
+		case len(edits) > 0 && grows && want.Len() <= cap(buf) && want.Len() > 0 && !inPlace:
+			t.Fatalf("apply copied a body it had room to edit in place")
 		}
 	})
 }

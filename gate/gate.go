@@ -395,7 +395,8 @@ type call struct {
 	r        pricing.Request
 	price    pricing.Price
 	quote    pricing.Quote
-	injected bool // the gate asked for the stream's usage itself
+	injected bool      // the gate asked for the stream's usage itself
+	top      [8]member // parseTop's members: most bodies have fewer
 }
 
 // RoundTrip implements http.RoundTripper; see New.
@@ -550,7 +551,9 @@ func (t *transport) prepare(req *http.Request, a api, model string, c *call) err
 	case err != nil:
 		return refuse(fmt.Sprintf("gate: cannot price %s: %s", what(), trimPrefix(err, "pricing: invalid request: ")), ErrBadRequest, err)
 	}
-	*c = call{api: a, user: user, body: body, r: r, price: price, quote: quote}
+	// c is fresh (see RoundTrip): set field by field, leaving c.top
+	// alone, rather than copying a whole call over it.
+	c.api, c.user, c.body, c.r, c.price, c.quote = a, user, body, r, price, quote
 	return nil
 }
 
@@ -567,7 +570,7 @@ func (t *transport) reserve(ctx context.Context, req *http.Request, c *call) (*b
 	parsed := false
 	parse := func() {
 		if !parsed {
-			top, parsed = parseTop(c.body), true
+			top, parsed = parseTop(c.body, c.top[:0]), true
 		}
 	}
 	if c.r.Stream && c.api.streamOptions() {
@@ -629,6 +632,11 @@ func (t *transport) fail(req *http.Request, err error) {
 	}
 }
 
+// bodySlack is the room readBody leaves after a body of known length, so
+// that the gate's usual edit (adding stream_options, 40 bytes) is made in
+// place (see apply).
+const bodySlack = 64
+
 // readBody reads and closes the request body, up to the size limit.
 func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
@@ -638,12 +646,12 @@ func (t *transport) readBody(req *http.Request) ([]byte, error) {
 	if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return nil, fmt.Errorf("the body has Content-Encoding %q; send it uncompressed", ce)
 	}
-	// Sized from Content-Length, with a byte to spare for seeing EOF, the
-	// body is read into one buffer that never grows; a body without one,
-	// or longer than it said, grows as needed.
+	// Sized from Content-Length, with a byte to spare for seeing EOF and
+	// bodySlack for the edits, the body is read into one buffer that never
+	// grows; a body without one, or longer than it said, grows as needed.
 	size := 512
 	if req.ContentLength > 0 && req.ContentLength <= t.maxBody {
-		size = int(req.ContentLength) + 1
+		size = int(req.ContentLength) + 1 + bodySlack
 	}
 	buf := make([]byte, 0, size)
 	r := io.LimitReader(req.Body, t.maxBody+1)

@@ -102,12 +102,12 @@ func TestIncludeUsage(t *testing.T) {
 		{`{"stream_options":{"include_usage":true},"stream_options":{}}`, `{"stream_options":{"include_usage":true},"stream_options":{"include_usage":true}}`, true},
 		{`{"stream_options":{"include_usage":true,"include_usage":false}}`, `{"stream_options":{"include_usage":true,"include_usage":true}}`, true},
 	} {
-		edits, injected, err := includeUsage(parseTop([]byte(tt.in)))
+		edits, injected, err := includeUsage(parseTop([]byte(tt.in), nil))
 		if got := apply([]byte(tt.in), edits); err != nil || string(got) != tt.want || injected != tt.injected {
 			t.Errorf("includeUsage(%s) = %s, %v, %v; want %s, %v", tt.in, got, injected, err, tt.want, tt.injected)
 		}
 	}
-	if _, _, err := includeUsage(parseTop([]byte(`{"stream_options":[1]}`))); err == nil {
+	if _, _, err := includeUsage(parseTop([]byte(`{"stream_options":[1]}`), nil)); err == nil {
 		t.Error("stream_options not an object: no error")
 	}
 }
@@ -129,7 +129,7 @@ func TestLimitEdits(t *testing.T) {
 		{gemini, `{"generationConfig":{"maxOutputTokens":8192}}`, `{"generationConfig":{"maxOutputTokens":42}}`},
 		{gemini, `{"generationConfig":null}`, `{"generationConfig":{"maxOutputTokens":42}}`},
 	} {
-		if got := apply([]byte(tt.in), limitEdits(parseTop([]byte(tt.in)), tt.a, 42)); string(got) != tt.want {
+		if got := apply([]byte(tt.in), limitEdits(parseTop([]byte(tt.in), nil), tt.a, 42)); string(got) != tt.want {
 			t.Errorf("limitEdits(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
