@@ -313,6 +313,7 @@ func (f *sseFilter) scan(s *sseParser, from int) {
 		}
 		i, f.line = nl+1, nl+1
 	}
+	s.release() // f.buf may move before the next scan
 	if len(f.buf)-f.ready > maxEventBytes {
 		// Too large to be a usage chunk: let it through.
 		f.ready = len(f.buf)

@@ -353,3 +353,44 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterKeepsLineAcrossReads: through the gate, which drops the usage
+// chunk it asked for, an event whose data line ends one upstream read and
+// whose blank line starts the next is parsed from a copy, not from the
+// filter's buffer, which moves between the two reads.
+func TestFilterKeepsLineAcrossReads(t *testing.T) {
+	first := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
+	usage := "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":123,\"completion_tokens\":45,\"total_tokens\":168}}\n"
+	data := []byte(first + usage + "\ndata: [DONE]\n\n")
+	e := env(t)
+	rt := New(e.m, e.prices, Options{
+		Base: roundTrip(func(*http.Request) (*http.Response, error) {
+			return &http.Response{
+				StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
+				// The first read ends right after the usage line.
+				Body: &chunkedBody{data: data, n: len(first + usage)},
+			}, nil
+		}),
+	})
+	user := fmt.Sprintf("filter-%d", e.users.Add(1))
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}`
+	req, _ := http.NewRequestWithContext(WithUser(context.Background(), user), http.MethodPost, "http://upstream/v1/chat/completions", strings.NewReader(body))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != first+"data: [DONE]\n\n" {
+		t.Fatalf("the caller read %q (%v), want the first chunk and [DONE]", got, err)
+	}
+	price, _ := e.prices.Lookup("gpt-4o")
+	want, _ := price.Cost(pricing.Usage{InputTokens: 123, OutputTokens: 45})
+	page, err := e.m.History(context.Background(), budget.UsageQuery{UserID: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 1 || !page.Records[0].Cost.Equal(want) {
+		t.Fatalf("records %+v, want one of %s (the usage chunk's)", page.Records, want)
+	}
+}

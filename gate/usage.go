@@ -428,11 +428,15 @@ type sseParser struct {
 	// did not.
 	filter bool
 
-	line     []byte    // a line split across reads
-	longLine bool      // the current line passed maxEventBytes: drop it
-	data     []byte    // the data lines of the current event
-	dataArr  [512]byte // data's first array: most events fit
-	dropData bool      // the current event passed maxEventBytes
+	line     []byte // a line split across reads
+	longLine bool   // the current line passed maxEventBytes: drop it
+	data     []byte // the data lines of the current event, when copied
+	// ref is the current event's data when it is one line, borrowed from
+	// the caller's bytes (hasRef), so that an event received whole is not
+	// copied; release copies it into data before those bytes change.
+	ref      []byte
+	hasRef   bool
+	dropData bool // the current event passed maxEventBytes
 
 	final    bool
 	over     bool // the stream said it is done
@@ -453,7 +457,7 @@ func (s *sseParser) feed(p []byte) {
 				s.line = append(s.line, p...)
 			}
 			s.event += len(p)
-			return
+			break
 		}
 		s.event += i + 1
 		switch {
@@ -463,12 +467,25 @@ func (s *sseParser) feed(p []byte) {
 		case len(s.line) > 0:
 			s.line = append(s.line, p[:i]...)
 			s.processLine(s.line)
+			s.release() // s.line is about to be reused
 			s.line = s.line[:0]
 		default:
 			s.processLine(p[:i])
 		}
 		p = p[i+1:]
 	}
+	s.release()
+}
+
+// release copies the data line the current event borrowed (see ref) into
+// data. Call it before the bytes given to processLine change: at the end
+// of each batch of lines.
+func (s *sseParser) release() {
+	if !s.hasRef {
+		return
+	}
+	s.data = append(s.data[:0], s.ref...)
+	s.ref, s.hasRef = nil, false
 }
 
 var dataPrefix = []byte("data:")
@@ -499,16 +516,16 @@ func (s *sseParser) processLine(line []byte) (dispatched bool) {
 	if s.dropData {
 		return false
 	}
-	if len(s.data)+len(v)+1 > maxEventBytes {
-		s.dropData, s.data = true, s.data[:0]
+	if len(s.data)+len(s.ref)+len(v)+1 > maxEventBytes {
+		s.dropData, s.data, s.ref, s.hasRef = true, s.data[:0], nil, false
 		return false
 	}
-	if s.data == nil {
-		s.data = s.dataArr[:0]
+	if len(s.data)+len(s.ref) == 0 {
+		s.ref, s.hasRef = v, true // an empty line before is replaced, as data's would be
+		return false
 	}
-	if len(s.data) > 0 {
-		s.data = append(s.data, '\n')
-	}
+	s.release()
+	s.data = append(s.data, '\n')
 	s.data = append(s.data, v...)
 	return false
 }
@@ -541,7 +558,10 @@ var (
 
 func (s *sseParser) dispatch() {
 	data := s.data
-	s.data, s.dropData, s.drop = s.data[:0], false, false
+	if s.hasRef {
+		data = s.ref
+	}
+	s.data, s.ref, s.hasRef, s.dropData, s.drop = s.data[:0], nil, false, false, false
 	s.maxEvent = max(s.maxEvent, s.event)
 	s.event = 0
 	if len(data) == 0 {
@@ -668,7 +688,7 @@ func (s *sseParser) end() {
 		s.processLine(s.line)
 		s.line = s.line[:0]
 	}
-	s.dispatch()
+	s.dispatch() // before anything changes the bytes processLine saw
 }
 
 func (s *sseParser) finished() bool { return s.final || s.over }

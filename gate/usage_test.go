@@ -134,3 +134,32 @@ func TestLimitEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEParserKeepsLineAcrossFeeds: an event's data line that arrives in
+// one read and its blank line in the next is parsed from a copy, not from
+// the caller's buffer, which the caller reuses between reads.
+func TestSSEParserKeepsLineAcrossFeeds(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		pieces []string
+	}{
+		{"line then blank", []string{"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}\n", "\n"}},
+		{"line split", []string{"data: {\"choices\":[],\"usage\":{\"prompt_tok", "ens\":5,\"completion_tokens\":7}}\n", "\n"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &sseParser{api: chatCompletions}
+			buf := make([]byte, 128)
+			for _, piece := range tt.pieces {
+				n := copy(buf, piece)
+				s.feed(buf[:n])
+				for i := range buf {
+					buf[i] = 'x' // the caller reuses its buffer
+				}
+			}
+			u, final := s.usage()
+			if !final || u.InputTokens != 5 || u.OutputTokens != 7 {
+				t.Errorf("usage %+v, final %v; want 5 in, 7 out, final", u, final)
+			}
+		})
+	}
+}
