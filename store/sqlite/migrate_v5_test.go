@@ -100,6 +100,15 @@ func TestMigrateV4(t *testing.T) {
 	if got, want := fmtSlice(history()), "[alice/c3/0.004 alice/c2/0.002 alice/c1/0.001]"; got != want {
 		t.Errorf("the team's history after a new call: %s, want %s", got, want)
 	}
+	// The new row under the team carries the user's row's seq.
+	var same bool
+	if err := raw.QueryRow(`SELECT c.seq = u.seq FROM usage_charged AS c, usage AS u
+		WHERE c.user_id = ? AND c.id = ? AND u.user_id = 'alice' AND u.id = 'c3'`, team, budget.UsageKeyID("alice", "c3")).Scan(&same); err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Error("the team's row of c3 does not carry the seq of alice's row")
+	}
 	st, err := m.BudgetStatus(ctx, budget.Team("t"))
 	if err != nil {
 		t.Fatal(err)
