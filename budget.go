@@ -193,6 +193,11 @@ type Manager struct {
 	// Manager reloads.
 	cache sync.Map // budget key (a user ID, Scope.Key) → *cached
 
+	// totals lends the stores room for Totals.Also (see
+	// ReserveRequest.AlsoTotals), so that a call over several budgets
+	// does not allocate it every time.
+	totals sync.Pool // *[]Totals
+
 	idPrefix string
 	idSeq    atomic.Uint64
 }
@@ -644,7 +649,9 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 		hs      []held
 		also    []KeyPolicy
 		tries   int
+		room    *[]Totals // t.Also's, lent
 	)
+	defer func() { m.giveBack(room) }()
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
 		tries++
 		if hs, also, err = m.spentBy(ctx, c, o.model, now, tries > 1); err != nil {
@@ -652,7 +659,7 @@ func (m *Manager) Reserve(ctx context.Context, userID string, estimate decimal.D
 		}
 		t, allowed, err = m.store.Reserve(ctx, ReserveRequest{
 			UserID: userID, HoldID: r.id, Amount: amount, Policy: c.p, Now: now, ExpiresAt: r.expiresAt,
-			Also: also,
+			Also: also, AlsoTotals: m.alsoRoom(&room, also),
 		})
 		return err
 	})
@@ -746,13 +753,15 @@ func (r *Reservation) Settle(ctx context.Context, u Usage) (_ Status, err error)
 		hs    = r.held
 		also  = r.also
 		tries int
+		room  *[]Totals // t.Also's, lent
 	)
+	defer func() { m.giveBack(room) }()
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
 		tries++
 		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
 			return err
 		}
-		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now, Also: also})
+		t, err = m.store.Settle(ctx, SettleRequest{HoldID: r.id, Usage: row, Policy: c.p, Now: now, Also: also, AlsoTotals: m.alsoRoom(&room, also)})
 		return err
 	})
 	if errors.Is(err, ErrReservationClosed) {
@@ -798,13 +807,16 @@ func (r *Reservation) Extend(ctx context.Context) (_ time.Time, err error) {
 		hs    = r.held
 		also  = r.also
 		tries int
+		room  *[]Totals // t.Also's, lent
 	)
+	defer func() { m.giveBack(room) }()
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
 		tries++
 		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
 			return err
 		}
-		t, err = m.store.Extend(ctx, ExtendRequest{UserID: r.userID, HoldID: r.id, ExpiresAt: at, Policy: c.p, Now: now, Also: also})
+		t, err = m.store.Extend(ctx, ExtendRequest{UserID: r.userID, HoldID: r.id, ExpiresAt: at, Policy: c.p, Now: now, Also: also,
+			AlsoTotals: m.alsoRoom(&room, also)})
 		return err
 	})
 	if errors.Is(err, ErrReservationClosed) {
@@ -839,13 +851,15 @@ func (r *Reservation) Release(ctx context.Context) (err error) {
 		hs    = r.held
 		also  = r.also
 		tries int
+		room  *[]Totals // t.Also's, lent
 	)
+	defer func() { m.giveBack(room) }()
 	c, err := m.withPolicyFrom(ctx, r.userID, now, r.c, func(c *cached) (err error) {
 		tries++
 		if hs, also, err = m.current(ctx, r.held, r.also, now, tries > 1); err != nil {
 			return err
 		}
-		t, err = m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now, Also: also})
+		t, err = m.store.Release(ctx, ReleaseRequest{UserID: r.userID, HoldID: r.id, Policy: c.p, Now: now, Also: also, AlsoTotals: m.alsoRoom(&room, also)})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrReservationClosed) {
@@ -885,14 +899,16 @@ func (m *Manager) Record(ctx context.Context, userID string, u Usage) (_ Status,
 		t     Totals
 		hs    []held
 		tries int
+		room  *[]Totals // t.Also's, lent
 	)
+	defer func() { m.giveBack(room) }()
 	c, err := m.withPolicy(ctx, userID, now, func(c *cached) (err error) {
 		tries++
 		var also []KeyPolicy
 		if hs, also, err = m.spentBy(ctx, c, row.Model, now, tries > 1); err != nil {
 			return err
 		}
-		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now, Also: also})
+		t, err = m.store.Record(ctx, RecordRequest{Usage: row, Policy: c.p, Now: now, Also: also, AlsoTotals: m.alsoRoom(&room, also)})
 		return err
 	})
 	if err != nil {

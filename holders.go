@@ -314,6 +314,34 @@ func (m *Manager) fireHeld(userID string, hs []held, t Totals, at time.Time) {
 	}
 }
 
+// alsoRoom returns room for the Totals.Also of a store call over also (its
+// AlsoTotals), lent from m.totals and kept in *lent, which a retried call
+// reuses; nil when also is empty. Give it back with m.giveBack(*lent) once
+// the call's Totals are read.
+func (m *Manager) alsoRoom(lent **[]Totals, also []KeyPolicy) []Totals {
+	n := len(also)
+	if n == 0 {
+		return nil
+	}
+	if *lent == nil || cap(**lent) < n {
+		m.giveBack(*lent)
+		p, _ := m.totals.Get().(*[]Totals)
+		if p == nil || cap(*p) < n {
+			room := make([]Totals, 0, max(n, 4))
+			p = &room
+		}
+		*lent = p
+	}
+	return **lent
+}
+
+// giveBack returns room that alsoRoom lent.
+func (m *Manager) giveBack(p *[]Totals) {
+	if p != nil {
+		m.totals.Put(p)
+	}
+}
+
 // Scope returns the holder whose settings s are.
 func (s Settings) Scope() Scope {
 	sc, _ := ScopeOfKey(s.UserID)

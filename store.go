@@ -324,6 +324,16 @@ func SplitUsageKeyID(keyID string) (userID, id string, ok bool) {
 	return strings.Cut(keyID, keySep)
 }
 
+// AlsoInto returns the slice a store puts the Totals.Also of a request
+// with n budgets in Also into, given the request's AlsoTotals: buf[:n]
+// when buf has room for n, else a new slice.
+func AlsoInto(buf []Totals, n int) []Totals {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]Totals, n)
+}
+
 // Totals are a user's counters as a store returns them.
 type Totals struct {
 	// Window is the window the counters are for.
@@ -364,50 +374,60 @@ type ReserveRequest struct {
 	Now       time.Time
 	ExpiresAt time.Time
 	Also      []KeyPolicy // the other budgets the call spends
+	// AlsoTotals is optional room for the result's Totals.Also: a store
+	// may return AlsoTotals[:len(Also)] when its capacity allows (see
+	// AlsoInto) instead of allocating. The caller lends it for the call
+	// alone and reads the result before lending it again.
+	AlsoTotals []Totals
 }
 
 // SettleRequest asks a store to settle a hold.
 type SettleRequest struct {
-	HoldID string
-	Usage  UsageRow // Usage.UserID names the user
-	Policy Policy
-	Now    time.Time
-	Also   []KeyPolicy // the other budgets the call spends
+	HoldID     string
+	Usage      UsageRow // Usage.UserID names the user
+	Policy     Policy
+	Now        time.Time
+	Also       []KeyPolicy // the other budgets the call spends
+	AlsoTotals []Totals    // optional room for Totals.Also (see ReserveRequest)
 }
 
 // ReleaseRequest asks a store to release a hold.
 type ReleaseRequest struct {
-	UserID string
-	HoldID string
-	Policy Policy
-	Now    time.Time
-	Also   []KeyPolicy // the other budgets the call spends
+	UserID     string
+	HoldID     string
+	Policy     Policy
+	Now        time.Time
+	Also       []KeyPolicy // the other budgets the call spends
+	AlsoTotals []Totals    // optional room for Totals.Also (see ReserveRequest)
 }
 
 // ExtendRequest asks a store to extend a pending hold.
 type ExtendRequest struct {
-	UserID    string
-	HoldID    string
-	ExpiresAt time.Time
-	Policy    Policy
-	Now       time.Time
-	Also      []KeyPolicy // the other budgets the call spends
+	UserID     string
+	HoldID     string
+	ExpiresAt  time.Time
+	Policy     Policy
+	Now        time.Time
+	Also       []KeyPolicy // the other budgets the call spends
+	AlsoTotals []Totals    // optional room for Totals.Also (see ReserveRequest)
 }
 
 // RecordRequest asks a store to record usage without a hold.
 type RecordRequest struct {
-	Usage  UsageRow
-	Policy Policy
-	Now    time.Time
-	Also   []KeyPolicy // the other budgets the call spends
+	Usage      UsageRow
+	Policy     Policy
+	Now        time.Time
+	Also       []KeyPolicy // the other budgets the call spends
+	AlsoTotals []Totals    // optional room for Totals.Also (see ReserveRequest)
 }
 
 // TotalsRequest asks a store for a user's totals.
 type TotalsRequest struct {
-	UserID string
-	Policy Policy
-	Now    time.Time
-	Also   []KeyPolicy // the other budgets the call spends
+	UserID     string
+	Policy     Policy
+	Now        time.Time
+	Also       []KeyPolicy // the other budgets the call spends
+	AlsoTotals []Totals    // optional room for Totals.Also (see ReserveRequest)
 }
 
 // ResetRequest asks a store to reset a user's budget by hand.

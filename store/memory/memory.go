@@ -170,7 +170,8 @@ type call struct {
 	p       budget.Policy      // the user's
 	also    []budget.KeyPolicy // the request's
 	rec     [inline]*user
-	recMore []*user // all records, when more than inline
+	recMore []*user         // all records, when more than inline
+	into    []budget.Totals // the request's AlsoTotals
 }
 
 func (c *call) recs() []*user {
@@ -318,7 +319,7 @@ func (c *call) finish() budget.Totals {
 	recs := c.recs()
 	t := recs[0].c.Finish(c.p)
 	if c.n > 1 {
-		t.Also = make([]budget.Totals, c.n-1)
+		t.Also = budget.AlsoInto(c.into, c.n-1)
 		for i, u := range recs[1:] {
 			t.Also[i] = u.c.Finish(c.also[i].Policy)
 		}
@@ -474,7 +475,7 @@ func (s *Store) UpdateSettings(ctx context.Context, req budget.UpdateRequest) (b
 // the other keys a hold is only its entry in the live list, and a usage
 // row is kept as the user's row; History gives it the key's form.
 func (s *Store) Reserve(ctx context.Context, req budget.ReserveRequest) (budget.Totals, bool, error) {
-	var c call
+	c := call{into: req.AlsoTotals}
 	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
 		if i == 0 && u.ids[req.HoldID].hold != noHold {
 			return fmt.Errorf("%w: hold %q exists", budget.ErrDuplicate, req.HoldID)
@@ -532,7 +533,7 @@ func (s *Store) Settle(ctx context.Context, req budget.SettleRequest) (budget.To
 	// take the hold's ID (by default it does, and h records both).
 	same := req.Usage.ID == req.HoldID
 	var h, e entry
-	var c call
+	c := call{into: req.AlsoTotals}
 	err := s.begin(ctx, &c, req.Usage.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) (err error) {
 		if i > 0 {
 			return nil
@@ -641,7 +642,7 @@ func (u *user) insert(r budget.UsageRow) {
 // Release implements budget.Store.
 func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
 	var h entry
-	var c call
+	c := call{into: req.AlsoTotals}
 	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) (err error) {
 		if i == 0 {
 			h, err = u.openHold(req.HoldID)
@@ -667,7 +668,7 @@ func (s *Store) Release(ctx context.Context, req budget.ReleaseRequest) (budget.
 // count: a hold missing from the list was closed or already expired by a
 // call that saw a later time, and is never revived.
 func (s *Store) Extend(ctx context.Context, req budget.ExtendRequest) (budget.Totals, error) {
-	var c call
+	c := call{into: req.AlsoTotals}
 	err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
 		if i == 0 {
 			if _, err := u.openHold(req.HoldID); err != nil {
@@ -701,7 +702,7 @@ func (u *user) liveIndex(id string) int {
 // Record implements budget.Store.
 func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
 	var e entry
-	var c call
+	c := call{into: req.AlsoTotals}
 	err := s.begin(ctx, &c, req.Usage.UserID, req.Policy, req.Also, req.Now, func(i int, u *user) error {
 		if i > 0 {
 			return nil
@@ -733,7 +734,7 @@ func (s *Store) Record(ctx context.Context, req budget.RecordRequest) (budget.To
 
 // Totals implements budget.Store.
 func (s *Store) Totals(ctx context.Context, req budget.TotalsRequest) (budget.Totals, error) {
-	var c call
+	c := call{into: req.AlsoTotals}
 	if err := s.begin(ctx, &c, req.UserID, req.Policy, req.Also, req.Now, nil); err != nil {
 		return budget.Totals{}, err
 	}

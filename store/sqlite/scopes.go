@@ -41,9 +41,10 @@ const countersManyCols = `users.user_id, version, win_start, win_end, spent, hel
 // call is one policy-carrying step over the user's budget and those of
 // the request's Also.
 type call struct {
-	accts []*acct // request order: the user's first, then Also's
-	byKey []*acct // the same, in increasing key order
-	json  string  // the keys as a JSON array, in request order (see keys)
+	accts []*acct         // request order: the user's first, then Also's
+	byKey []*acct         // the same, in increasing key order
+	json  string          // the keys as a JSON array, in request order (see keys)
+	into  []budget.Totals // the request's AlsoTotals
 }
 
 // newCall returns the step over user's budget (policy p) and also's. A
@@ -231,7 +232,7 @@ func (s *Store) finishMany(tx *sql.Tx, c *call) (budget.Totals, error) {
 	if err != nil {
 		return budget.Totals{}, err
 	}
-	t.Also = make([]budget.Totals, len(c.accts)-1)
+	t.Also = budget.AlsoInto(c.into, len(c.accts)-1)
 	for i, a := range c.accts[1:] {
 		if t.Also[i], err = s.finish(tx, a, a.p); err != nil {
 			return budget.Totals{}, err
@@ -241,12 +242,14 @@ func (s *Store) finishMany(tx *sql.Tx, c *call) (budget.Totals, error) {
 }
 
 // stepMany is step for a request with Also: one atomic step over the
-// user's budget and every budget of also. do may be nil.
-func (s *Store) stepMany(ctx context.Context, user string, p budget.Policy, also []budget.KeyPolicy, now time.Time, do func(*sql.Tx, *call) error) (budget.Totals, error) {
+// user's budget and every budget of also, whose totals go to into when it
+// has room (budget.AlsoInto). do may be nil.
+func (s *Store) stepMany(ctx context.Context, user string, p budget.Policy, also []budget.KeyPolicy, into []budget.Totals, now time.Time, do func(*sql.Tx, *call) error) (budget.Totals, error) {
 	c, err := newCall(user, p, also)
 	if err != nil {
 		return budget.Totals{}, err
 	}
+	c.into = into
 	var t budget.Totals
 	err = s.writeCounters(ctx, func(tx *sql.Tx) error {
 		if err := s.beginMany(tx, c, now); err != nil {
@@ -271,7 +274,7 @@ func (s *Store) reserveMany(ctx context.Context, req budget.ReserveRequest) (bud
 		return budget.Totals{}, false, err
 	}
 	var allowed bool
-	t, err := s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
+	t, err := s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, func(tx *sql.Tx, c *call) error {
 		allowed = false
 		for _, a := range c.accts {
 			trial := a.c
@@ -403,7 +406,7 @@ func (s *Store) addUsageMany(tx *sql.Tx, c *call, r budget.UsageRow) error {
 
 // settleMany is Settle with Also.
 func (s *Store) settleMany(ctx context.Context, req budget.SettleRequest) (budget.Totals, error) {
-	return s.stepMany(ctx, req.Usage.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
+	return s.stepMany(ctx, req.Usage.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, func(tx *sql.Tx, c *call) error {
 		hs, only, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
@@ -417,7 +420,7 @@ func (s *Store) settleMany(ctx context.Context, req budget.SettleRequest) (budge
 
 // releaseMany is Release with Also.
 func (s *Store) releaseMany(ctx context.Context, req budget.ReleaseRequest) (budget.Totals, error) {
-	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
+	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, func(tx *sql.Tx, c *call) error {
 		hs, only, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
@@ -429,7 +432,7 @@ func (s *Store) releaseMany(ctx context.Context, req budget.ReleaseRequest) (bud
 // extendMany is Extend with Also: the hold must still count on every
 // budget, and moves its expiry on each as Extend does on one.
 func (s *Store) extendMany(ctx context.Context, req budget.ExtendRequest, exp int64) (budget.Totals, error) {
-	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
+	return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, func(tx *sql.Tx, c *call) error {
 		hs, _, err := s.openHolds(tx, c, req.HoldID)
 		if err != nil {
 			return err
@@ -450,7 +453,7 @@ func (s *Store) extendMany(ctx context.Context, req budget.ExtendRequest, exp in
 
 // recordMany is Record with Also.
 func (s *Store) recordMany(ctx context.Context, req budget.RecordRequest) (budget.Totals, error) {
-	return s.stepMany(ctx, req.Usage.UserID, req.Policy, req.Also, req.Now, func(tx *sql.Tx, c *call) error {
+	return s.stepMany(ctx, req.Usage.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, func(tx *sql.Tx, c *call) error {
 		return s.addUsageMany(tx, c, req.Usage)
 	})
 }
@@ -487,11 +490,11 @@ func (s *Store) totalsMany(ctx context.Context, req budget.TotalsRequest) (budge
 			return budget.Totals{}, notFound(a.user)
 		}
 		if c.advances(a) || (a.nextExp.Valid && a.nextExp.Int64 <= now) || a.c.Due(a.p) {
-			return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.Now, nil)
+			return s.stepMany(ctx, req.UserID, req.Policy, req.Also, req.AlsoTotals, req.Now, nil)
 		}
 	}
 	t := c.accts[0].c.Totals()
-	t.Also = make([]budget.Totals, len(c.accts)-1)
+	t.Also = budget.AlsoInto(req.AlsoTotals, len(c.accts)-1)
 	for i, a := range c.accts[1:] {
 		t.Also[i] = a.c.Totals()
 	}

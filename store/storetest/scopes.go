@@ -146,6 +146,48 @@ func testScopesAllOrNothing(t *testing.T, s budget.Store) {
 	o.want("after the refusals", "alice", all, [2]int64{0, 400}, [2]int64{0, 1000}, [2]int64{0, 1000}, [2]int64{0, 400})
 }
 
+// testScopesAlsoTotals: a request's AlsoTotals changes nothing but where
+// Totals.Also is put: the totals equal those of a request without it, and
+// a store writes no entry of the room past len(Also), nor into room too
+// small for them.
+func testScopesAlsoTotals(t *testing.T, s budget.Store) {
+	o := newScoped(t, s, 30, 10, 100, 5, "alice")
+	all := o.all()
+	mark := budget.Totals{Spent: 777}
+	room := []budget.Totals{mark, mark, mark, mark, mark}
+	tot, ok, err := s.Reserve(ctx, budget.ReserveRequest{
+		UserID: "alice", HoldID: "h1", Amount: 4e9, Policy: o.users["alice"], Now: o.now,
+		ExpiresAt: o.now.Add(10 * time.Minute), Also: all, AlsoTotals: room[:0],
+	})
+	if err != nil || !ok {
+		t.Fatalf("reserve with room for the totals: %v %v", ok, err)
+	}
+	if len(tot.Also) != 3 || tot.Also[0].Held != 4e9 || tot.Also[1].Held != 4e9 || tot.Also[2].Held != 4e9 {
+		t.Fatalf("reserve's totals with room: %+v, want 4 held on each of 3 more budgets", tot.Also)
+	}
+	if room[3].Spent != mark.Spent || room[4].Spent != mark.Spent {
+		t.Errorf("the store wrote past len(Also) in the room: %+v", room[3:])
+	}
+	small := []budget.Totals{mark}
+	tot, err = s.Settle(ctx, budget.SettleRequest{
+		HoldID: "h1", Policy: o.users["alice"], Now: o.now, Also: all, AlsoTotals: small[:0],
+		Usage: budget.UsageRow{ID: "u1", UserID: "alice", HoldID: "h1", Provider: "anthropic", Model: "claude-opus-4-5", Cost: 3e9, At: o.now},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tot.Also) != 3 || tot.Also[2].Spent != 3e9 || tot.Also[2].Held != 0 || small[0].Spent != mark.Spent {
+		t.Fatalf("settle's totals with too little room: %+v (room %+v), want 3 spent on each of 3 more budgets and the room untouched", tot.Also, small)
+	}
+	with, err := s.Totals(ctx, budget.TotalsRequest{UserID: "alice", Policy: o.users["alice"], Now: o.now, Also: all, AlsoTotals: room[:0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if without := o.totals("alice", all); fmt.Sprint(with) != fmt.Sprint(without) {
+		t.Errorf("totals with room %+v, without %+v", with, without)
+	}
+}
+
 // testScopesSettleRelease: settle and release apply to exactly the budgets
 // named, usage rows are kept under each key with a user-qualified ID, and
 // two users' usage IDs never collide under a shared budget.

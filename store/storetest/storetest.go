@@ -101,6 +101,7 @@ var cases = []struct {
 	{"Closed", testClosed},
 	{"LateResetAndUpdate", testLateResetAndUpdate},
 	{"ScopesAllOrNothing", testScopesAllOrNothing},
+	{"ScopesAlsoTotals", testScopesAlsoTotals},
 	{"ScopesSettleRelease", testScopesSettleRelease},
 	{"ScopesRefusalsChangeNothing", testScopesRefusalsChangeNothing},
 	{"ScopesExpiry", testScopesExpiry},
