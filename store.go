@@ -72,7 +72,8 @@ import (
 // is recorded with UserID set to that key and ID set to
 // UsageKeyID(row.UserID, row.ID), so that rows of different users never
 // collide; duplicate IDs are the user's to refuse. Totals.Also holds the
-// totals of Also, in the same order.
+// totals of Also, in the same order, in the request's AlsoTotals when it
+// has room and the store chooses to (AlsoInto), else in a new slice.
 //
 // # Errors
 //
