@@ -48,27 +48,42 @@ func budgetName(le *budget.LimitError) string {
 
 // refusalResponse is the 429 a refused call gets with
 // Options.RefuseWithStatus, in the error format of the API it called.
+// Beside the provider's own fields it names the budget that refused, as
+// the HTTP API's budget-exceeded problem does: "scope" (user, team or
+// org), "budget_id", "pattern" for a model cap, and "resets_at" — in
+// error.budget (OpenAI), error.details (Anthropic) or the ErrorInfo's
+// metadata (Gemini).
 func refusalResponse(req *http.Request, a api, le *budget.LimitError, now time.Time) *http.Response {
 	reset := le.PeriodEnd.UTC().Format(time.RFC3339)
 	msg := fmt.Sprintf("Budget exceeded: %s has too little left for this call; it resets at %s.", budgetName(le), reset)
+	scope := le.Scope
+	if scope.Kind == "" {
+		scope = budget.User(le.UserID)
+	}
+	named := map[string]string{"scope": string(scope.Kind), "budget_id": scope.ID, "resets_at": reset}
+	if le.Pattern != "" {
+		named["pattern"] = le.Pattern
+	}
 	var v any
 	switch a {
 	case messages:
+		named["error_code"] = "budget_exceeded"
 		v = map[string]any{"type": "error", "error": map[string]any{
-			"type": "rate_limit_error", "message": msg,
-			"details": map[string]any{"error_code": "budget_exceeded"},
+			"type": "rate_limit_error", "message": msg, "details": named,
 		}}
 	case gemini:
+		named["code"] = "budget_exceeded"
 		v = map[string]any{"error": map[string]any{
 			"code": http.StatusTooManyRequests, "message": msg, "status": "RESOURCE_EXHAUSTED",
 			"details": []any{map[string]any{
 				"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "BUDGET_EXCEEDED", "domain": "llmbudget",
-				"metadata": map[string]string{"code": "budget_exceeded", "resets_at": reset},
+				"metadata": named,
 			}},
 		}}
 	default:
 		v = map[string]any{"error": map[string]any{
 			"message": msg, "type": "insufficient_quota", "param": nil, "code": "budget_exceeded",
+			"budget": named,
 		}}
 	}
 	body, _ := json.Marshal(v)
