@@ -173,9 +173,10 @@ type Options struct {
 	// RefuseWithStatus answers a request the budget refuses with an HTTP
 	// 429 response in the provider's own error format — code
 	// "budget_exceeded", a message naming the budget and when it resets,
-	// the same in fields ("scope", "budget_id", "pattern", "resets_at"; see
-	// refusalResponse for where each API's shape keeps them), Retry-After,
-	// and x-should-retry: false so that SDKs do not retry —
+	// the same in fields ("scope", "budget_id", "pattern", "resets_at",
+	// in error.budget for OpenAI, error.details for Anthropic, the
+	// ErrorInfo's metadata for Gemini), Retry-After, and x-should-retry:
+	// false so that SDKs do not retry —
 	// instead of an error from RoundTrip. SDKs then raise their usual API
 	// error. Off, RoundTrip returns an error matching
 	// budget.ErrBudgetExceeded.
