@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,4 +202,86 @@ func TestCounterCacheForgetsFailedStep(t *testing.T) {
 		t.Errorf("held %d, cap %+v; want 1e9 and a cap with 5e8 held", tot.Held, tot.Also)
 	}
 	ftCheckCounters(t, path)
+}
+
+// TestCounterCacheMixedTwoHandles runs reserves, settles, releases, limit
+// changes, resets and membership changes of users in one team through two
+// store handles on one file at once; every handle's writer keeps counters
+// between its steps while the other commits. Afterwards every budget's
+// counters equal what its rows say, and the team never spent past its
+// limit.
+func TestCounterCacheMixedTwoHandles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "budget.db")
+	a, b := ftManager(ftOpen(t, path)), ftManager(ftOpen(t, path))
+	five := budget.MustAmount("5")
+	if _, err := a.UpdateBudget(ctx, ftAdmin, budget.Team("t"), budget.SettingsUpdate{Limit: &five}); err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u0", "u1", "u2", "u3"}
+	for _, u := range users {
+		ftLimit(t, a, u, "3")
+		if _, err := a.SetMembership(ctx, ftAdmin, u, budget.Membership{Teams: []string{"t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := 100
+	if storetest.RaceEnabled {
+		ops = 40
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*ops)
+	for g := range 8 {
+		m := a
+		if g%2 == 1 {
+			m = b
+		}
+		wg.Go(func() {
+			for i := range ops {
+				u := users[(g+i)%len(users)]
+				var err error
+				switch i % 20 {
+				case 17: // a new limit for the user
+					limit := budget.MustAmount([]string{"2", "3", "4"}[(g+i)%3])
+					_, err = m.UpdateSettings(ctx, ftAdmin, u, budget.SettingsUpdate{Limit: &limit})
+				case 18: // out of the team and back
+					ms := budget.Membership{}
+					if (g+i)%2 == 0 {
+						ms.Teams = []string{"t"}
+					}
+					_, err = m.SetMembership(ctx, ftAdmin, u, ms)
+				case 19:
+					_, err = m.Reset(ctx, ftAdmin, u, budget.ResetOptions{Reason: "mixed"})
+				default:
+					var r *budget.Reservation
+					if r, err = m.Reserve(ctx, u, budget.MustAmount("0.10")); err == nil {
+						if i%3 == 0 {
+							err = r.Release(ctx)
+						} else {
+							_, err = r.Settle(ctx, budget.Usage{Cost: budget.MustAmount("0.07")})
+						}
+					}
+				}
+				if err != nil && !errors.Is(err, budget.ErrBudgetExceeded) {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ftCheckCounters(t, path)
+	for _, m := range []*budget.Manager{a, b} {
+		st, err := m.BudgetStatus(ctx, budget.Team("t"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Spent.GreaterThan(five) || !st.Reserved.IsZero() {
+			t.Errorf("the team: spent %s, reserved %s; want at most 5 and nothing", st.Spent, st.Reserved)
+		}
+	}
 }
