@@ -8,19 +8,17 @@ package sqlite
 // contract asks of every store).
 //
 // Each budget is a row of users under its key (see migrate_v3.sql), with
-// its holds, usage rows and daily rollups under that key, like a user's.
-// The step reads each budget's counters with the single-budget statement
-// (for the few budgets of a call, cheaper than one join over their keys),
-// the hold's rows under all of them with one read of the hold's range of
-// the primary key, and inserts their holds, usage rows and rollups with
-// one statement each, whatever their number: the statements name the
-// budgets by a JSON array of their keys, the user's first, which json_each
-// turns into rows (and its key column into each budget's index in the
-// request). Counters are saved and holds closed with the single-budget
-// statements, once per budget: an UPDATE of several rows costs more than
-// that here (it builds an ephemeral table and needs a statement journal,
-// as it may fail halfway). A request without Also takes the single-budget
-// path of sqlite.go, unchanged.
+// its holds and rollups under that key, like a user's; the usage charged to
+// it lives in usage_charged (migrate_v5.sql), the user's own in usage. The
+// step reads each budget's counters with the single-budget statement, or
+// from the writer's cache (cache.go), which also saves them once per
+// batch; it reads the hold's rows under all of them with one read of the
+// hold's range of the primary key, closes them with one UPDATE by hold,
+// and inserts their holds, charged usage rows and rollups with one
+// statement each, whatever their number: the statements name the budgets
+// by a JSON array of their keys, the user's first, which json_each turns
+// into rows (and its key column into each budget's index in the request).
+// A request without Also takes the single-budget path of sqlite.go.
 
 import (
 	"context"
