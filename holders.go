@@ -441,27 +441,13 @@ func (m *Manager) SetMembership(ctx context.Context, actor Principal, userID str
 func (m *Manager) AddToTeam(ctx context.Context, actor Principal, userID, teamID string) (_ Settings, err error) {
 	ctx, span := m.tel.start(ctx, spanUpdateSettings, userID, &actor)
 	defer m.tel.end(span, &err)
-	if err := CanAdminister(actor); err != nil {
-		return Settings{}, err
-	}
-	if err := Team(teamID).Validate(); err != nil {
-		return Settings{}, err
-	}
-	if err := m.exists(ctx, Team(teamID), "team"); err != nil {
-		return Settings{}, err
-	}
-	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{existing: true, edit: func(cur Settings, next *Settings) error {
-		if slices.Contains(cur.Teams, teamID) {
-			return nil
+	return m.changeTeams(ctx, actor, userID, teamID, true, func(teams []string) ([]string, error) {
+		if slices.Contains(teams, teamID) {
+			return teams, nil
 		}
-		ms, err := Membership{Teams: append(slices.Clone(cur.Teams), teamID), Org: cur.Org}.normalize()
-		if err != nil {
-			return err
-		}
-		next.Teams = ms.Teams
-		return nil
-	}})
-	return s, err
+		ms, err := Membership{Teams: append(slices.Clone(teams), teamID)}.normalize()
+		return ms.Teams, err
+	})
 }
 
 // RemoveFromTeam takes a user out of one team, keeping their other teams
@@ -472,18 +458,37 @@ func (m *Manager) AddToTeam(ctx context.Context, actor Principal, userID, teamID
 func (m *Manager) RemoveFromTeam(ctx context.Context, actor Principal, userID, teamID string) (_ Settings, err error) {
 	ctx, span := m.tel.start(ctx, spanUpdateSettings, userID, &actor)
 	defer m.tel.end(span, &err)
+	return m.changeTeams(ctx, actor, userID, teamID, false, func(teams []string) ([]string, error) {
+		i := slices.Index(teams, teamID)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: user %q is not in team %q", ErrNotFound, userID, teamID)
+		}
+		return slices.Delete(slices.Clone(teams), i, i+1), nil
+	})
+}
+
+// changeTeams is AddToTeam and RemoveFromTeam after their span: it checks
+// actor and teamID (and, with mustExist, that the team has a budget), then
+// sets the user's teams to what change makes of the teams stored when the
+// change commits, keeping their org.
+func (m *Manager) changeTeams(ctx context.Context, actor Principal, userID, teamID string, mustExist bool, change func(teams []string) ([]string, error)) (Settings, error) {
 	if err := CanAdminister(actor); err != nil {
 		return Settings{}, err
 	}
 	if err := Team(teamID).Validate(); err != nil {
 		return Settings{}, err
 	}
-	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{existing: true, edit: func(cur Settings, next *Settings) error {
-		i := slices.Index(cur.Teams, teamID)
-		if i < 0 {
-			return fmt.Errorf("%w: user %q is not in team %q", ErrNotFound, userID, teamID)
+	if mustExist {
+		if err := m.exists(ctx, Team(teamID), "team"); err != nil {
+			return Settings{}, err
 		}
-		next.Teams = slices.Delete(slices.Clone(cur.Teams), i, i+1)
+	}
+	s, _, err := m.update(ctx, actor, userID, SettingsUpdate{}, how{existing: true, edit: func(cur Settings, next *Settings) error {
+		teams, err := change(cur.Teams)
+		if err != nil {
+			return err
+		}
+		next.Teams = teams
 		return nil
 	}})
 	return s, err

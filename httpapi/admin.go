@@ -28,12 +28,9 @@ func (s *server) putConfigure(w http.ResponseWriter, r *http.Request, p budget.P
 	if err != nil {
 		return err
 	}
-	userID, ok, err := o.str(fUserID)
+	userID, err := o.requiredStr(fUserID, "name the user to configure")
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return invalid(fUserID, "name the user to configure")
 	}
 	if err := budget.ValidateUserID(userID); err != nil {
 		return err

@@ -170,6 +170,16 @@ func (o object) str(field string) (string, bool, error) {
 	return s, true, nil
 }
 
+// requiredStr decodes a JSON string member that must be there; missing
+// says what to send when it is not.
+func (o object) requiredStr(field, missing string) (string, error) {
+	s, ok, err := o.str(field)
+	if err == nil && !ok {
+		err = invalid(field, missing)
+	}
+	return s, err
+}
+
 // boolean decodes a JSON true or false member.
 func (o object) boolean(field string) (*bool, error) {
 	raw, ok := o[field]

@@ -225,12 +225,9 @@ func (s *server) postMember(w http.ResponseWriter, r *http.Request, p budget.Pri
 	if err != nil {
 		return err
 	}
-	userID, ok, err := o.str(fUserID)
+	userID, err := o.requiredStr(fUserID, "name the user to add to the team")
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return invalid(fUserID, "name the user to add to the team")
 	}
 	team, set, err := s.member(r, p, userID)
 	if err != nil {

@@ -32,15 +32,7 @@ const (
 // GET /usage/daily?from=&to= and GET /admin/users/{user_id}/usage/daily?from=&to=
 func (s *server) daily(of subject) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-		q, err := readQuery(r, "from", "to")
-		if err != nil {
-			return err
-		}
-		from, to, err := q.timeRange()
-		if err != nil {
-			return err
-		}
-		scope, err := of(r, p)
+		scope, from, to, err := scopedRange(r, p, of)
 		if err != nil {
 			return err
 		}
@@ -227,9 +219,14 @@ func readImportBody(w http.ResponseWriter, r *http.Request, want string) (io.Rea
 	return http.MaxBytesReader(w, body, MaxImportBytes), params, nil
 }
 
-// importOptions reads ?dry_run= and ?reason= of an import.
-func importOptions(q query) (budget.ImportOptions, error) {
+// importOptions reads the query of an import, which takes ?dry_run= and
+// ?reason= and nothing else.
+func importOptions(r *http.Request) (budget.ImportOptions, error) {
 	var o budget.ImportOptions
+	q, err := readQuery(r, "dry_run", "reason")
+	if err != nil {
+		return o, err
+	}
 	if v, ok := q.get("dry_run"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil || v == "" {
@@ -246,11 +243,7 @@ func importOptions(q query) (budget.ImportOptions, error) {
 
 // POST /admin/import/settings?dry_run=&reason=
 func (s *server) postImportSettings(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "dry_run", "reason")
-	if err != nil {
-		return err
-	}
-	o, err := importOptions(q)
+	o, err := importOptions(r)
 	if err != nil {
 		return err
 	}
@@ -273,11 +266,7 @@ func (s *server) postImportSettings(w http.ResponseWriter, r *http.Request, p bu
 // A multipart/form-data body with the part user_budget_settings, the part
 // budget_reset_log, or both: each a table of the seed system as CSV.
 func (s *server) postImportSeed(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-	q, err := readQuery(r, "dry_run", "reason")
-	if err != nil {
-		return err
-	}
-	o, err := importOptions(q)
+	o, err := importOptions(r)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/llmbudget/budget"
 )
@@ -131,6 +132,20 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request, p budget.Principa
 // answer the same JSON.
 type subject func(r *http.Request, p budget.Principal) (budget.Scope, error)
 
+// scopedRange reads the ?from=&to= of a query that takes nothing else,
+// then the budget of the request (of), for the views of a time range.
+func scopedRange(r *http.Request, p budget.Principal, of subject) (scope budget.Scope, from, to time.Time, err error) {
+	q, err := readQuery(r, "from", "to")
+	if err != nil {
+		return scope, from, to, err
+	}
+	if from, to, err = q.timeRange(); err != nil {
+		return scope, from, to, err
+	}
+	scope, err = of(r, p)
+	return scope, from, to, err
+}
+
 // self is the principal, if their budget is visible to them.
 func (s *server) self(r *http.Request, p budget.Principal) (budget.Scope, error) {
 	_, err := s.viewOwn(r.Context(), p)
@@ -150,15 +165,7 @@ func (s *server) pathUser(r *http.Request, p budget.Principal) (budget.Scope, er
 // GET /admin/orgs/{org_id}/usage/breakdown?from=&to=
 func (s *server) breakdown(of subject) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p budget.Principal) error {
-		q, err := readQuery(r, "from", "to")
-		if err != nil {
-			return err
-		}
-		from, to, err := q.timeRange()
-		if err != nil {
-			return err
-		}
-		scope, err := of(r, p)
+		scope, from, to, err := scopedRange(r, p, of)
 		if err != nil {
 			return err
 		}
